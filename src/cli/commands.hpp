@@ -1,0 +1,21 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace cerberus::cli {
+
+// What a parsed subcommand does; returns the process exit code. Errors that end the
+// command travel up as core::Error and main() turns them into one line and an exit code.
+using Action = std::function<int()>;
+
+void addRunCommand(CLI::App& app, Action& action);
+void addHistoryCommand(CLI::App& app, Action& action);
+
+// DESIGN.md's default: $STATE_DIRECTORY/cerberus.db, else /var/lib/cerberus/cerberus.db
+// for root, else $XDG_STATE_HOME/cerberus/cerberus.db.
+std::string defaultDbPath();
+
+}  // namespace cerberus::cli

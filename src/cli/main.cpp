@@ -1,0 +1,35 @@
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+
+int main(int argc, char** argv) {
+    using cerberus::core::ExitCode;
+    CLI::App app{"cerberus: crash-loop alerting for Linux services", "cerberus"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("cerberus ") + CERBERUS_VERSION);
+    cerberus::cli::Action action;
+    cerberus::cli::addRunCommand(app, action);
+    cerberus::cli::addHistoryCommand(app, action);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "cerberus: %s (see 'cerberus --help').\n", e.what());
+        return static_cast<int>(ExitCode::Usage);
+    }
+    try {
+        return action();
+    } catch (const cerberus::core::Error& e) {
+        std::fprintf(stderr, "cerberus: %s\n", e.what());
+        return static_cast<int>(e.code());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "cerberus: unexpected error: %s\n", e.what());
+        return static_cast<int>(ExitCode::Failure);
+    }
+}

@@ -1,0 +1,24 @@
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "cli/commands.hpp"
+
+namespace cerberus::cli {
+
+std::string defaultDbPath() {
+    if (const char* dir = std::getenv("STATE_DIRECTORY"); dir && *dir) {
+        std::string first(dir);
+        // systemd passes a colon-separated list when several directories are configured.
+        first = first.substr(0, first.find(':'));
+        return first + "/cerberus.db";
+    }
+    if (geteuid() == 0) return "/var/lib/cerberus/cerberus.db";
+    if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg)
+        return std::string(xdg) + "/cerberus/cerberus.db";
+    const char* home = std::getenv("HOME");
+    return std::string(home && *home ? home : ".") + "/.local/state/cerberus/cerberus.db";
+}
+
+}  // namespace cerberus::cli

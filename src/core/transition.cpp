@@ -1,0 +1,64 @@
+#include "core/transition.hpp"
+
+#include <array>
+#include <utility>
+
+namespace cerberus::core {
+
+namespace {
+
+constexpr std::array<std::pair<Event, std::string_view>, 6> EVENT_NAMES{{
+    {Event::Start, "start"},
+    {Event::Stop, "stop"},
+    {Event::Crash, "crash"},
+    {Event::Restart, "restart"},
+    {Event::Fail, "fail"},
+    {Event::GiveUp, "give_up"},
+}};
+
+constexpr std::array<std::pair<Source, std::string_view>, 4> SOURCE_NAMES{{
+    {Source::Systemd, "systemd"},
+    {Source::Reconcile, "reconcile"},
+    {Source::Emit, "emit"},
+    {Source::Supervisor, "supervisor"},
+}};
+
+template <typename E, std::size_t N>
+std::string_view nameOf(const std::array<std::pair<E, std::string_view>, N>& names, E value) {
+    for (const auto& [v, name] : names)
+        if (v == value) return name;
+    return "?";
+}
+
+template <typename E, std::size_t N>
+std::optional<E> valueOf(const std::array<std::pair<E, std::string_view>, N>& names,
+                         std::string_view text) {
+    for (const auto& [v, name] : names)
+        if (name == text) return v;
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view toString(Event event) { return nameOf(EVENT_NAMES, event); }
+std::optional<Event> parseEvent(std::string_view text) { return valueOf(EVENT_NAMES, text); }
+std::string_view toString(Source source) { return nameOf(SOURCE_NAMES, source); }
+std::optional<Source> parseSource(std::string_view text) { return valueOf(SOURCE_NAMES, text); }
+
+std::string_view exitCodeName(int exec_main_code) {
+    switch (exec_main_code) {
+    case 1: return "exited";
+    case 2: return "killed";
+    case 3: return "dumped";
+    default: return "";
+    }
+}
+
+int parseExitCodeName(std::string_view name) {
+    if (name == "exited") return 1;
+    if (name == "killed") return 2;
+    if (name == "dumped") return 3;
+    return 0;
+}
+
+}  // namespace cerberus::core

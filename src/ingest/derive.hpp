@@ -1,0 +1,51 @@
+#pragma once
+
+// Pure derivation of stored transitions from systemd's property snapshots. No I/O: the
+// systemd source feeds it live, reconcile feeds it (persisted snapshot, fresh snapshot).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/time.hpp"
+#include "core/transition.hpp"
+
+namespace cerberus::ingest {
+
+// The properties of one PropertiesChanged signal (or one GetAll reply): only those present.
+struct PropertyDelta {
+    std::optional<std::string> active_state;
+    std::optional<std::string> sub_state;
+    std::optional<std::string> result;
+    std::optional<int> exec_main_code;
+    std::optional<int> exec_main_status;
+    std::optional<core::Usec> exec_main_start_mono;
+    std::optional<core::Usec> exec_main_exit_mono;
+    std::optional<core::Usec> state_change_mono;
+    std::optional<std::int64_t> n_restarts;
+    std::optional<std::string> invocation_id;
+    std::optional<std::int64_t> main_pid;
+};
+
+// True when a live delta is older than what is already known (a signal queued before a
+// GetAll reply): applying it would replay the past as if it were new.
+bool isStale(const core::UnitSnapshot& known, const PropertyDelta& delta);
+
+// Copies the present properties of `delta` into `snapshot`.
+void apply(core::UnitSnapshot& snapshot, const PropertyDelta& delta);
+
+struct Stamp {
+    core::Usec ts_usec = 0;
+    core::Usec mono_usec = 0;
+    core::Source source = core::Source::Systemd;
+};
+
+// The transitions that take a unit from `before` to `after`, in the order they happened
+// (stop/crash, fail, restart, start, give_up). Updates the bookkeeping fields of `after`.
+// A `before` with an empty active_state is a first sighting: a baseline, no transitions.
+std::vector<core::Transition> derive(const core::UnitSnapshot& before, core::UnitSnapshot& after,
+                                     const Stamp& stamp);
+
+}  // namespace cerberus::ingest

@@ -1,0 +1,117 @@
+#pragma once
+
+// The store: cerberus's SQLite history. One lean header; the rest stays in src/store/.
+
+#include <sqlite3.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/time.hpp"
+#include "core/transition.hpp"
+
+namespace cerberus::store {
+
+// The newest schema this build knows (the highest schema/sql/NNN_*.sql).
+int latestSchemaVersion();
+
+enum class OpenMode { ReadWrite, ReadOnly };
+
+// Owns one sqlite3 connection. Opening read-write creates the file 0600 (never its
+// directory), switches to WAL and migrates to latestSchemaVersion(). Failures throw
+// core::Error(ExitCode::Database) with one sentence naming the file and the fix; a file
+// from a newer schema is refused before anything is written.
+class Database {
+public:
+    static Database open(const std::string& path, OpenMode mode);
+
+    Database(Database&& other) noexcept;
+    Database& operator=(Database&& other) noexcept;
+    Database(const Database&) = delete;
+    Database& operator=(const Database&) = delete;
+    ~Database();
+
+    sqlite3* handle() const { return db_; }
+    const std::string& path() const { return path_; }
+    int schemaVersion() const;
+
+private:
+    Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+    sqlite3* db_ = nullptr;
+    std::string path_;
+};
+
+// Owns one prepared statement.
+class Statement {
+public:
+    Statement(sqlite3* db, std::string_view sql);  // throws core::Error(Database)
+    Statement(Statement&& other) noexcept;
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+    ~Statement();
+    sqlite3_stmt* get() const { return stmt_; }
+
+private:
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+struct FlushResult {
+    bool ok = true;
+    std::size_t written = 0;  // transitions committed by this flush
+    std::string error;        // sqlite's message when !ok
+};
+
+// Batches transitions and unit snapshots and commits them in one transaction per flush()
+// (the event loop flushes once it has drained its input). A failed flush (full disk,
+// locked database) keeps everything queued for the next try; past max_queued transitions
+// the oldest are dropped and counted.
+class HistoryWriter {
+public:
+    explicit HistoryWriter(Database& db, std::size_t max_queued = 100000);
+
+    void add(core::Transition transition);
+    // Persists the unit's latest snapshot (table `units`) in the next flush.
+    void putUnit(const core::UnitSnapshot& snapshot);
+
+    FlushResult flush();
+    std::size_t pending() const { return queue_.size() + units_.size(); }
+    std::uint64_t dropped() const { return dropped_; }
+
+private:
+    Database& db_;
+    std::size_t max_queued_;
+    std::deque<core::Transition> queue_;
+    std::map<std::string, core::UnitSnapshot> units_;
+    std::uint64_t dropped_ = 0;
+    Statement insert_transition_;
+    Statement upsert_unit_;
+};
+
+// Deletes up to `batch` transitions older than `before_usec`; returns how many it deleted.
+std::int64_t pruneTransitions(Database& db, core::Usec before_usec, int batch = 2000);
+
+// The persisted snapshots of every unit (for reconcile at start-up).
+std::map<std::string, core::UnitSnapshot> loadUnits(Database& db);
+std::optional<core::UnitSnapshot> loadUnit(Database& db, const std::string& unit);
+
+struct HistoryQuery {
+    std::optional<std::string> unit_glob;  // sqlite GLOB; an exact name uses the index
+    std::optional<core::Event> event;
+    std::optional<core::Usec> since_usec;
+    std::optional<core::Usec> until_usec;
+    int limit = 100;  // the newest `limit` rows, returned oldest first
+};
+
+struct StoredTransition {
+    std::int64_t id = 0;
+    core::Transition transition;
+};
+
+std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& query);
+
+}  // namespace cerberus::store
