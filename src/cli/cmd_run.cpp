@@ -1,8 +1,50 @@
+#include <unistd.h>
+
+#include <string>
+
 #include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/time.hpp"
+#include "daemon/daemon.hpp"
 
 namespace cerberus::cli {
+
+namespace {
+
+struct RunArgs {
+    std::string db;
+    std::string bus;
+    std::string keep;
+};
+
+}  // namespace
+
 void addRunCommand(CLI::App& app, Action& action) {
-    auto* cmd = app.add_subcommand("run", "Watch every unit and record its transitions");
-    cmd->callback([&action] { action = [] { return 0; }; });
+    auto args = std::make_shared<RunArgs>();
+    auto* cmd = app.add_subcommand(
+        "run", "Follow every unit of systemd and record each transition in the history database");
+    cmd->add_option("--db", args->db, "History database (default: " + defaultDbPath() + ")");
+    cmd->add_option("--bus", args->bus,
+                    "system, user, or a D-Bus address such as unix:path=/run/user/1000/bus "
+                    "(default: system for root, else user)");
+    cmd->add_option("--keep", args->keep,
+                    "Delete transitions older than this duration (e.g. 30d); default: keep all");
+    cmd->callback([&action, args] {
+        action = [args] {
+            daemon::Options options;
+            options.db_path = args->db.empty() ? defaultDbPath() : args->db;
+            options.bus = args->bus.empty() ? (geteuid() == 0 ? "system" : "user") : args->bus;
+            if (!args->keep.empty()) {
+                const auto keep = core::parseDuration(args->keep);
+                if (!keep || *keep <= 0)
+                    throw core::Error(core::ExitCode::Usage,
+                                      "--keep '" + args->keep +
+                                          "' is not a duration; use e.g. 30d, 12h or 90m");
+                options.keep_usec = *keep;
+            }
+            return daemon::run(options);
+        };
+    });
 }
+
 }  // namespace cerberus::cli

@@ -44,6 +44,8 @@ struct UnitSnapshot {
     bool run_ended = false;         // a stop/crash was stored since the last restart
     bool in_restart_cycle = false;  // the manager was restarting it (auto-restart seen)
     bool gave_up = false;           // give_up stored; cleared when it becomes active again
+
+    bool operator==(const UnitSnapshot&) const = default;
 };
 
 // "exited", "killed", "dumped" or "" (ExecMainCode as a person reads it).

@@ -1,1 +1,331 @@
-// placeholder
+#include "daemon/daemon.hpp"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "ingest/systemd_source.hpp"
+#include "store/store.hpp"
+
+namespace cerberus::daemon {
+
+namespace {
+
+using core::Usec;
+using core::USEC_PER_MSEC;
+using core::USEC_PER_SEC;
+
+constexpr Usec RETRY_MIN_USEC = 100 * USEC_PER_MSEC;
+constexpr Usec RETRY_MAX_USEC = 5 * USEC_PER_SEC;
+constexpr Usec RETENTION_EVERY_USEC = 3600 * USEC_PER_SEC;
+constexpr Usec RETENTION_NEXT_BATCH_USEC = 50 * USEC_PER_MSEC;
+constexpr Usec SHUTDOWN_FLUSH_USEC = 3 * USEC_PER_SEC;
+constexpr int RETENTION_BATCH = 2000;
+
+template <typename... Args>
+void logLine(const char* format, Args... args) {
+    std::fprintf(stderr, "cerberus: ");
+    std::fprintf(stderr, format, args...);
+    std::fputc('\n', stderr);
+    std::fflush(stderr);
+}
+
+// Exponential backoff between two limits.
+class Backoff {
+public:
+    Usec next() {
+        const Usec out = current_;
+        current_ = std::min(current_ * 2, RETRY_MAX_USEC);
+        return out;
+    }
+    void reset() { current_ = RETRY_MIN_USEC; }
+
+private:
+    Usec current_ = RETRY_MIN_USEC;
+};
+
+// Feeds what the source sees into the history writer.
+class StoreSink final : public ingest::TransitionSink {
+public:
+    explicit StoreSink(store::HistoryWriter& writer) : writer_(writer) {}
+    void onTransition(core::Transition transition) override {
+        ++transitions_;
+        writer_.add(std::move(transition));
+    }
+    void onUnit(const core::UnitSnapshot& snapshot) override { writer_.putUnit(snapshot); }
+    std::uint64_t transitions() const { return transitions_; }
+
+private:
+    store::HistoryWriter& writer_;
+    std::uint64_t transitions_ = 0;
+};
+
+core::UniqueFd makeSignalFd() {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0)
+        throw core::Error(core::ExitCode::Failure, std::string("cannot block signals: ") +
+                                                       std::strerror(errno));
+    core::UniqueFd fd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!fd)
+        throw core::Error(core::ExitCode::Failure,
+                          std::string("cannot create a signalfd: ") + std::strerror(errno));
+    return fd;
+}
+
+class Loop {
+public:
+    Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
+         store::HistoryWriter& writer, StoreSink& sink)
+        : options_(options), db_(db), source_(source), writer_(writer), sink_(sink) {}
+
+    int run();
+
+private:
+    void watchBus();
+    int timeoutMs(Usec now) const;
+    void handleSignals(bool& stop);
+    void processBus(Usec now);
+    void flush(Usec now);
+    void retention(Usec now);
+
+    const Options& options_;
+    store::Database& db_;
+    ingest::SystemdSource& source_;
+    store::HistoryWriter& writer_;
+    StoreSink& sink_;
+    core::SystemClock clock_;
+
+    core::UniqueFd epoll_;
+    core::UniqueFd signals_;
+    int bus_fd_ = -1;
+    std::uint32_t bus_events_ = 0;
+
+    Backoff reconnect_backoff_;
+    std::optional<Usec> reconnect_at_;
+    bool reconnect_logged_ = false;
+    Backoff flush_backoff_;
+    Usec flush_at_ = 0;
+    bool flush_failing_ = false;
+    std::uint64_t dropped_reported_ = 0;
+    std::optional<Usec> retention_at_;
+    std::optional<Usec> watchdog_every_;
+    Usec watchdog_at_ = 0;
+};
+
+void Loop::watchBus() {
+    const auto poll = source_.pollData();
+    if (poll.fd == bus_fd_ && poll.epoll_events == bus_events_) return;
+    if (bus_fd_ >= 0 && poll.fd != bus_fd_) {
+        // The old fd may already be closed with its connection; then it left the set itself.
+        epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, bus_fd_, nullptr);
+        bus_fd_ = -1;
+    }
+    if (poll.fd < 0) return;
+    epoll_event ev{};
+    ev.events = poll.epoll_events;
+    ev.data.fd = poll.fd;
+    const int op = poll.fd == bus_fd_ ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(epoll_.get(), op, poll.fd, &ev) < 0 && errno == EEXIST)
+        epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, poll.fd, &ev);
+    bus_fd_ = poll.fd;
+    bus_events_ = poll.epoll_events;
+}
+
+int Loop::timeoutMs(Usec now) const {
+    std::optional<Usec> deadline;
+    auto consider = [&deadline](std::optional<Usec> at) {
+        if (at && (!deadline || *at < *deadline)) deadline = at;
+    };
+    consider(source_.pollData().deadline_mono);
+    consider(reconnect_at_);
+    if (writer_.pending() > 0) consider(flush_at_);
+    consider(retention_at_);
+    if (watchdog_every_) consider(watchdog_at_);
+    if (!deadline) return -1;
+    if (*deadline <= now) return 0;
+    // Round up so that we never wake a millisecond early and spin.
+    return static_cast<int>(std::min<Usec>((*deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC,
+                                           60 * 60 * 1000));
+}
+
+void Loop::handleSignals(bool& stop) {
+    signalfd_siginfo info{};
+    while (read(signals_.get(), &info, sizeof info) == sizeof info) {
+        if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
+        if (info.ssi_signo == SIGHUP) logLine("SIGHUP: nothing to reload (no rules are loaded)");
+    }
+}
+
+void Loop::processBus(Usec now) {
+    if (source_.connected()) {
+        if (!source_.process()) {
+            logLine("lost the %s: %s; reconnecting", ingest::BusSpec{options_.bus}.describe().c_str(),
+                    source_.lastError().c_str());
+            reconnect_backoff_.reset();
+            reconnect_at_ = now + reconnect_backoff_.next();
+            reconnect_logged_ = false;
+        }
+        return;
+    }
+    if (!reconnect_at_ || now < *reconnect_at_) return;
+    try {
+        source_.connect();
+        if (source_.process()) {
+            logLine("reconnected to the %s; %zu units tracked",
+                    ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked());
+            reconnect_at_.reset();
+            return;
+        }
+    } catch (const core::Error& e) {
+        if (!reconnect_logged_) logLine("%s; retrying", e.what());
+        reconnect_logged_ = true;
+    }
+    reconnect_at_ = now + reconnect_backoff_.next();
+}
+
+void Loop::flush(Usec now) {
+    if (writer_.pending() == 0 || now < flush_at_) return;
+    const auto result = writer_.flush();
+    if (result.ok) {
+        if (flush_failing_)
+            logLine("writing to '%s' again; the queued transitions are stored", db_.path().c_str());
+        flush_failing_ = false;
+        flush_backoff_.reset();
+        flush_at_ = 0;
+    } else {
+        if (!flush_failing_)
+            logLine("cannot write to '%s': %s; keeping %zu changes queued and retrying",
+                    db_.path().c_str(), result.error.c_str(), writer_.pending());
+        flush_failing_ = true;
+        flush_at_ = now + flush_backoff_.next();
+    }
+    if (writer_.dropped() != dropped_reported_) {
+        logLine("the write queue is full: %llu transitions dropped so far",
+                static_cast<unsigned long long>(writer_.dropped()));
+        dropped_reported_ = writer_.dropped();
+    }
+}
+
+void Loop::retention(Usec now) {
+    if (!options_.keep_usec || !retention_at_ || now < *retention_at_) return;
+    try {
+        const auto deleted =
+            store::pruneTransitions(db_, clock_.realtime() - *options_.keep_usec, RETENTION_BATCH);
+        retention_at_ = now + (deleted == RETENTION_BATCH ? RETENTION_NEXT_BATCH_USEC
+                                                          : RETENTION_EVERY_USEC);
+    } catch (const core::Error& e) {
+        logLine("retention: %s; retrying later", e.what());
+        retention_at_ = now + RETRY_MAX_USEC;
+    }
+}
+
+int Loop::run() {
+    epoll_ = core::UniqueFd(epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_)
+        throw core::Error(core::ExitCode::Failure,
+                          std::string("cannot create an epoll fd: ") + std::strerror(errno));
+    signals_ = makeSignalFd();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = signals_.get();
+    epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, signals_.get(), &ev);
+
+    std::uint64_t watchdog_usec = 0;
+    if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
+        watchdog_every_ = static_cast<Usec>(watchdog_usec / 2);
+    if (options_.keep_usec) retention_at_ = clock_.monotonic();
+
+    // Everything loaded has been read and reconciled by the caller's first process().
+    flush(clock_.monotonic());
+    sd_notifyf(0, "READY=1\nSTATUS=Tracking %zu units", source_.unitsTracked());
+    logLine("following the %s: %zu units tracked, history in '%s'",
+            ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(),
+            db_.path().c_str());
+
+    bool stop = false;
+    epoll_event events[4];
+    while (!stop) {
+        watchBus();
+        const int n = epoll_wait(epoll_.get(), events, 4, timeoutMs(clock_.monotonic()));
+        if (n < 0 && errno != EINTR)
+            throw core::Error(core::ExitCode::Failure,
+                              std::string("epoll_wait failed: ") + std::strerror(errno));
+        handleSignals(stop);
+        const Usec now = clock_.monotonic();
+        processBus(now);
+        flush(now);
+        retention(now);
+        if (watchdog_every_ && now >= watchdog_at_) {
+            sd_notify(0, "WATCHDOG=1");
+            watchdog_at_ = now + *watchdog_every_;
+        }
+    }
+
+    sd_notify(0, "STOPPING=1");
+    // Intake has stopped; give the store a bounded time to take what is queued.
+    const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
+    while (writer_.pending() > 0 && clock_.monotonic() < give_up_at) {
+        if (writer_.flush().ok) break;
+        usleep(static_cast<useconds_t>(RETRY_MIN_USEC));
+    }
+    if (writer_.pending() > 0) {
+        logLine("stopping with %zu changes not written to '%s'", writer_.pending(),
+                db_.path().c_str());
+        return static_cast<int>(core::ExitCode::Database);
+    }
+    logLine("stopped; %llu transitions recorded in this run",
+            static_cast<unsigned long long>(sink_.transitions()));
+    return 0;
+}
+
+}  // namespace
+
+int run(const Options& options) {
+    core::SystemClock clock;
+    // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
+    store::Database* db_ptr = nullptr;
+    std::optional<store::Database> db;
+    std::optional<store::HistoryWriter> writer;
+    std::optional<StoreSink> sink;
+
+    // The sink needs the writer, the writer the database, and the database comes after
+    // the bus check; a small trampoline sink lets the source exist first.
+    class Deferred final : public ingest::TransitionSink {
+    public:
+        ingest::TransitionSink* target = nullptr;
+        void onTransition(core::Transition t) override { target->onTransition(std::move(t)); }
+        void onUnit(const core::UnitSnapshot& s) override { target->onUnit(s); }
+    } deferred;
+
+    ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock, {});
+    source.connect();
+
+    db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
+    db_ptr = &*db;
+    writer.emplace(*db_ptr);
+    sink.emplace(*writer);
+    deferred.target = &*sink;
+    source.seed(store::loadUnits(*db_ptr));
+
+    if (!source.process())
+        throw core::Error(core::ExitCode::Bus,
+                          "systemd on the " + ingest::BusSpec{options.bus}.describe() +
+                              " did not answer: " + source.lastError());
+    Loop loop(options, *db_ptr, source, *writer, *sink);
+    return loop.run();
+}
+
+}  // namespace cerberus::daemon

@@ -1,1 +1,388 @@
-// placeholder
+#include "ingest/systemd_source.hpp"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <systemd/sd-login.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "core/error.hpp"
+#include "ingest/derive.hpp"
+#include "ingest/unit_path.hpp"
+
+namespace cerberus::ingest {
+
+namespace {
+
+constexpr const char* SYSTEMD_NAME = "org.freedesktop.systemd1";
+constexpr const char* MANAGER_PATH = "/org/freedesktop/systemd1";
+constexpr const char* MANAGER_IFACE = "org.freedesktop.systemd1.Manager";
+constexpr const char* UNIT_IFACE = "org.freedesktop.systemd1.Unit";
+constexpr const char* SERVICE_IFACE = "org.freedesktop.systemd1.Service";
+constexpr const char* PROPERTIES_IFACE = "org.freedesktop.DBus.Properties";
+constexpr std::uint64_t CALL_TIMEOUT_USEC = 10 * core::USEC_PER_SEC;
+// Deferred work (GetAll after UnitNew, re-lists) is done in rounds between drains; more
+// rounds than this in one process() call are left for the next wakeup.
+constexpr int MAX_ROUNDS_PER_PROCESS = 16;
+
+using Properties = std::map<std::string, sdbus::Variant>;
+
+template <typename T>
+std::optional<T> take(const Properties& props, const char* key) {
+    const auto it = props.find(key);
+    if (it == props.end() || !it->second.template containsValueOfType<T>()) return std::nullopt;
+    return it->second.template get<T>();
+}
+
+std::string hex(const std::vector<std::uint8_t>& bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (const auto b : bytes) {
+        out.push_back(digits[b >> 4]);
+        out.push_back(digits[b & 0xf]);
+    }
+    return out;
+}
+
+// The properties derivation needs, from either interface. Absent ones stay unset.
+void readProperties(const Properties& props, PropertyDelta& d) {
+    if (auto v = take<std::string>(props, "ActiveState")) d.active_state = std::move(*v);
+    if (auto v = take<std::string>(props, "SubState")) d.sub_state = std::move(*v);
+    if (auto v = take<std::uint64_t>(props, "StateChangeTimestampMonotonic"))
+        d.state_change_mono = static_cast<core::Usec>(*v);
+    if (auto v = take<std::vector<std::uint8_t>>(props, "InvocationID"))
+        d.invocation_id = hex(*v);
+    if (auto v = take<std::string>(props, "Result")) d.result = std::move(*v);
+    if (auto v = take<std::uint32_t>(props, "NRestarts")) d.n_restarts = *v;
+    if (auto v = take<std::int32_t>(props, "ExecMainCode")) d.exec_main_code = *v;
+    if (auto v = take<std::int32_t>(props, "ExecMainStatus")) d.exec_main_status = *v;
+    if (auto v = take<std::uint64_t>(props, "ExecMainStartTimestampMonotonic"))
+        d.exec_main_start_mono = static_cast<core::Usec>(*v);
+    if (auto v = take<std::uint64_t>(props, "ExecMainExitTimestampMonotonic"))
+        d.exec_main_exit_mono = static_cast<core::Usec>(*v);
+    if (auto v = take<std::uint32_t>(props, "MainPID")) d.main_pid = *v;
+}
+
+bool isWatchedProperty(const std::string& name) {
+    static const std::set<std::string> watched{
+        "ActiveState", "SubState", "StateChangeTimestampMonotonic", "InvocationID", "Result",
+        "NRestarts", "ExecMainCode", "ExecMainStatus", "ExecMainStartTimestampMonotonic",
+        "ExecMainExitTimestampMonotonic", "MainPID"};
+    return watched.count(name) > 0;
+}
+
+bool isGoneError(const sdbus::Error& e) {
+    const auto& n = e.getName();
+    return n == "org.freedesktop.systemd1.NoSuchUnit" ||
+           n == "org.freedesktop.DBus.Error.UnknownObject" ||
+           n == "org.freedesktop.DBus.Error.UnknownInterface" ||
+           n == "org.freedesktop.DBus.Error.UnknownMethod";
+}
+
+bool endsWith(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// The unit cerberus itself runs in, so that it never records its own restarts.
+std::string findOwnUnit(const std::string& bus) {
+    char* unit = nullptr;
+    int r = bus == "system" ? sd_pid_get_unit(0, &unit) : sd_pid_get_user_unit(0, &unit);
+    if (r < 0 && bus != "system" && bus != "user") r = sd_pid_get_unit(0, &unit);
+    std::string out;
+    if (r >= 0 && unit) out = unit;
+    std::free(unit);
+    return out;
+}
+
+}  // namespace
+
+std::string BusSpec::describe() const {
+    if (bus == "system") return "system bus";
+    if (bus == "user") return "user bus";
+    return "bus at '" + bus + "'";
+}
+
+SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock,
+                             std::map<std::string, core::UnitSnapshot> known)
+    : bus_(std::move(bus)), sink_(sink), clock_(clock), own_unit_(findOwnUnit(bus_.bus)) {
+    for (auto& [name, snapshot] : known) units_[name].snapshot = std::move(snapshot);
+}
+
+SystemdSource::~SystemdSource() { disconnect(); }
+
+void SystemdSource::seed(std::map<std::string, core::UnitSnapshot> known) {
+    for (auto& [name, snapshot] : known) {
+        Tracked& tracked = units_[name];
+        if (!tracked.fresh) tracked.snapshot = std::move(snapshot);
+    }
+}
+
+void SystemdSource::connect() {
+    disconnect();
+    lost_ = false;
+    last_error_.clear();
+    try {
+        if (bus_.bus == "system")
+            connection_ = sdbus::createSystemBusConnection();
+        else if (bus_.bus == "user")
+            connection_ = sdbus::createSessionBusConnection();
+        else
+            connection_ = sdbus::createSessionBusConnectionWithAddress(bus_.bus);
+        connection_->setMethodCallTimeout(CALL_TIMEOUT_USEC);
+        manager_ = sdbus::createProxy(*connection_, SYSTEMD_NAME, MANAGER_PATH);
+        addMatches();
+        subscribe();
+        // Signals queue up in sd-bus from here on; the first process() reads every unit
+        // and then applies them, so nothing between subscribe and the read is lost.
+        deferred_reconcile_ = true;
+        ++stats_.connects;
+    } catch (const sdbus::Error& e) {
+        last_error_ = e.getMessage().empty() ? e.getName() : e.getMessage();
+        disconnect();
+        std::string why = last_error_;
+        if (e.getName() == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+            e.getName() == "org.freedesktop.DBus.Error.NameHasNoOwner")
+            why = "systemd is not on that bus";
+        throw core::Error(core::ExitCode::Bus,
+                          "cannot follow systemd on the " + bus_.describe() + ": " + why +
+                              "; check that the bus is running or pass --bus");
+    }
+}
+
+void SystemdSource::disconnect() {
+    slots_.clear();
+    manager_.reset();
+    connection_.reset();
+    deferred_refresh_.clear();
+    deferred_reconcile_ = false;
+    for (auto& [name, tracked] : units_) tracked.fresh = false;
+}
+
+void SystemdSource::addMatches() {
+    auto guarded = [this](void (SystemdSource::*handler)(sdbus::Message&)) {
+        return [this, handler](sdbus::Message& msg) {
+            // sdbus-c++ lets nothing escape a match handler safely: catch it all here.
+            try {
+                ++stats_.signals;
+                (this->*handler)(msg);
+            } catch (const std::exception&) {
+                ++stats_.bad_signals;
+            }
+        };
+    };
+    slots_.push_back(connection_->addMatch(
+        std::string("type='signal',sender='") + SYSTEMD_NAME + "',interface='" +
+            PROPERTIES_IFACE +
+            "',member='PropertiesChanged',path_namespace='/org/freedesktop/systemd1/unit'",
+        guarded(&SystemdSource::onPropertiesChanged)));
+    slots_.push_back(connection_->addMatch(std::string("type='signal',sender='") + SYSTEMD_NAME +
+                                               "',interface='" + MANAGER_IFACE + "',path='" +
+                                               MANAGER_PATH + "'",
+                                           guarded(&SystemdSource::onManagerSignal)));
+    slots_.push_back(connection_->addMatch(
+        std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop."
+                    "DBus',member='NameOwnerChanged',arg0='") +
+            SYSTEMD_NAME + "'",
+        guarded(&SystemdSource::onManagerSignal)));
+    slots_.push_back(connection_->addMatch(
+        "type='signal',sender='org.freedesktop.DBus.Local',interface='org.freedesktop.DBus."
+        "Local',member='Disconnected'",
+        [this](sdbus::Message&) { lost_ = true; }));
+}
+
+void SystemdSource::subscribe() {
+    try {
+        manager_->callMethod("Subscribe").onInterface(MANAGER_IFACE);
+    } catch (const sdbus::Error& e) {
+        // A re-subscribe after systemd came back: the subscription survived.
+        if (e.getName() != "org.freedesktop.systemd1.AlreadySubscribed") throw;
+    }
+}
+
+void SystemdSource::reconcileAll(core::Source source) {
+    using UnitRow = sdbus::Struct<std::string, std::string, std::string, std::string, std::string,
+                                  std::string, sdbus::ObjectPath, std::uint32_t, std::string,
+                                  sdbus::ObjectPath>;
+    std::vector<UnitRow> rows;
+    manager_->callMethod("ListUnits").onInterface(MANAGER_IFACE).storeResultsTo(rows);
+    std::set<std::string> listed;
+    for (const auto& row : rows) listed.insert(row.get<0>());
+    for (auto& [name, tracked] : units_)
+        if (!listed.count(name)) tracked.fresh = false;
+    deferred_refresh_.clear();
+    deferred_reconcile_ = false;
+    for (const auto& name : listed) {
+        if (name == own_unit_) continue;
+        refresh(name, source);
+    }
+    ++stats_.reconciles;
+}
+
+void SystemdSource::refresh(const std::string& name, core::Source source) {
+    if (name == own_unit_) return;
+    PropertyDelta delta;
+    try {
+        auto proxy = sdbus::createProxy(*connection_, SYSTEMD_NAME, unitObjectPath(name));
+        Properties props;
+        proxy->callMethod("GetAll").onInterface(PROPERTIES_IFACE).withArguments(UNIT_IFACE)
+            .storeResultsTo(props);
+        readProperties(props, delta);
+        if (endsWith(name, ".service")) {
+            props.clear();
+            proxy->callMethod("GetAll").onInterface(PROPERTIES_IFACE)
+                .withArguments(SERVICE_IFACE).storeResultsTo(props);
+            readProperties(props, delta);
+        }
+    } catch (const sdbus::Error& e) {
+        if (!isGoneError(e)) throw;
+        // Unloaded between the signal and our question: nothing to read, nothing lost,
+        // since NRestarts of a reloaded unit starts again from 0.
+        if (auto it = units_.find(name); it != units_.end()) it->second.fresh = false;
+        return;
+    }
+    ++stats_.refreshes;
+    Tracked& tracked = units_[name];
+    core::UnitSnapshot after = tracked.snapshot;
+    after.unit = name;
+    apply(after, delta);
+    update(tracked, std::move(after), source);
+    tracked.fresh = true;
+}
+
+void SystemdSource::onPropertiesChanged(sdbus::Message& msg) {
+    const auto name = unitNameFromPath(msg.getPath());
+    if (!name || *name == own_unit_) return;
+    std::string iface;
+    Properties changed;
+    std::vector<std::string> invalidated;
+    msg >> iface >> changed >> invalidated;
+    if (iface != UNIT_IFACE && iface != SERVICE_IFACE) return;
+
+    auto it = units_.find(*name);
+    if (it == units_.end() || !it->second.fresh) {
+        // Not read on this connection yet: its full state comes with the GetAll.
+        deferred_refresh_.insert(*name);
+        return;
+    }
+    for (const auto& property : invalidated) {
+        if (isWatchedProperty(property)) {
+            deferred_refresh_.insert(*name);
+            break;
+        }
+    }
+    PropertyDelta delta;
+    readProperties(changed, delta);
+    Tracked& tracked = it->second;
+    if (isStale(tracked.snapshot, delta)) {
+        ++stats_.stale_dropped;
+        return;
+    }
+    core::UnitSnapshot after = tracked.snapshot;
+    apply(after, delta);
+    update(tracked, std::move(after), core::Source::Systemd);
+}
+
+void SystemdSource::onManagerSignal(sdbus::Message& msg) {
+    const std::string member = msg.getMemberName();
+    if (member == "UnitNew") {
+        std::string id;
+        sdbus::ObjectPath path;
+        msg >> id >> path;
+        if (id != own_unit_) deferred_refresh_.insert(id);
+    } else if (member == "UnitRemoved") {
+        std::string id;
+        sdbus::ObjectPath path;
+        msg >> id >> path;
+        // Keep the snapshot: if the unit is loaded again, it is measured against it.
+        if (auto it = units_.find(id); it != units_.end()) it->second.fresh = false;
+    } else if (member == "JobRemoved") {
+        std::uint32_t job_id = 0;
+        sdbus::ObjectPath job;
+        std::string unit, result;
+        msg >> job_id >> job >> unit >> result;
+        // A job that did not end "done" (a refused restart, a failed start) is where merged
+        // signals would hide a state: read the unit again to be sure.
+        if (result != "done" && unit != own_unit_) deferred_refresh_.insert(unit);
+    } else if (member == "Reloading") {
+        bool reloading = false;
+        msg >> reloading;
+        if (!reloading) deferred_reconcile_ = true;
+    } else if (member == "NameOwnerChanged") {
+        std::string name, old_owner, new_owner;
+        msg >> name >> old_owner >> new_owner;
+        // systemd re-executed (or restarted) and is back on the bus: make sure we are
+        // subscribed and read everything again.
+        if (!new_owner.empty()) deferred_reconcile_ = true;
+    }
+}
+
+void SystemdSource::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
+    const Stamp stamp{clock_.realtime(), clock_.monotonic(), source};
+    auto transitions = derive(tracked.snapshot, after, stamp);
+    for (auto& t : transitions) sink_.onTransition(std::move(t));
+    if (!(after == tracked.snapshot)) {
+        tracked.snapshot = std::move(after);
+        sink_.onUnit(tracked.snapshot);
+    }
+}
+
+bool SystemdSource::drain() {
+    while (!lost_ && connection_->processPendingRequest()) {
+    }
+    return !lost_;
+}
+
+void SystemdSource::runDeferred() {
+    if (deferred_reconcile_) {
+        subscribe();
+        reconcileAll(core::Source::Reconcile);
+        return;
+    }
+    auto names = std::exchange(deferred_refresh_, {});
+    for (const auto& name : names) refresh(name, core::Source::Systemd);
+}
+
+bool SystemdSource::process() {
+    if (!connection_) return false;
+    try {
+        drain();
+        for (int round = 0; round < MAX_ROUNDS_PER_PROCESS && !lost_ &&
+                            (deferred_reconcile_ || !deferred_refresh_.empty());
+             ++round) {
+            runDeferred();
+            drain();
+        }
+    } catch (const sdbus::Error& e) {
+        last_error_ = e.getMessage().empty() ? e.getName() : e.getMessage();
+        lost_ = true;
+    }
+    if (lost_) {
+        if (last_error_.empty()) last_error_ = "the bus connection was closed";
+        disconnect();
+        return false;
+    }
+    return true;
+}
+
+SystemdSource::PollData SystemdSource::pollData() const {
+    PollData out;
+    if (!connection_) return out;
+    sdbus::IConnection::PollData data{};
+    try {
+        data = connection_->getEventLoopPollData();
+    } catch (const sdbus::Error&) {
+        out.deadline_mono = 0;  // process() will find out what is wrong
+        return out;
+    }
+    out.fd = data.fd;
+    if (data.events & POLLIN) out.epoll_events |= EPOLLIN;
+    if (data.events & POLLOUT) out.epoll_events |= EPOLLOUT;
+    if (data.timeout_usec != UINT64_MAX) out.deadline_mono = static_cast<core::Usec>(data.timeout_usec);
+    if (deferred_reconcile_ || !deferred_refresh_.empty()) out.deadline_mono = 0;
+    return out;
+}
+
+}  // namespace cerberus::ingest

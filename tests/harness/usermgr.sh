@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Starts or stops a real systemd user manager (plus its session bus and, optionally, a
-# journald) for a dedicated user, so tests and the demo run against the real thing on a
-# machine whose PID 1 is not systemd. Needs root.
+# Starts or stops a real systemd user manager (with its socket-activated session bus and,
+# optionally, a journald) for a dedicated user, so tests and the demo run against the real
+# thing on a machine whose PID 1 is not systemd. Needs root.
 #
 #   usermgr.sh start NAME STATEDIR   -> prints shell assignments (UM_*) to eval
 #   usermgr.sh stop STATEDIR         -> stops everything it started, by PID
@@ -14,7 +14,7 @@ case "$cmd" in
 start)
     name=${2:?user name}; state=${3:?state dir}
     [ "$(id -u)" = 0 ] || die "must run as root to start a user manager"
-    mkdir -p "$state"
+    mkdir -p "$state"; chmod 0755 "$state"
     id -u "$name" >/dev/null 2>&1 || useradd -m -s /bin/bash "$name"
     uid=$(id -u "$name"); home=$(getent passwd "$name" | cut -d: -f6)
     rt=/run/user/$uid
@@ -30,7 +30,37 @@ start)
     if [ ! -d /sys/fs/cgroup/unified ] && [ ! -d /sys/fs/cgroup/systemd ]; then
         mkdir -p "/sys/fs/cgroup/$cg" && chown -R "$name:" "/sys/fs/cgroup/$cg"
     fi
-    mkdir -p "$home/.config/systemd/user"
+    unitdir=$home/.config/systemd/user
+    mkdir -p "$unitdir/sockets.target.wants"
+
+    # The manager exposes its API only on a bus it runs itself (dbus.socket + dbus.service
+    # active), so give it one. The bus admits root as well as its owner: tests and the demo
+    # run cerberus as root against it.
+    cat > "$state/session.conf" <<'CONF'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>/usr/share/dbus-1/session.conf</include>
+  <policy context="default"><allow user="root"/></policy>
+</busconfig>
+CONF
+    chmod 0644 "$state/session.conf"
+    cat > "$unitdir/dbus.socket" <<UNIT
+[Unit]
+Description=D-Bus User Message Bus Socket (test harness)
+
+[Socket]
+ListenStream=%t/bus
+UNIT
+    cat > "$unitdir/dbus.service" <<UNIT
+[Unit]
+Description=D-Bus User Message Bus (test harness)
+Requires=dbus.socket
+
+[Service]
+ExecStart=/usr/bin/dbus-daemon --config-file=$state/session.conf --address=systemd: --nofork --nopidfile --systemd-activation
+UNIT
+    ln -sfn ../dbus.socket "$unitdir/sockets.target.wants/dbus.socket"
     chown -R "$name:" "$home/.config"
 
     if [ "${UM_JOURNAL:-1}" = 1 ] && [ -x /usr/lib/systemd/systemd-journald ] \
@@ -38,12 +68,6 @@ start)
         /usr/lib/systemd/systemd-journald >/dev/null 2>&1 &
         echo $! > "$state/journald.pid"
     fi
-
-    rm -f "$rt/bus"
-    su "$name" -c "dbus-daemon --session --address=unix:path=$rt/bus --fork --print-pid" \
-        > "$state/dbus.pid"
-    for _ in $(seq 100); do [ -S "$rt/bus" ] && break; sleep 0.05; done
-    [ -S "$rt/bus" ] || die "the session bus did not come up at $rt/bus"
 
     env_line="XDG_RUNTIME_DIR=$rt DBUS_SESSION_BUS_ADDRESS=unix:path=$rt/bus"
     bash -c '
@@ -54,33 +78,45 @@ start)
         exec su '"$name"' -c "'"$env_line"' exec /usr/lib/systemd/systemd --user"
     ' > "$state/systemd.log" 2>&1 < /dev/null &
     echo $! > "$state/systemd.pid"
+    st=
     for _ in $(seq 200); do
         st=$(su "$name" -c "$env_line systemctl --user is-system-running" 2>/dev/null || true)
         case "$st" in running|degraded) break ;; esac
         sleep 0.05
     done
     case "$st" in running|degraded) ;; *) die "the user manager did not start (state '$st'); see $state/systemd.log" ;; esac
-    # the PID written is su's until exec; find the manager itself
+    # The PID written is su's; the manager itself is its child.
     smpid=$(pgrep -u "$name" -x systemd | head -n1)
     echo "$smpid" > "$state/systemd.pid"
+    # The first client activates the bus; the manager joins it once dbus.service runs.
+    owner=
+    for _ in $(seq 200); do
+        owner=$(dbus-send --bus="unix:path=$rt/bus" --print-reply --dest=org.freedesktop.DBus \
+            /org/freedesktop/DBus org.freedesktop.DBus.GetNameOwner string:org.freedesktop.systemd1 \
+            2>/dev/null | sed -n 's/.*string "\(.*\)"/\1/p' || true)
+        [ -n "$owner" ] && break
+        sleep 0.05
+    done
+    [ -n "$owner" ] || die "the user manager did not join its bus at $rt/bus; see $state/systemd.log"
     cat <<OUT
 UM_USER=$name
 UM_UID=$uid
 UM_HOME=$home
 UM_RUNTIME=$rt
 UM_BUS=unix:path=$rt/bus
-UM_UNITDIR=$home/.config/systemd/user
+UM_UNITDIR=$unitdir
 UM_SYSTEMD_PID=$smpid
 OUT
     ;;
 stop)
     state=${2:?state dir}
-    for f in systemd dbus journald; do
+    for f in systemd journald; do
         [ -f "$state/$f.pid" ] || continue
         pid=$(cat "$state/$f.pid")
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            # The manager stops its units (and the bus) on SIGTERM before it exits.
             kill "$pid" 2>/dev/null || true
-            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+            for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
             kill -9 "$pid" 2>/dev/null || true
         fi
         rm -f "$state/$f.pid"

@@ -1,0 +1,23 @@
+#pragma once
+
+// The running daemon: one thread, one epoll loop over the bus, a signalfd and deadlines.
+
+#include <optional>
+#include <string>
+
+#include "core/time.hpp"
+
+namespace cerberus::daemon {
+
+struct Options {
+    std::string db_path;
+    std::string bus;                     // "system", "user" or a D-Bus address
+    std::optional<core::Usec> keep_usec;  // prune transitions older than this
+};
+
+// Runs until SIGTERM or SIGINT and returns the exit code (0 after a clean stop). Start-up
+// failures throw core::Error: ExitCode::Bus when systemd cannot be followed (checked
+// first, so a missing bus writes nothing), ExitCode::Database when the store cannot open.
+int run(const Options& options);
+
+}  // namespace cerberus::daemon
