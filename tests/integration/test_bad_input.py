@@ -1,0 +1,70 @@
+"""Bad input: one clear sentence on stderr, the documented exit code, nothing written."""
+import os
+import sqlite3
+import subprocess
+
+from harness import CERBERUS, check, require_root, run_cli, tempdir
+
+work = tempdir("badinput")
+
+
+def expect(args, code, words, env=None):
+    out = run_cli(*args, env=env)
+    check(out.returncode == code,
+          f"cerberus {' '.join(args)}: exit {out.returncode}, expected {code}; stderr: {out.stderr}")
+    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    check(len(lines) == 1, f"cerberus {' '.join(args)}: expected one line, got {out.stderr!r}")
+    for w in words:
+        check(w in out.stderr, f"cerberus {' '.join(args)}: '{w}' not in {out.stderr!r}")
+    return out
+
+
+expect(["run", "--no-such-flag"], 2, ["--no-such-flag"])
+expect(["frobnicate"], 2, ["frobnicate"])
+expect(["run", "--keep", "forever", "--db", os.path.join(work, "k.db")], 2, ["--keep", "forever"])
+expect(["history", "--db", os.path.join(work, "none.db"), "--event", "explode"], 2, ["explode"])
+expect(["history", "--db", os.path.join(work, "none.db"), "--since", "yesterday"], 2, ["yesterday"])
+
+# No bus there: exit 4 and no database left behind.
+nobus_db = os.path.join(work, "nobus.db")
+expect(["run", "--bus", "unix:path=" + os.path.join(work, "no-bus"), "--db", nobus_db], 4,
+       ["bus"])
+check(not os.path.exists(nobus_db), "a failed bus connection left a database behind")
+
+# The remaining cases need a bus that answers; a missing bus would win.
+require_root()
+from harness import UserManager  # noqa: E402  (starts a manager only when root)
+
+um = UserManager("badinput")
+missing = os.path.join(work, "missing", "x.db")
+expect(["run", "--bus", um.bus, "--db", missing], 3, [os.path.dirname(missing)])
+check(not os.path.exists(os.path.dirname(missing)), "cerberus created the missing directory")
+
+# A read-only directory, as an unprivileged user (root ignores directory permissions).
+ro = os.path.join(work, "ro")
+os.mkdir(ro, 0o555)
+out = subprocess.run(["runuser", "-u", "nobody", "--", CERBERUS, "run", "--bus", um.bus,
+                      "--db", os.path.join(ro, "x.db")], capture_output=True, text=True)
+check(out.returncode in (3, 4), f"read-only directory: exit {out.returncode}: {out.stderr}")
+check(not os.listdir(ro), "something was written into the read-only directory")
+
+# A database from a newer cerberus is refused before anything is written.
+newer = os.path.join(work, "newer.db")
+con = sqlite3.connect(newer)
+con.execute("CREATE TABLE transitions (id INTEGER PRIMARY KEY)")
+con.execute("PRAGMA user_version = 999")
+con.commit()
+con.close()
+before = open(newer, "rb").read()
+expect(["run", "--bus", um.bus, "--db", newer], 3, ["999"])
+expect(["history", "--db", newer], 3, ["999"])
+check(open(newer, "rb").read() == before, "a newer database was modified")
+check(not os.path.exists(newer + "-wal") or os.path.getsize(newer + "-wal") == 0,
+      "a newer database got a WAL")
+
+# Not a database at all.
+junk = os.path.join(work, "junk.db")
+open(junk, "w").write("this is not sqlite\n" * 100)
+expect(["history", "--db", junk], 3, [junk])
+expect(["history", "--db", os.path.join(work, "absent.db")], 3, ["absent.db"])
+print("ok")

@@ -1,0 +1,30 @@
+"""Another process holds a write lock on the database while services crash: cerberus keeps
+the events queued, says so once, and stores every one of them when the lock goes."""
+import os
+import sqlite3
+
+from harness import (Cerberus, UserManager, await_recorded_restarts, check, count, crashloop_unit,
+                     require_root, tempdir, wait_for)
+
+require_root()
+um = UserManager("locked")
+db = os.path.join(tempdir("locked"), "history.db")
+unit = "loop.service"
+um.add_units({unit: crashloop_unit(exit_status=3, restart_sec="150ms")})
+cerberus = Cerberus(db, um.bus).start()
+
+locker = sqlite3.connect(db, timeout=1, isolation_level=None)
+locker.execute("BEGIN IMMEDIATE")
+um.start(unit)
+wait_for(lambda: um.n_restarts(unit) >= 4, 30, "four restarts while the database is locked")
+# busy_timeout is 5 s: the first flush gives up after it and logs.
+wait_for(lambda: "cannot write" in cerberus.output(), 20, "cerberus to report the locked database")
+check(cerberus.alive(), "cerberus died on a locked database")
+locker.execute("COMMIT")
+locker.close()
+
+um.systemctl("stop", unit)
+restarts = await_recorded_restarts(um, db, unit, timeout=30)
+check(cerberus.output().count("cannot write") == 1, "the lock must be reported once, not per retry")
+check(cerberus.stop() == 0, "cerberus did not exit 0 on SIGTERM")
+print(f"ok: {restarts} restarts stored after the lock was released")
