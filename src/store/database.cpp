@@ -1,1 +1,297 @@
-// placeholder
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "store/detail.hpp"
+#include "store/store.hpp"
+
+namespace cerberus::store {
+
+namespace {
+
+constexpr int BUSY_TIMEOUT_MSEC = 5000;
+
+[[noreturn]] void fail(std::string message) {
+    throw core::Error(core::ExitCode::Database, std::move(message));
+}
+
+std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+std::string directoryOf(const std::string& path) {
+    const auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+std::string sqliteMessage(sqlite3* db) {
+    return db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+}
+
+struct VersionRead {
+    std::optional<int> version;
+    int rc = SQLITE_OK;
+    std::string message;
+};
+
+// Reads PRAGMA user_version without throwing: the caller words the failure.
+VersionRead readUserVersion(sqlite3* db) {
+    VersionRead read;
+    detail::StatementPtr stmt;
+    read.rc = detail::prepare(db, "PRAGMA user_version", stmt);
+    if (read.rc == SQLITE_OK) {
+        read.rc = sqlite3_step(stmt.get());
+        if (read.rc == SQLITE_ROW) read.version = sqlite3_column_int(stmt.get(), 0);
+    }
+    if (!read.version) read.message = sqliteMessage(db);
+    return read;
+}
+
+[[noreturn]] void failNewer(const std::string& path, int version) {
+    fail("database " + quoted(path) + " has schema version " + std::to_string(version) +
+         " but this cerberus knows up to " + std::to_string(latestSchemaVersion()) +
+         "; upgrade cerberus");
+}
+
+// Refuses what this build cannot or must not touch: not a database, another program's
+// database, or a schema from a newer cerberus. Reads only.
+int checkSchema(sqlite3* db, const std::string& path) {
+    const auto read = readUserVersion(db);
+    if (!read.version) {
+        if (read.rc == SQLITE_NOTADB)
+            fail(quoted(path) + " is not a cerberus database (" + read.message +
+                 "); pass --db with another file");
+        fail("cannot read database " + quoted(path) + ": " + read.message +
+             "; check the file or pass --db");
+    }
+    const int version = *read.version;
+    if (version > latestSchemaVersion()) failNewer(path, version);
+    if (version == 0) {
+        Statement count(db, "SELECT count(*) FROM sqlite_master");
+        if (sqlite3_step(count.get()) != SQLITE_ROW)
+            fail("cannot read database " + quoted(path) + ": " + sqliteMessage(db) +
+                 "; check the file or pass --db");
+        // Migrating would add our tables to another program's database.
+        if (sqlite3_column_int64(count.get(), 0) > 0)
+            fail(quoted(path) +
+                 " is not a cerberus database (it has tables but no cerberus schema version); "
+                 "pass --db with another file");
+    }
+    return version;
+}
+
+void exec(sqlite3* db, const std::string& path, const char* sql, const char* what) {
+    char* message = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+        std::string text = message != nullptr ? message : sqliteMessage(db);
+        sqlite3_free(message);
+        fail("cannot " + std::string(what) + " on database " + quoted(path) + ": " + text +
+             "; check the file and its directory or pass --db");
+    }
+}
+
+void switchToWal(sqlite3* db, const std::string& path) {
+    detail::StatementPtr stmt;
+    int rc = detail::prepare(db, "PRAGMA journal_mode=WAL", stmt);
+    std::string mode;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(stmt.get());
+        if (rc == SQLITE_ROW) mode = detail::columnText(stmt.get(), 0);
+    }
+    if (rc != SQLITE_ROW)
+        fail("cannot switch database " + quoted(path) + " to WAL mode: " + sqliteMessage(db) +
+             "; check the file and its directory or pass --db");
+    // SQLite answers with the mode it kept when WAL is impossible (e.g. no shared memory).
+    if (mode != "wal")
+        fail("cannot switch database " + quoted(path) + " to WAL mode (it stays in " +
+             quoted(mode) + " mode); put it on a local file system or pass --db");
+}
+
+void migrate(sqlite3* db, const std::string& path, int current) {
+    for (const auto& migration : detail::migrations()) {
+        if (migration.version <= current) continue;
+        const std::string version = std::to_string(migration.version);
+        exec(db, path, "BEGIN IMMEDIATE", "start a migration");
+        // Another process may have migrated between our check and this write lock.
+        const auto read = readUserVersion(db);
+        if (!read.version || *read.version >= migration.version) {
+            // Nothing was written; a failed ROLLBACK surfaces at the next BEGIN.
+            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            if (!read.version)
+                fail("cannot read the schema version of database " + quoted(path) + ": " +
+                     read.message + "; check the file or pass --db");
+            if (*read.version > latestSchemaVersion()) failNewer(path, *read.version);
+            current = *read.version;
+            continue;
+        }
+        std::string sql(migration.sql);
+        sql += "\nPRAGMA user_version = " + version + ";";
+        char* error = nullptr;
+        if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK ||
+            sqlite3_exec(db, "COMMIT", nullptr, nullptr, &error) != SQLITE_OK) {
+            const std::string message = error != nullptr ? error : sqliteMessage(db);
+            sqlite3_free(error);
+            // The throw closes the connection, which rolls back whatever ROLLBACK could not.
+            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            fail("cannot migrate database " + quoted(path) + " to schema " + version + " (" +
+                 std::string(migration.name) + "): " + message +
+                 "; nothing was changed, check free space and permissions");
+        }
+        current = migration.version;
+    }
+}
+
+// Creates the file 0600 (or opens it) before SQLite sees it, with a sentence per cause.
+void createFile(const std::string& path) {
+    const std::string dir = directoryOf(path);
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT)
+            fail("cannot create database " + quoted(path) + ": directory " + quoted(dir) +
+                 " does not exist; create it or pass --db");
+        fail("cannot create database " + quoted(path) + ": cannot reach directory " +
+             quoted(dir) + " (" + std::strerror(errno) + "); fix its permissions or pass --db");
+    }
+    if (!S_ISDIR(st.st_mode))
+        fail("cannot create database " + quoted(path) + ": " + quoted(dir) +
+             " is not a directory; pass --db");
+    const bool exists = ::access(path.c_str(), F_OK) == 0;
+    // WAL keeps two files next to the database, so the directory must be writable too.
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        if (exists)
+            fail("cannot open database " + quoted(path) + " for writing: directory " +
+                 quoted(dir) + " is not writable; fix its permissions or pass --db");
+        fail("cannot create database " + quoted(path) + ": directory " + quoted(dir) +
+             " is not writable; fix its permissions or pass --db");
+    }
+    core::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd) {
+        // The umask may have taken bits away; the history is private to its owner.
+        if (::fchmod(fd.get(), 0600) != 0)
+            fail("cannot set mode 0600 on new database " + quoted(path) + ": " +
+                 std::strerror(errno) + "; check the file system or pass --db");
+        return;
+    }
+    if (errno != EEXIST)
+        fail("cannot create database " + quoted(path) + ": " + std::strerror(errno) +
+             "; check the path or pass --db");
+    fd.reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) {
+        if (errno == EACCES || errno == EPERM)
+            fail("cannot open database " + quoted(path) +
+                 " for writing: permission denied; run as its owner or pass --db");
+        if (errno == EROFS)
+            fail("cannot open database " + quoted(path) +
+                 " for writing: the file system is read-only; pass --db");
+        fail("cannot open database " + quoted(path) + ": " + std::strerror(errno) +
+             "; check the path or pass --db");
+    }
+}
+
+}  // namespace
+
+int latestSchemaVersion() {
+    int latest = 0;
+    for (const auto& migration : detail::migrations())
+        if (migration.version > latest) latest = migration.version;
+    return latest;
+}
+
+Database Database::open(const std::string& path, OpenMode mode) {
+    int flags = SQLITE_OPEN_NOMUTEX;
+    if (mode == OpenMode::ReadWrite) {
+        createFile(path);
+        flags |= SQLITE_OPEN_READWRITE;
+    } else {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                fail("no database at " + quoted(path) + "; run 'cerberus run' first or pass --db");
+            fail("cannot open database " + quoted(path) + ": " + std::strerror(errno) +
+                 "; fix its permissions or pass --db");
+        }
+        if (!S_ISREG(st.st_mode))
+            fail(quoted(path) + " is not a cerberus database (not a regular file); pass --db");
+        flags |= SQLITE_OPEN_READONLY;
+    }
+
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+    // Owned from here on, also when opening failed (SQLite still hands out a handle).
+    Database db(raw, path);
+    if (rc != SQLITE_OK)
+        fail("cannot open database " + quoted(path) + ": " + sqliteMessage(raw) +
+             "; check the file or pass --db");
+    if (sqlite3_busy_timeout(raw, BUSY_TIMEOUT_MSEC) != SQLITE_OK)
+        fail("cannot set a busy timeout on database " + quoted(path) + ": " + sqliteMessage(raw));
+
+    const int version = checkSchema(raw, path);
+    if (mode == OpenMode::ReadOnly) {
+        if (version == 0)
+            fail("database " + quoted(path) +
+                 " is empty; run 'cerberus run' first or pass --db");
+        if (version < latestSchemaVersion())
+            fail("database " + quoted(path) + " has schema version " + std::to_string(version) +
+                 " but this cerberus reads " + std::to_string(latestSchemaVersion()) +
+                 "; run 'cerberus run' once to migrate it");
+        return db;
+    }
+
+    switchToWal(raw, path);
+    // NORMAL is durable in WAL mode except for the last commits on power loss.
+    exec(raw, path, "PRAGMA synchronous=NORMAL", "set synchronous=NORMAL");
+    exec(raw, path, "PRAGMA foreign_keys=ON", "enable foreign keys");
+    migrate(raw, path, version);
+    return db;
+}
+
+Database::Database(Database&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+
+Database& Database::operator=(Database&& other) noexcept {
+    if (this != &other) {
+        if (db_ != nullptr) sqlite3_close_v2(db_);
+        db_ = std::exchange(other.db_, nullptr);
+        path_ = std::move(other.path_);
+    }
+    return *this;
+}
+
+Database::~Database() {
+    // close_v2 defers the close until every statement is finalized; nothing to report here.
+    if (db_ != nullptr) sqlite3_close_v2(db_);
+}
+
+int Database::schemaVersion() const {
+    const auto read = readUserVersion(db_);
+    if (!read.version)
+        fail("cannot read the schema version of database " + quoted(path_) + ": " +
+             read.message + "; check the file or pass --db");
+    return *read.version;
+}
+
+Statement::Statement(sqlite3* db, std::string_view sql) {
+    const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+    if (rc != SQLITE_OK) {
+        const char* file = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
+        fail("cannot prepare a statement on database " + quoted(file != nullptr ? file : "") +
+             ": " + sqliteMessage(db) + "; the file may come from another program, pass --db");
+    }
+}
+
+Statement::Statement(Statement&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+
+Statement::~Statement() {
+    // finalize() repeats the last step's error, which its caller has already handled.
+    if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+}
+
+}  // namespace cerberus::store

@@ -1,1 +1,282 @@
-// placeholder
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "core/error.hpp"
+#include "store/detail.hpp"
+#include "store/store.hpp"
+
+namespace cerberus::store {
+
+namespace {
+
+using detail::Binder;
+using detail::columnOptionalInt;
+using detail::columnText;
+
+constexpr std::string_view INSERT_TRANSITION_SQL =
+    "INSERT INTO transitions (ts_usec, mono_usec, unit, event, active_state, sub_state, result,"
+    " exit_code, exit_status, n_restarts, invocation_id, main_pid, source)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+// updated_usec is the commit's wall time, in whole milliseconds.
+constexpr std::string_view UPSERT_UNIT_SQL =
+    "INSERT INTO units (unit, active_state, sub_state, result, exec_main_code, exec_main_status,"
+    " exec_main_start_mono, exec_main_exit_mono, state_change_mono, n_restarts, invocation_id,"
+    " main_pid, reported_exit_mono, run_ended, in_restart_cycle, gave_up, updated_usec)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+    " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000)"
+    " ON CONFLICT (unit) DO UPDATE SET active_state = excluded.active_state,"
+    " sub_state = excluded.sub_state, result = excluded.result,"
+    " exec_main_code = excluded.exec_main_code, exec_main_status = excluded.exec_main_status,"
+    " exec_main_start_mono = excluded.exec_main_start_mono,"
+    " exec_main_exit_mono = excluded.exec_main_exit_mono,"
+    " state_change_mono = excluded.state_change_mono, n_restarts = excluded.n_restarts,"
+    " invocation_id = excluded.invocation_id, main_pid = excluded.main_pid,"
+    " reported_exit_mono = excluded.reported_exit_mono, run_ended = excluded.run_ended,"
+    " in_restart_cycle = excluded.in_restart_cycle, gave_up = excluded.gave_up,"
+    " updated_usec = excluded.updated_usec";
+
+constexpr std::string_view UNIT_COLUMNS =
+    "unit, active_state, sub_state, result, exec_main_code, exec_main_status,"
+    " exec_main_start_mono, exec_main_exit_mono, state_change_mono, n_restarts, invocation_id,"
+    " main_pid, reported_exit_mono, run_ended, in_restart_cycle, gave_up";
+
+constexpr std::string_view TRANSITION_COLUMNS =
+    "id, ts_usec, mono_usec, unit, event, active_state, sub_state, result, exit_code,"
+    " exit_status, n_restarts, invocation_id, main_pid, source";
+
+[[noreturn]] void fail(const Database& db, const std::string& what) {
+    throw core::Error(core::ExitCode::Database,
+                      "cannot " + what + " in database '" + db.path() +
+                          "': " + sqlite3_errmsg(db.handle()) + "; check the file or pass --db");
+}
+
+// Steps a write statement once; SQLITE_OK when it completed.
+int run(sqlite3_stmt* stmt) {
+    const int rc = sqlite3_step(stmt);
+    detail::rewind(stmt);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int insertTransition(sqlite3_stmt* stmt, const core::Transition& t) {
+    detail::rewind(stmt);
+    Binder bind(stmt);
+    bind.int64(t.ts_usec)
+        .int64(t.mono_usec)
+        .text(t.unit)
+        .text(core::toString(t.event))
+        .text(t.active_state)
+        .text(t.sub_state)
+        .text(t.result)
+        .text(t.exit_code)
+        .optionalInt(t.exit_status)
+        .optionalInt(t.n_restarts)
+        .text(t.invocation_id)
+        .optionalInt(t.main_pid)
+        .text(core::toString(t.source));
+    if (bind.rc() != SQLITE_OK) return bind.rc();
+    return run(stmt);
+}
+
+int upsertUnit(sqlite3_stmt* stmt, const core::UnitSnapshot& u) {
+    detail::rewind(stmt);
+    Binder bind(stmt);
+    bind.text(u.unit)
+        .text(u.active_state)
+        .text(u.sub_state)
+        .text(u.result)
+        .int64(u.exec_main_code)
+        .int64(u.exec_main_status)
+        .int64(u.exec_main_start_mono)
+        .int64(u.exec_main_exit_mono)
+        .int64(u.state_change_mono)
+        .int64(u.n_restarts)
+        .text(u.invocation_id)
+        .int64(u.main_pid)
+        .int64(u.reported_exit_mono)
+        .int64(u.run_ended ? 1 : 0)
+        .int64(u.in_restart_cycle ? 1 : 0)
+        .int64(u.gave_up ? 1 : 0);
+    if (bind.rc() != SQLITE_OK) return bind.rc();
+    return run(stmt);
+}
+
+core::UnitSnapshot readUnit(sqlite3_stmt* stmt) {
+    core::UnitSnapshot u;
+    u.unit = columnText(stmt, 0);
+    u.active_state = columnText(stmt, 1);
+    u.sub_state = columnText(stmt, 2);
+    u.result = columnText(stmt, 3);
+    u.exec_main_code = sqlite3_column_int(stmt, 4);
+    u.exec_main_status = sqlite3_column_int(stmt, 5);
+    u.exec_main_start_mono = sqlite3_column_int64(stmt, 6);
+    u.exec_main_exit_mono = sqlite3_column_int64(stmt, 7);
+    u.state_change_mono = sqlite3_column_int64(stmt, 8);
+    u.n_restarts = sqlite3_column_int64(stmt, 9);
+    u.invocation_id = columnText(stmt, 10);
+    u.main_pid = sqlite3_column_int64(stmt, 11);
+    u.reported_exit_mono = sqlite3_column_int64(stmt, 12);
+    u.run_ended = sqlite3_column_int(stmt, 13) != 0;
+    u.in_restart_cycle = sqlite3_column_int(stmt, 14) != 0;
+    u.gave_up = sqlite3_column_int(stmt, 15) != 0;
+    return u;
+}
+
+StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
+    StoredTransition row;
+    row.id = sqlite3_column_int64(stmt, 0);
+    auto& t = row.transition;
+    t.ts_usec = sqlite3_column_int64(stmt, 1);
+    t.mono_usec = sqlite3_column_int64(stmt, 2);
+    t.unit = columnText(stmt, 3);
+    const std::string event = columnText(stmt, 4);
+    const auto parsed_event = core::parseEvent(event);
+    // The schema's CHECK allows only known names; anything else is a damaged or newer file.
+    if (!parsed_event)
+        throw core::Error(core::ExitCode::Database,
+                          "database '" + db.path() + "' has an unknown event '" + event +
+                              "' in transition " + std::to_string(row.id) + "; upgrade cerberus");
+    t.event = *parsed_event;
+    t.active_state = columnText(stmt, 5);
+    t.sub_state = columnText(stmt, 6);
+    t.result = columnText(stmt, 7);
+    t.exit_code = columnText(stmt, 8);
+    if (auto status = columnOptionalInt(stmt, 9)) t.exit_status = static_cast<int>(*status);
+    t.n_restarts = columnOptionalInt(stmt, 10);
+    t.invocation_id = columnText(stmt, 11);
+    t.main_pid = columnOptionalInt(stmt, 12);
+    const std::string source = columnText(stmt, 13);
+    const auto parsed_source = core::parseSource(source);
+    if (!parsed_source)
+        throw core::Error(core::ExitCode::Database,
+                          "database '" + db.path() + "' has an unknown source '" + source +
+                              "' in transition " + std::to_string(row.id) + "; upgrade cerberus");
+    t.source = *parsed_source;
+    return row;
+}
+
+bool hasGlobMeta(std::string_view pattern) {
+    return pattern.find_first_of("*?[") != std::string_view::npos;
+}
+
+}  // namespace
+
+HistoryWriter::HistoryWriter(Database& db, std::size_t max_queued)
+    : db_(db),
+      max_queued_(std::max<std::size_t>(max_queued, 1)),
+      insert_transition_(db.handle(), INSERT_TRANSITION_SQL),
+      upsert_unit_(db.handle(), UPSERT_UNIT_SQL) {}
+
+void HistoryWriter::add(core::Transition transition) {
+    while (queue_.size() >= max_queued_) {
+        queue_.pop_front();
+        ++dropped_;
+    }
+    queue_.push_back(std::move(transition));
+}
+
+void HistoryWriter::putUnit(const core::UnitSnapshot& snapshot) {
+    units_.insert_or_assign(snapshot.unit, snapshot);
+}
+
+FlushResult HistoryWriter::flush() {
+    FlushResult result;
+    if (queue_.empty() && units_.empty()) return result;
+    sqlite3* db = db_.handle();
+    const auto failed = [&](std::string message) {
+        // A failed statement inside the transaction may already have rolled it back.
+        if (sqlite3_get_autocommit(db) == 0 &&
+            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) != SQLITE_OK)
+            message += std::string("; rollback failed: ") + sqlite3_errmsg(db);
+        result.ok = false;
+        result.error = std::move(message);
+        return result;
+    };
+    try {
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+            return failed(sqlite3_errmsg(db));
+        int rc = SQLITE_OK;
+        for (auto it = queue_.begin(); rc == SQLITE_OK && it != queue_.end(); ++it)
+            rc = insertTransition(insert_transition_.get(), *it);
+        for (auto it = units_.begin(); rc == SQLITE_OK && it != units_.end(); ++it)
+            rc = upsertUnit(upsert_unit_.get(), it->second);
+        if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+        if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
+    } catch (const std::exception& e) {
+        return failed(e.what());
+    }
+    result.written = queue_.size();
+    queue_.clear();
+    units_.clear();
+    return result;
+}
+
+std::int64_t pruneTransitions(Database& db, core::Usec before_usec, int batch) {
+    if (batch <= 0) return 0;
+    Statement prune(db.handle(),
+                    "DELETE FROM transitions WHERE id IN (SELECT id FROM transitions"
+                    " WHERE ts_usec < ?1 ORDER BY ts_usec LIMIT ?2)");
+    Binder bind(prune.get());
+    bind.int64(before_usec).int64(batch);
+    if (bind.rc() != SQLITE_OK || run(prune.get()) != SQLITE_OK)
+        fail(db, "prune old transitions");
+    return sqlite3_changes64(db.handle());
+}
+
+std::map<std::string, core::UnitSnapshot> loadUnits(Database& db) {
+    Statement select(db.handle(),
+                     "SELECT " + std::string(UNIT_COLUMNS) + " FROM units ORDER BY unit");
+    std::map<std::string, core::UnitSnapshot> units;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+        auto unit = readUnit(select.get());
+        units.insert_or_assign(unit.unit, std::move(unit));
+    }
+    if (rc != SQLITE_DONE) fail(db, "read the unit snapshots");
+    return units;
+}
+
+std::optional<core::UnitSnapshot> loadUnit(Database& db, const std::string& unit) {
+    Statement select(db.handle(),
+                     "SELECT " + std::string(UNIT_COLUMNS) + " FROM units WHERE unit = ?1");
+    Binder bind(select.get());
+    bind.text(unit);
+    if (bind.rc() != SQLITE_OK) fail(db, "read the snapshot of unit '" + unit + "'");
+    const int rc = sqlite3_step(select.get());
+    if (rc == SQLITE_DONE) return std::nullopt;
+    if (rc != SQLITE_ROW) fail(db, "read the snapshot of unit '" + unit + "'");
+    return readUnit(select.get());
+}
+
+std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& query) {
+    if (query.limit <= 0) return {};
+    std::string sql = "SELECT " + std::string(TRANSITION_COLUMNS) + " FROM transitions WHERE 1";
+    if (query.unit_glob) {
+        // Without metacharacters the pattern is a name, and `=` lets SQLite use the index.
+        sql += hasGlobMeta(*query.unit_glob) ? " AND unit GLOB ?" : " AND unit = ?";
+    }
+    if (query.event) sql += " AND event = ?";
+    if (query.since_usec) sql += " AND ts_usec >= ?";
+    if (query.until_usec) sql += " AND ts_usec < ?";
+    sql += " ORDER BY ts_usec DESC, id DESC LIMIT ?";
+
+    Statement select(db.handle(), sql);
+    Binder bind(select.get());
+    if (query.unit_glob) bind.text(*query.unit_glob);
+    if (query.event) bind.text(core::toString(*query.event));
+    if (query.since_usec) bind.int64(*query.since_usec);
+    if (query.until_usec) bind.int64(*query.until_usec);
+    bind.int64(query.limit);
+    if (bind.rc() != SQLITE_OK) fail(db, "query the history");
+
+    std::vector<StoredTransition> rows;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW)
+        rows.push_back(readTransition(db, select.get()));
+    if (rc != SQLITE_DONE) fail(db, "query the history");
+    std::reverse(rows.begin(), rows.end());
+    return rows;
+}
+
+}  // namespace cerberus::store
