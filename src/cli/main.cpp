@@ -13,6 +13,16 @@ int main(int argc, char** argv) {
     cerberus::cli::addRunCommand(app, action);
     cerberus::cli::addHistoryCommand(app, action);
 
+    if (argc > 1 && argv[1][0] != '-') {
+        bool known = false;
+        for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
+            known = known || sub->get_name() == argv[1];
+        if (!known) {
+            std::fprintf(stderr, "cerberus: unknown command '%s'; see 'cerberus --help'.\n",
+                         argv[1]);
+            return static_cast<int>(ExitCode::Usage);
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
