@@ -73,7 +73,8 @@ def wait_for(predicate, timeout, what):
 def tempdir(prefix):
     path = tempfile.mkdtemp(prefix=f"cerberus-{prefix}-")
     os.chmod(path, 0o755)
-    at_exit(lambda: shutil.rmtree(path, ignore_errors=True))
+    if not os.environ.get("CERBERUS_KEEP_TMP"):
+        at_exit(lambda: shutil.rmtree(path, ignore_errors=True))
     return path
 
 
@@ -137,13 +138,22 @@ class UserManager:
         self.systemctl("start", "--no-block", *units)
 
 
-def crashloop_unit(exit_status=3, run_for="0", restart_sec="100ms", burst=None,
+def crashloop_unit(exit_status=3, run_for="0", restart_sec="100ms", burst=None, fixed=None,
                    description="crash loop"):
+    """A Restart=always service that exits `exit_status` after `run_for` seconds. When the
+    file `fixed` exists it runs for good instead: a test "fixes" the unit that way and then
+    reads NRestarts, which a stop would lose (a stopped unit is unloaded; reloaded, its
+    counter starts at 0)."""
     limit = "StartLimitIntervalSec=0\n" if burst is None else \
         f"StartLimitIntervalSec=60\nStartLimitBurst={burst}\n"
+    fix = f"test -e {fixed} && exec sleep infinity; " if fixed else ""
     return (f"[Unit]\nDescription={description}\n{limit}\n[Service]\n"
-            f"ExecStart=/bin/sh -c 'sleep {run_for}; exit {exit_status}'\n"
+            f"ExecStart=/bin/sh -c '{fix}sleep {run_for}; exit {exit_status}'\n"
             f"Restart=always\nRestartSec={restart_sec}\n")
+
+
+def fix(flag):
+    open(flag, "w").close()
 
 
 class Cerberus:

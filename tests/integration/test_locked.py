@@ -3,14 +3,16 @@ the events queued, says so once, and stores every one of them when the lock goes
 import os
 import sqlite3
 
-from harness import (Cerberus, UserManager, await_recorded_restarts, check, count, crashloop_unit,
+from harness import (fix, Cerberus, UserManager, await_recorded_restarts, check, count, crashloop_unit,
                      require_root, tempdir, wait_for)
 
 require_root()
 um = UserManager("locked")
-db = os.path.join(tempdir("locked"), "history.db")
+work = tempdir("locked")
+db = os.path.join(work, "history.db")
+flag = os.path.join(work, "fixed")
 unit = "loop.service"
-um.add_units({unit: crashloop_unit(exit_status=3, restart_sec="150ms")})
+um.add_units({unit: crashloop_unit(exit_status=3, fixed=flag, restart_sec="150ms")})
 cerberus = Cerberus(db, um.bus).start()
 
 locker = sqlite3.connect(db, timeout=1, isolation_level=None)
@@ -23,7 +25,9 @@ check(cerberus.alive(), "cerberus died on a locked database")
 locker.execute("COMMIT")
 locker.close()
 
-um.systemctl("stop", unit)
+fix(flag)
+wait_for(lambda: um.show(unit, "SubState")["SubState"] == "running"
+         and um.show(unit, "Job")["Job"] == "", 30, f"{unit} to run for good once fixed")
 restarts = await_recorded_restarts(um, db, unit, timeout=30)
 check(cerberus.output().count("cannot write") == 1, "the lock must be reported once, not per retry")
 check(cerberus.stop() == 0, "cerberus did not exit 0 on SIGTERM")

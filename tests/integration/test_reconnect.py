@@ -3,14 +3,16 @@ cerberus reconnects without exiting and loses no restart."""
 import os
 import signal
 
-from harness import (Cerberus, UserManager, await_recorded_restarts, check, count, crashloop_unit,
+from harness import (fix, Cerberus, UserManager, await_recorded_restarts, check, count, crashloop_unit,
                      require_root, tempdir, wait_for)
 
 require_root()
 um = UserManager("reconnect")
-db = os.path.join(tempdir("reconnect"), "history.db")
+work = tempdir("reconnect")
+db = os.path.join(work, "history.db")
+flag = os.path.join(work, "fixed")
 unit = "loop.service"
-um.add_units({unit: crashloop_unit(exit_status=3, restart_sec="200ms")})
+um.add_units({unit: crashloop_unit(exit_status=3, fixed=flag, restart_sec="200ms")})
 cerberus = Cerberus(db, um.bus).start()
 um.start(unit)
 wait_for(lambda: count(db, unit, "restart") >= 2, 30, "two restarts recorded")
@@ -30,7 +32,9 @@ before = count(db, unit, "restart")
 wait_for(lambda: count(db, unit, "restart") >= before + 2, 30, "restarts recorded after reexec")
 
 check(cerberus.alive(), f"cerberus exited: {cerberus.output()}")
-um.systemctl("stop", unit)
+fix(flag)
+wait_for(lambda: um.show(unit, "SubState")["SubState"] == "running"
+         and um.show(unit, "Job")["Job"] == "", 30, f"{unit} to run for good once fixed")
 restarts = await_recorded_restarts(um, db, unit)
 check(cerberus.stop() == 0, "cerberus did not exit 0 on SIGTERM")
 print(f"ok: {restarts} restarts across a bus restart and a reexec")
