@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <ctime>
 #include <limits>
 
@@ -27,10 +28,20 @@ Usec nowOf(clockid_t id) {
 
 bool readInt(std::string_view& s, std::size_t digits, int& out) {
     if (s.size() < digits) return false;
+    // from_chars would take a sign: "T-1:00" must not read as hour -1.
+    for (std::size_t i = 0; i < digits; ++i)
+        if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
     auto [p, ec] = std::from_chars(s.data(), s.data() + digits, out);
     if (ec != std::errc{} || p != s.data() + digits) return false;
     s.remove_prefix(digits);
     return true;
+}
+
+// timegm() would quietly turn February 30 into March 2.
+int daysInMonth(int year, int mon) {
+    static constexpr int DAYS[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return mon == 2 && leap ? 29 : DAYS[mon - 1];
 }
 
 bool expect(std::string_view& s, char c) {
@@ -58,8 +69,9 @@ std::optional<Usec> parseDuration(std::string_view text) {
         if (!scale) return std::nullopt;
         text.remove_prefix(u);
         if (value > std::numeric_limits<Usec>::max() / *scale) return std::nullopt;
-        total += value * *scale;
-        if (total < 0) return std::nullopt;
+        const Usec part = value * *scale;
+        if (total > std::numeric_limits<Usec>::max() - part) return std::nullopt;
+        total += part;
     }
     return total;
 }
@@ -67,9 +79,11 @@ std::optional<Usec> parseDuration(std::string_view text) {
 std::string formatDuration(Usec usec) {
     if (usec == 0) return "0s";
     std::string out;
+    // Unsigned magnitude: negating the most negative value would overflow.
+    std::uint64_t rest = static_cast<std::uint64_t>(usec);
     if (usec < 0) {
         out = "-";
-        usec = -usec;
+        rest = 0 - rest;
     }
     const struct {
         Usec scale;
@@ -77,9 +91,10 @@ std::string formatDuration(Usec usec) {
     } parts[] = {{USEC_PER_DAY, "d"}, {USEC_PER_HOUR, "h"}, {USEC_PER_MIN, "m"},
                  {USEC_PER_SEC, "s"}, {USEC_PER_MSEC, "ms"}, {1, "us"}};
     for (const auto& part : parts) {
-        if (usec >= part.scale) {
-            out += std::to_string(usec / part.scale) + part.name;
-            usec %= part.scale;
+        const auto scale = static_cast<std::uint64_t>(part.scale);
+        if (rest >= scale) {
+            out += std::to_string(rest / scale) + part.name;
+            rest %= scale;
         }
     }
     return out;
@@ -122,12 +137,14 @@ std::optional<Usec> parseIsoTime(std::string_view s) {
                 if (!readInt(s, 2, oh)) return std::nullopt;
                 if (!s.empty() && s.front() == ':') s.remove_prefix(1);
                 if (!s.empty() && !readInt(s, 2, om)) return std::nullopt;
+                if (oh > 23 || om > 59) return std::nullopt;
                 offset = sign * (oh * USEC_PER_HOUR + om * USEC_PER_MIN);
             }
             if (!s.empty()) return std::nullopt;
         }
     }
-    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+    if (mon < 1 || mon > 12 || day < 1 || day > daysInMonth(year, mon) || hour > 23 || min > 59 ||
+        sec > 60)
         return std::nullopt;
     std::tm tm{};
     tm.tm_year = year - 1900;
@@ -141,13 +158,20 @@ std::optional<Usec> parseIsoTime(std::string_view s) {
 }
 
 std::string formatIsoTime(Usec ts_usec) {
-    const time_t t = static_cast<time_t>(ts_usec / USEC_PER_SEC);
+    // Floor division: before 1970 the remainder would otherwise come out negative.
+    Usec secs = ts_usec / USEC_PER_SEC;
+    Usec rem = ts_usec % USEC_PER_SEC;
+    if (rem < 0) {
+        rem += USEC_PER_SEC;
+        --secs;
+    }
+    const time_t t = static_cast<time_t>(secs);
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[64];
     const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
     char ms[16];
-    std::snprintf(ms, sizeof ms, ".%03dZ", static_cast<int>((ts_usec % USEC_PER_SEC) / 1000));
+    std::snprintf(ms, sizeof ms, ".%03dZ", static_cast<int>(rem / USEC_PER_MSEC));
     return std::string(buf, n) + ms;
 }
 

@@ -1,5 +1,7 @@
 #include "ingest/derive.hpp"
 
+#include <utility>
+
 namespace cerberus::ingest {
 
 namespace {
@@ -7,6 +9,7 @@ namespace {
 using core::Event;
 using core::Transition;
 using core::UnitSnapshot;
+using core::Usec;
 
 bool isActive(std::string_view state) { return state == "active" || state == "reloading"; }
 
@@ -14,9 +17,23 @@ bool isActive(std::string_view state) { return state == "active" || state == "re
 // stop/crash decision waits for the final Result.
 bool isUp(std::string_view state) { return isActive(state) || state == "deactivating"; }
 
-bool isService(const UnitSnapshot& s) { return s.n_restarts >= 0; }
+// The manager is done with the run, or waits to restart it. A process that exits while the
+// unit is still starting is not final yet (Type=oneshot exits there on success).
+bool atRest(const UnitSnapshot& s) {
+    if (isUp(s.active_state)) return false;
+    return s.active_state != "activating" || s.sub_state == "auto-restart";
+}
+
+// A process of this unit may still run: first sightings must not lose its end. systemd 252
+// shows the new process of a restart while the unit still reads inactive/dead.
+bool hasOpenRun(const UnitSnapshot& s) { return isUp(s.active_state) || s.main_pid > 0; }
 
 bool isBadResult(std::string_view result) { return !result.empty() && result != "success"; }
+
+// Non-service units carry no Result; for them entering failed is the only sign of trouble.
+bool isBadEnd(const UnitSnapshot& s) {
+    return isBadResult(s.result) || (s.result.empty() && s.active_state == "failed");
+}
 
 Transition make(const UnitSnapshot& s, Event event, const Stamp& stamp) {
     Transition t;
@@ -34,13 +51,24 @@ Transition make(const UnitSnapshot& s, Event event, const Stamp& stamp) {
     return t;
 }
 
-Transition makeRunEnd(const UnitSnapshot& s, const Stamp& stamp) {
-    Transition t = make(s, isBadResult(s.result) ? Event::Crash : Event::Stop, stamp);
-    if (s.exec_main_code != 0) {
+// A run end seen with the unit's final Result; the exit facts only when they are this run's.
+Transition makeRunEnd(const UnitSnapshot& s, bool with_exit, const Stamp& stamp) {
+    Transition t = make(s, isBadEnd(s) ? Event::Crash : Event::Stop, stamp);
+    if (with_exit && s.exec_main_code != 0) {
         t.exit_code = std::string(core::exitCodeName(s.exec_main_code));
         t.exit_status = s.exec_main_status;
     }
     return t;
+}
+
+// How a run we never saw end most likely ended, given that an automatic restart followed it.
+// The newest finished run in view speaks for the unseen ones of the same loop. With none in
+// view it counts as a crash: restarts follow failures unless Restart=always, and a crash
+// loop missed is a page missed, while a respawn loop still shows in its restart rows.
+Event unseenEndBeforeRestart(const UnitSnapshot& b, const UnitSnapshot& a, bool exit_new) {
+    if (exit_new) return isBadEnd(a) ? Event::Crash : Event::Stop;
+    if (b.exec_main_exit_mono != 0) return isBadEnd(b) ? Event::Crash : Event::Stop;
+    return Event::Crash;
 }
 
 // Restarts the manager performed between two snapshots. NRestarts only grows until a
@@ -55,10 +83,19 @@ std::int64_t restartsBetween(std::int64_t before, std::int64_t after) {
 
 bool isStale(const UnitSnapshot& known, const PropertyDelta& d) {
     if (d.state_change_mono && *d.state_change_mono < known.state_change_mono) return true;
-    if (d.exec_main_start_mono) {
-        if (*d.exec_main_start_mono < known.exec_main_start_mono) return true;
-        if (*d.exec_main_start_mono == known.exec_main_start_mono && d.n_restarts &&
-            known.n_restarts >= 0 && *d.n_restarts < known.n_restarts)
+    if (!d.exec_main_start_mono || known.exec_main_start_mono == 0) return false;
+    const Usec start = *d.exec_main_start_mono;
+    if (start == 0) {
+        // systemd 252 zeroes ExecMain* when a start begins (and keeps them zero when an
+        // ExecStartPre= fails): a zero is a reset, unless the known process still runs.
+        return known.main_pid > 0;
+    }
+    if (start < known.exec_main_start_mono) return true;
+    if (start == known.exec_main_start_mono) {
+        // Same process: its restart count cannot fall, nor its exit be undone. Only
+        // `systemctl reset-failed` zeroes NRestarts under a running process.
+        if (d.n_restarts && *d.n_restarts != 0 && *d.n_restarts < known.n_restarts) return true;
+        if (d.exec_main_exit_mono && *d.exec_main_exit_mono < known.exec_main_exit_mono)
             return true;
     }
     return false;
@@ -78,89 +115,124 @@ void apply(UnitSnapshot& s, const PropertyDelta& d) {
     if (d.main_pid) s.main_pid = *d.main_pid;
 }
 
+// Every PropertiesChanged of a service comes twice (Service, then Unit interface), and
+// under load systemd merges states, so `before` -> `after` may hide whole cycles. Each
+// cycle is rebuilt from counters rather than from states: NRestarts counts the automatic
+// restarts, ExecMainStartTimestamp changes once per spawned process and
+// ExecMainExitTimestamp once per finished one (both zeroed when a start begins), and a new
+// InvocationID marks a start job that got past the start limit.
 std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Stamp& stamp) {
     std::vector<Transition> out;
     if (b.active_state.empty()) {
         // First sighting: whatever ran before is history we did not see. Take it as the
         // baseline so the next change is measured against it.
         a.reported_exit_mono = a.exec_main_exit_mono;
-        a.run_ended = !isUp(a.active_state);
-        a.in_restart_cycle = a.sub_state == "auto-restart";
+        a.run_ended = !hasOpenRun(a);
+        a.in_restart_cycle = false;
         a.gave_up = a.active_state == "failed" && a.result == "start-limit-hit";
         return out;
     }
     a.reported_exit_mono = b.reported_exit_mono;
-    a.run_ended = b.run_ended;
-    a.in_restart_cycle = b.in_restart_cycle;
     a.gave_up = b.gave_up;
+    // Here: an automatic restart was stored whose new InvocationID has not been seen yet.
+    a.in_restart_cycle = b.in_restart_cycle;
 
     const bool up_before = isUp(b.active_state);
-    const bool up_after = isUp(a.active_state);
-    const bool exit_advanced =
-        a.exec_main_exit_mono != 0 && a.exec_main_exit_mono != a.reported_exit_mono;
-
-    // 1. The run ended: it left the up states, or (services) a process spawned while the
-    // unit was still starting has exited and the unit is not up.
-    bool ended = up_before && !up_after;
-    if (!ended && isService(a) && !up_after && exit_advanced && a.active_state != "inactive" &&
-        !(a.active_state == "activating" && a.sub_state != "auto-restart"))
-        ended = true;
-    if (ended) {
-        out.push_back(makeRunEnd(a, stamp));
-        a.reported_exit_mono = a.exec_main_exit_mono;
-        a.run_ended = true;
-    }
-
-    // 2. Entered failed.
-    if (a.active_state == "failed" && b.active_state != "failed")
-        out.push_back(make(a, Event::Fail, stamp));
-
-    if (a.sub_state == "auto-restart") a.in_restart_cycle = true;
-
-    // 3. Automatic restarts, one row per increment. A restart whose run end we never saw
-    // (states merged under load, or cerberus was not running) still ended a run: store it.
+    const bool spawned =
+        a.exec_main_start_mono != 0 && a.exec_main_start_mono != b.exec_main_start_mono;
+    const bool exit_new =
+        a.exec_main_exit_mono != 0 && a.exec_main_exit_mono != b.reported_exit_mono;
+    const bool new_invocation =
+        !a.invocation_id.empty() && !b.invocation_id.empty() && a.invocation_id != b.invocation_id;
+    const bool reset = b.n_restarts >= 0 && a.n_restarts >= 0 && a.n_restarts < b.n_restarts;
     const std::int64_t restarts = restartsBetween(b.n_restarts, a.n_restarts);
     const std::int64_t first = a.n_restarts - restarts;
+    // While no new process was spawned, the exit in `after` is that of `before`'s process.
+    const bool exit_of_before = exit_new && !spawned;
+    // An up unit with a new invocation that no stored restart accounts for was restarted by
+    // hand within one snapshot. (The Service signal, with NRestarts, comes before the Unit
+    // signal that carries the new InvocationID.)
+    const bool replaced = up_before && new_invocation && restarts == 0 && !b.in_restart_cycle;
+    // The Unit signal has not come yet: the states in `after` are still the old ones.
+    const bool state_stale = a.state_change_mono == b.state_change_mono;
+    const Event unseen = unseenEndBeforeRestart(b, a, exit_new);
+    bool open = !b.run_ended;
+
+    auto store_end = [&](Transition t, bool with_exit) {
+        if (with_exit) a.reported_exit_mono = a.exec_main_exit_mono;
+        out.push_back(std::move(t));
+    };
+
+    // 1. The run open in `before` ended: an automatic restart or a new invocation followed
+    // it, or the unit came to rest with its process gone.
+    if (open && (restarts > 0 || replaced ||
+                 (atRest(a) && (up_before || exit_of_before || a.main_pid == 0)))) {
+        // Seen: the unit came to rest, or the exit in `after` is this run's own.
+        const bool seen = exit_of_before || (restarts == 0 && !replaced);
+        Transition end = seen ? makeRunEnd(a, exit_of_before, stamp)
+                              : make(a, restarts > 0 ? unseen : Event::Stop, stamp);
+        if (!seen) end.result.clear();
+        end.invocation_id = b.invocation_id;
+        if (b.n_restarts >= 0) end.n_restarts = b.n_restarts;
+        store_end(std::move(end), exit_of_before);
+        open = false;
+    }
+
+    // 2. Automatic restarts, one row per increment. Each one but the first followed a run we
+    // did not see (states merged under load, or cerberus was not running); after a reset the
+    // first one followed the run an operator started.
     for (std::int64_t i = 0; i < restarts; ++i) {
-        if (!a.run_ended) {
-            const bool bad = isBadResult(a.result) || isBadResult(b.result);
-            Transition end = make(a, bad ? Event::Crash : Event::Stop, stamp);
+        if (i > 0 || reset) {
+            Transition end = make(a, unseen, stamp);
+            end.result.clear();
+            end.invocation_id.clear();
+            end.main_pid.reset();
             end.n_restarts = first + i;
             out.push_back(std::move(end));
         }
         Transition restart = make(a, Event::Restart, stamp);
         restart.n_restarts = first + i + 1;
         out.push_back(std::move(restart));
-        a.run_ended = false;
-        a.in_restart_cycle = true;
     }
+    if (restarts > 0) a.in_restart_cycle = true;
 
-    // 4. Became active, or a new invocation while we thought it never went down.
-    const bool new_invocation = !a.invocation_id.empty() && !b.invocation_id.empty() &&
-                                a.invocation_id != b.invocation_id;
-    if (isActive(a.active_state) && (!up_before || (new_invocation && !ended))) {
-        if (up_before && restarts == 0) {
-            // A manual restart merged into one snapshot: the old run stopped.
-            out.push_back(make(a, Event::Stop, stamp));
-        }
+    // 3. A new main process (or the new invocation that replaced the old run) started a run;
+    // it may have ended already.
+    if (spawned || (replaced && hasOpenRun(a))) open = true;
+    if (open && spawned && exit_new && atRest(a)) {
+        store_end(makeRunEnd(a, true, stamp), true);
+        open = false;
+    }
+    // An exit whose run was already stored (or never opened) must not be reported later.
+    if (exit_new && !open) a.reported_exit_mono = a.exec_main_exit_mono;
+
+    // 4. Entered failed.
+    if (a.active_state == "failed" && b.active_state != "failed")
+        out.push_back(make(a, Event::Fail, stamp));
+
+    // 5. Became active: a new run is up. A process that has exited already did not leave the
+    // unit active: only the old state is in view until the Unit signal comes.
+    const bool gone_before_seen = spawned && exit_new && state_stale;
+    if (isActive(a.active_state) && (!up_before || restarts > 0 || replaced) && !gone_before_seen) {
         out.push_back(make(a, Event::Start, stamp));
-        a.run_ended = false;
-    }
-    if (isActive(a.active_state)) {
-        a.in_restart_cycle = false;
-        a.gave_up = false;
+        open = true;
     }
 
-    // 5. The manager stopped restarting: the restart was refused (start limit) and the unit
-    // rests in failed without a new run having ended. systemd 252 keeps Result=exit-code
-    // when the previous run failed, so Result=start-limit-hit alone is not enough.
+    if (new_invocation) a.in_restart_cycle = false;
+    if (spawned || new_invocation || isActive(a.active_state)) a.gave_up = false;
+
+    // 6. The manager stopped restarting. systemd 252 keeps Result=exit-code when the previous
+    // run failed: the sign is a restart whose start was refused (it never got a new
+    // InvocationID) and a unit resting in failed. Result=start-limit-hit shows only when the
+    // previous run had succeeded.
     if (!a.gave_up && a.active_state == "failed" &&
-        (a.result == "start-limit-hit" ||
-         (a.in_restart_cycle && !ended && b.active_state != "failed"))) {
+        (a.result == "start-limit-hit" || a.in_restart_cycle)) {
         out.push_back(make(a, Event::GiveUp, stamp));
         a.gave_up = true;
         a.in_restart_cycle = false;
     }
+
+    a.run_ended = !open;
     return out;
 }
 

@@ -245,6 +245,14 @@ void SystemdSource::refresh(const std::string& name, core::Source source) {
     }
     ++stats_.refreshes;
     Tracked& tracked = units_[name];
+    if (tracked.snapshot.active_state.empty() && source == core::Source::Systemd) {
+        // Loaded while we were listening: it was inactive, with no restarts, a moment ago.
+        // Measuring from there keeps the first start (or crash) of a new unit.
+        tracked.snapshot.unit = name;
+        tracked.snapshot.active_state = "inactive";
+        tracked.snapshot.sub_state = "dead";
+        if (delta.n_restarts) tracked.snapshot.n_restarts = 0;
+    }
     core::UnitSnapshot after = tracked.snapshot;
     after.unit = name;
     apply(after, delta);
