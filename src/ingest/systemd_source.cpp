@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-login.h>
 #include <unistd.h>
 
@@ -80,6 +81,27 @@ bool isGoneError(const sdbus::Error& e) {
            n == "org.freedesktop.DBus.Error.UnknownObject" ||
            n == "org.freedesktop.DBus.Error.UnknownInterface" ||
            n == "org.freedesktop.DBus.Error.UnknownMethod";
+}
+
+// sdbus-c++ 1.2.0 does not expose a message's cookie; its sd_bus_message is a protected
+// member, reachable through a pointer to member formed in a derived class.
+struct MessageAccess : sdbus::Message {
+    static sd_bus_message* raw(const sdbus::Message& msg) {
+        constexpr auto member = &MessageAccess::msg_;
+        return static_cast<sd_bus_message*>(msg.*member);
+    }
+};
+
+std::uint64_t cookieOf(const sdbus::Message& msg) {
+    std::uint64_t cookie = 0;
+    if (sd_bus_message_get_cookie(MessageAccess::raw(msg), &cookie) < 0) return 0;
+    return cookie;
+}
+
+// True when `msg` was sent before the reply marked by `read`, on the same connection.
+bool sentBefore(const std::string& sender, std::uint64_t cookie, const std::string& read_sender,
+                std::uint64_t read_cookie) {
+    return read_cookie != 0 && cookie != 0 && sender == read_sender && cookie < read_cookie;
 }
 
 bool endsWith(std::string_view s, std::string_view suffix) {
@@ -224,18 +246,20 @@ void SystemdSource::reconcileAll(core::Source source) {
 void SystemdSource::refresh(const std::string& name, core::Source source) {
     if (name == own_unit_) return;
     PropertyDelta delta;
+    ReadMark unit_mark, service_mark;
     try {
         auto proxy = sdbus::createProxy(*connection_, SYSTEMD_NAME, unitObjectPath(name));
-        Properties props;
-        proxy->callMethod("GetAll").onInterface(PROPERTIES_IFACE).withArguments(UNIT_IFACE)
-            .storeResultsTo(props);
-        readProperties(props, delta);
-        if (endsWith(name, ".service")) {
-            props.clear();
-            proxy->callMethod("GetAll").onInterface(PROPERTIES_IFACE)
-                .withArguments(SERVICE_IFACE).storeResultsTo(props);
+        auto read = [&](const char* iface, ReadMark& mark) {
+            auto call = proxy->createMethodCall(PROPERTIES_IFACE, "GetAll");
+            call << std::string(iface);
+            auto reply = proxy->callMethod(call, CALL_TIMEOUT_USEC);
+            Properties props;
+            reply >> props;
             readProperties(props, delta);
-        }
+            mark = ReadMark{reply.getSender(), cookieOf(reply)};
+        };
+        read(UNIT_IFACE, unit_mark);
+        if (endsWith(name, ".service")) read(SERVICE_IFACE, service_mark);
     } catch (const sdbus::Error& e) {
         if (!isGoneError(e)) throw;
         // Unloaded between the signal and our question: nothing to read, nothing lost,
@@ -251,8 +275,11 @@ void SystemdSource::refresh(const std::string& name, core::Source source) {
         tracked.snapshot.unit = name;
         tracked.snapshot.active_state = "inactive";
         tracked.snapshot.sub_state = "dead";
+        tracked.snapshot.run_ended = true;  // no run was open
         if (delta.n_restarts) tracked.snapshot.n_restarts = 0;
     }
+    tracked.unit_read = unit_mark;
+    tracked.service_read = service_mark;
     core::UnitSnapshot after = tracked.snapshot;
     after.unit = name;
     apply(after, delta);
@@ -281,9 +308,15 @@ void SystemdSource::onPropertiesChanged(sdbus::Message& msg) {
             break;
         }
     }
+    Tracked& tracked = it->second;
+    const ReadMark& read = iface == UNIT_IFACE ? tracked.unit_read : tracked.service_read;
+    if (sentBefore(msg.getSender(), cookieOf(msg), read.sender, read.cookie)) {
+        // systemd sent this before the reply we already applied: it is the past.
+        ++stats_.stale_dropped;
+        return;
+    }
     PropertyDelta delta;
     readProperties(changed, delta);
-    Tracked& tracked = it->second;
     if (isStale(tracked.snapshot, delta)) {
         ++stats_.stale_dropped;
         return;
@@ -299,7 +332,20 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
         std::string id;
         sdbus::ObjectPath path;
         msg >> id >> path;
-        if (id != own_unit_) deferred_refresh_.insert(id);
+        if (id == own_unit_) return;
+        Tracked& tracked = units_[id];
+        if (tracked.fresh && sentBefore(msg.getSender(), cookieOf(msg), tracked.unit_read.sender,
+                                        tracked.unit_read.cookie))
+            return;  // read after it was loaded: the read already holds this and more
+        // Just loaded: inactive, nothing run, no restarts. Every change from here on comes as
+        // a signal, in order, so the unit's whole history is seen, even under load.
+        tracked = Tracked{};
+        tracked.snapshot.unit = id;
+        tracked.snapshot.active_state = "inactive";
+        tracked.snapshot.sub_state = "dead";
+        tracked.snapshot.run_ended = true;
+        if (endsWith(id, ".service")) tracked.snapshot.n_restarts = 0;
+        tracked.fresh = true;
     } else if (member == "UnitRemoved") {
         std::string id;
         sdbus::ObjectPath path;

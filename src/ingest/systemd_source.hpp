@@ -81,9 +81,17 @@ public:
     const SourceStats& stats() const { return stats_; }
 
 private:
+    // Where a GetAll reply stands in systemd's own message order (sender, cookie), so that
+    // signals systemd sent before that reply, still queued here, are known to be older.
+    struct ReadMark {
+        std::string sender;
+        std::uint64_t cookie = 0;
+    };
     struct Tracked {
         core::UnitSnapshot snapshot;
         bool fresh = false;  // read with GetAll on this connection
+        ReadMark unit_read;
+        ReadMark service_read;
     };
 
     void addMatches();
