@@ -250,10 +250,10 @@ int Loop::run() {
 
     // Everything loaded has been read and reconciled by the caller's first process().
     flush(clock_.monotonic());
-    sd_notifyf(0, "READY=1\nSTATUS=Tracking %zu units", source_.unitsTracked());
     logLine("following the %s: %zu units tracked, history in '%s'",
             ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(),
             db_.path().c_str());
+    sd_notifyf(0, "READY=1\nSTATUS=Tracking %zu units", source_.unitsTracked());
 
     bool stop = false;
     epoll_event events[4];
