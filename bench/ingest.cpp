@@ -160,8 +160,8 @@ double plainRate(std::size_t rows_wanted, std::size_t rows_per_batch) {
 int main() {
     std::size_t rows = 0;
     const double ours = cerberusRate(rows);
-    const std::size_t flushes = static_cast<std::size_t>(UNITS) * CYCLES_PER_UNIT * 5 /
-                                SIGNALS_PER_FLUSH;
+    const std::size_t flushes =
+        static_cast<std::size_t>(UNITS) * CYCLES_PER_UNIT * 5 / SIGNALS_PER_FLUSH;
     const double plain = plainRate(rows, rows / (flushes ? flushes : 1));
     const double ratio = ours / plain;
     std::printf("ingest: %zu transitions (derive + store, WAL, a commit per %d signals)\n", rows,

@@ -37,9 +37,9 @@ void addRunCommand(CLI::App& app, Action& action) {
             if (!args->keep.empty()) {
                 const auto keep = core::parseDuration(args->keep);
                 if (!keep || *keep <= 0)
-                    throw core::Error(core::ExitCode::Usage,
-                                      "--keep '" + args->keep +
-                                          "' is not a duration; use e.g. 30d, 12h or 90m");
+                    throw core::Error(
+                        core::ExitCode::Usage,
+                        "--keep '" + args->keep + "' is not a duration; use e.g. 30d, 12h or 90m");
                 options.keep_usec = *keep;
             }
             return daemon::run(options);

@@ -4,7 +4,9 @@
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
     using cerberus::core::ExitCode;
     CLI::App app{"cerberus: crash-loop alerting for Linux services", "cerberus"};
     app.require_subcommand(1);
@@ -41,5 +43,16 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "cerberus: unexpected error: %s\n", e.what());
         return static_cast<int>(ExitCode::Failure);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (...) {
+        std::fputs("cerberus: unexpected error\n", stderr);
+        return static_cast<int>(cerberus::core::ExitCode::Failure);
     }
 }

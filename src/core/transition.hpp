@@ -27,11 +27,11 @@ std::optional<Source> parseSource(std::string_view text);
 struct UnitSnapshot {
     std::string unit;
     // Facts as systemd reports them. Timestamps are systemd's CLOCK_MONOTONIC microseconds.
-    std::string active_state;  // active, reloading, inactive, failed, activating, deactivating
-    std::string sub_state;     // running, auto-restart, dead, failed, exited, ...
-    std::string result;        // Service.Result; empty for non-service units
-    int exec_main_code = 0;    // 1 exited, 2 killed, 3 dumped, 0 none
-    int exec_main_status = 0;  // exit code or signal number
+    std::string active_state;       // active, reloading, inactive, failed, activating, deactivating
+    std::string sub_state;          // running, auto-restart, dead, failed, exited, ...
+    std::string result;             // Service.Result; empty for non-service units
+    int exec_main_code = 0;         // 1 exited, 2 killed, 3 dumped, 0 none
+    int exec_main_status = 0;       // exit code or signal number
     Usec exec_main_start_mono = 0;  // ExecMainStartTimestampMonotonic: once per spawned run
     Usec exec_main_exit_mono = 0;   // ExecMainExitTimestampMonotonic: once per finished run
     Usec state_change_mono = 0;     // StateChangeTimestampMonotonic

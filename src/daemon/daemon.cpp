@@ -76,8 +76,8 @@ core::UniqueFd makeSignalFd() {
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0)
-        throw core::Error(core::ExitCode::Failure, std::string("cannot block signals: ") +
-                                                       std::strerror(errno));
+        throw core::Error(core::ExitCode::Failure,
+                          std::string("cannot block signals: ") + std::strerror(errno));
     core::UniqueFd fd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!fd)
         throw core::Error(core::ExitCode::Failure,
@@ -157,8 +157,8 @@ int Loop::timeoutMs(Usec now) const {
     if (!deadline) return -1;
     if (*deadline <= now) return 0;
     // Round up so that we never wake a millisecond early and spin.
-    return static_cast<int>(std::min<Usec>((*deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC,
-                                           60 * 60 * 1000));
+    return static_cast<int>(
+        std::min<Usec>((*deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, 60 * 60 * 1000));
 }
 
 void Loop::handleSignals(bool& stop) {
@@ -172,8 +172,8 @@ void Loop::handleSignals(bool& stop) {
 void Loop::processBus(Usec now) {
     if (source_.connected()) {
         if (!source_.process()) {
-            logLine("lost the %s: %s; reconnecting", ingest::BusSpec{options_.bus}.describe().c_str(),
-                    source_.lastError().c_str());
+            logLine("lost the %s: %s; reconnecting",
+                    ingest::BusSpec{options_.bus}.describe().c_str(), source_.lastError().c_str());
             reconnect_backoff_.reset();
             reconnect_at_ = now + reconnect_backoff_.next();
             reconnect_logged_ = false;
@@ -224,8 +224,8 @@ void Loop::retention(Usec now) {
     try {
         const auto deleted =
             store::pruneTransitions(db_, clock_.realtime() - *options_.keep_usec, RETENTION_BATCH);
-        retention_at_ = now + (deleted == RETENTION_BATCH ? RETENTION_NEXT_BATCH_USEC
-                                                          : RETENTION_EVERY_USEC);
+        retention_at_ =
+            now + (deleted == RETENTION_BATCH ? RETENTION_NEXT_BATCH_USEC : RETENTION_EVERY_USEC);
     } catch (const core::Error& e) {
         logLine("retention: %s; retrying later", e.what());
         retention_at_ = now + RETRY_MAX_USEC;
@@ -310,7 +310,7 @@ int run(const Options& options) {
         void onUnit(const core::UnitSnapshot& s) override { target->onUnit(s); }
     } deferred;
 
-    ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock, {});
+    ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
     source.connect();
 
     db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
@@ -321,9 +321,9 @@ int run(const Options& options) {
     source.seed(store::loadUnits(*db_ptr));
 
     if (!source.process())
-        throw core::Error(core::ExitCode::Bus,
-                          "systemd on the " + ingest::BusSpec{options.bus}.describe() +
-                              " did not answer: " + source.lastError());
+        throw core::Error(core::ExitCode::Bus, "systemd on the " +
+                                                   ingest::BusSpec{options.bus}.describe() +
+                                                   " did not answer: " + source.lastError());
     Loop loop(options, *db_ptr, source, *writer, *sink);
     return loop.run();
 }

@@ -11,7 +11,7 @@ namespace cerberus::daemon {
 
 struct Options {
     std::string db_path;
-    std::string bus;                     // "system", "user" or a D-Bus address
+    std::string bus;                      // "system", "user" or a D-Bus address
     std::optional<core::Usec> keep_usec;  // prune transitions older than this
 };
 

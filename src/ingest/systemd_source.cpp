@@ -38,12 +38,12 @@ std::optional<T> take(const Properties& props, const char* key) {
 }
 
 std::string hex(const std::vector<std::uint8_t>& bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
+    static constexpr char DIGITS[] = "0123456789abcdef";
     std::string out;
     out.reserve(bytes.size() * 2);
     for (const auto b : bytes) {
-        out.push_back(digits[b >> 4]);
-        out.push_back(digits[b & 0xf]);
+        out.push_back(DIGITS[b >> 4]);
+        out.push_back(DIGITS[b & 0xf]);
     }
     return out;
 }
@@ -54,8 +54,7 @@ void readProperties(const Properties& props, PropertyDelta& d) {
     if (auto v = take<std::string>(props, "SubState")) d.sub_state = std::move(*v);
     if (auto v = take<std::uint64_t>(props, "StateChangeTimestampMonotonic"))
         d.state_change_mono = static_cast<core::Usec>(*v);
-    if (auto v = take<std::vector<std::uint8_t>>(props, "InvocationID"))
-        d.invocation_id = hex(*v);
+    if (auto v = take<std::vector<std::uint8_t>>(props, "InvocationID")) d.invocation_id = hex(*v);
     if (auto v = take<std::string>(props, "Result")) d.result = std::move(*v);
     if (auto v = take<std::uint32_t>(props, "NRestarts")) d.n_restarts = *v;
     if (auto v = take<std::int32_t>(props, "ExecMainCode")) d.exec_main_code = *v;
@@ -68,11 +67,18 @@ void readProperties(const Properties& props, PropertyDelta& d) {
 }
 
 bool isWatchedProperty(const std::string& name) {
-    static const std::set<std::string> watched{
-        "ActiveState", "SubState", "StateChangeTimestampMonotonic", "InvocationID", "Result",
-        "NRestarts", "ExecMainCode", "ExecMainStatus", "ExecMainStartTimestampMonotonic",
-        "ExecMainExitTimestampMonotonic", "MainPID"};
-    return watched.count(name) > 0;
+    static const std::set<std::string> WATCHED{"ActiveState",
+                                               "SubState",
+                                               "StateChangeTimestampMonotonic",
+                                               "InvocationID",
+                                               "Result",
+                                               "NRestarts",
+                                               "ExecMainCode",
+                                               "ExecMainStatus",
+                                               "ExecMainStartTimestampMonotonic",
+                                               "ExecMainExitTimestampMonotonic",
+                                               "MainPID"};
+    return WATCHED.count(name) > 0;
 }
 
 bool isGoneError(const sdbus::Error& e) {
@@ -87,8 +93,8 @@ bool isGoneError(const sdbus::Error& e) {
 // member, reachable through a pointer to member formed in a derived class.
 struct MessageAccess : sdbus::Message {
     static sd_bus_message* raw(const sdbus::Message& msg) {
-        constexpr auto member = &MessageAccess::msg_;
-        return static_cast<sd_bus_message*>(msg.*member);
+        constexpr auto MSG = &MessageAccess::msg_;
+        return static_cast<sd_bus_message*>(msg.*MSG);
     }
 };
 
@@ -127,18 +133,15 @@ std::string BusSpec::describe() const {
     return "bus at '" + bus + "'";
 }
 
-SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock,
-                             std::map<std::string, core::UnitSnapshot> known)
-    : bus_(std::move(bus)), sink_(sink), clock_(clock), own_unit_(findOwnUnit(bus_.bus)) {
-    for (auto& [name, snapshot] : known) units_[name].snapshot = std::move(snapshot);
-}
+SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock)
+    : bus_(std::move(bus)), sink_(sink), clock_(clock), own_unit_(findOwnUnit(bus_.bus)) {}
 
 SystemdSource::~SystemdSource() { disconnect(); }
 
-void SystemdSource::seed(std::map<std::string, core::UnitSnapshot> known) {
-    for (auto& [name, snapshot] : known) {
+void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known) {
+    for (const auto& [name, snapshot] : known) {
         Tracked& tracked = units_[name];
-        if (!tracked.fresh) tracked.snapshot = std::move(snapshot);
+        if (!tracked.fresh) tracked.snapshot = snapshot;
     }
 }
 
@@ -168,9 +171,9 @@ void SystemdSource::connect() {
         if (e.getName() == "org.freedesktop.DBus.Error.ServiceUnknown" ||
             e.getName() == "org.freedesktop.DBus.Error.NameHasNoOwner")
             why = "systemd is not on that bus";
-        throw core::Error(core::ExitCode::Bus,
-                          "cannot follow systemd on the " + bus_.describe() + ": " + why +
-                              "; check that the bus is running or pass --bus");
+        throw core::Error(core::ExitCode::Bus, "cannot follow systemd on the " + bus_.describe() +
+                                                   ": " + why +
+                                                   "; check that the bus is running or pass --bus");
     }
 }
 
@@ -196,8 +199,7 @@ void SystemdSource::addMatches() {
         };
     };
     slots_.push_back(connection_->addMatch(
-        std::string("type='signal',sender='") + SYSTEMD_NAME + "',interface='" +
-            PROPERTIES_IFACE +
+        std::string("type='signal',sender='") + SYSTEMD_NAME + "',interface='" + PROPERTIES_IFACE +
             "',member='PropertiesChanged',path_namespace='/org/freedesktop/systemd1/unit'",
         guarded(&SystemdSource::onPropertiesChanged)));
     slots_.push_back(connection_->addMatch(std::string("type='signal',sender='") + SYSTEMD_NAME +
@@ -225,9 +227,9 @@ void SystemdSource::subscribe() {
 }
 
 void SystemdSource::reconcileAll(core::Source source) {
-    using UnitRow = sdbus::Struct<std::string, std::string, std::string, std::string, std::string,
-                                  std::string, sdbus::ObjectPath, std::uint32_t, std::string,
-                                  sdbus::ObjectPath>;
+    using UnitRow =
+        sdbus::Struct<std::string, std::string, std::string, std::string, std::string, std::string,
+                      sdbus::ObjectPath, std::uint32_t, std::string, sdbus::ObjectPath>;
     std::vector<UnitRow> rows;
     manager_->callMethod("ListUnits").onInterface(MANAGER_IFACE).storeResultsTo(rows);
     std::set<std::string> listed;
@@ -434,7 +436,8 @@ SystemdSource::PollData SystemdSource::pollData() const {
     out.fd = data.fd;
     if (data.events & POLLIN) out.epoll_events |= EPOLLIN;
     if (data.events & POLLOUT) out.epoll_events |= EPOLLOUT;
-    if (data.timeout_usec != UINT64_MAX) out.deadline_mono = static_cast<core::Usec>(data.timeout_usec);
+    if (data.timeout_usec != UINT64_MAX)
+        out.deadline_mono = static_cast<core::Usec>(data.timeout_usec);
     if (deferred_reconcile_ || !deferred_refresh_.empty()) out.deadline_mono = 0;
     return out;
 }

@@ -4,6 +4,8 @@
 // sees into transitions. Driven by the caller's event loop: nothing here owns a thread or
 // sleeps; reconnecting is the caller's decision (connected() / connect()).
 
+#include <sdbus-c++/sdbus-c++.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -13,8 +15,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <sdbus-c++/sdbus-c++.h>
 
 #include "core/time.hpp"
 #include "core/transition.hpp"
@@ -41,15 +41,13 @@ struct SourceStats {
     std::uint64_t stale_dropped = 0;
     std::uint64_t bad_signals = 0;  // signals whose arguments could not be read
     std::uint64_t refreshes = 0;
-    std::uint64_t reconciles = 0;   // full re-reads of every unit (start, reconnect, reload)
+    std::uint64_t reconciles = 0;  // full re-reads of every unit (start, reconnect, reload)
     std::uint64_t connects = 0;
 };
 
 class SystemdSource {
 public:
-    // `known` holds the snapshots persisted by an earlier run; reconcile measures against them.
-    SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock,
-                  std::map<std::string, core::UnitSnapshot> known);
+    SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock);
     ~SystemdSource();
     SystemdSource(const SystemdSource&) = delete;
     SystemdSource& operator=(const SystemdSource&) = delete;
@@ -58,8 +56,9 @@ public:
     // and reconciles it against what was known. Throws core::Error(ExitCode::Bus) with one
     // sentence when the bus or systemd is not there.
     void connect();
-    // Snapshots persisted by an earlier run, for units not read on this connection yet.
-    void seed(std::map<std::string, core::UnitSnapshot> known);
+    // Snapshots persisted by an earlier run, for units not read on this connection yet:
+    // reconcile measures what systemd reports against them.
+    void seed(const std::map<std::string, core::UnitSnapshot>& known);
     bool connected() const { return connection_ != nullptr; }
     // Drops the connection (after a failure); the caller reconnects later.
     void disconnect();

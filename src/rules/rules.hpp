@@ -1,0 +1,129 @@
+#pragma once
+
+// The rule model (DESIGN.md, "Rules") and its loading from JSON files and directories.
+// Pure: reads the files it is given and nothing else; secrets stay unresolved here.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/time.hpp"
+#include "core/transition.hpp"
+
+namespace cerberus::rules {
+
+// Caps on what a rule file can make the evaluator hold (memory per unit is bounded by them).
+inline constexpr int COUNT_MAX = 1000;
+inline constexpr std::size_t RULES_MAX = 1000;
+inline constexpr std::size_t RECEIVERS_MAX = 100;
+inline constexpr core::Usec RESOLVE_WHEN_UP_FOR_DEFAULT_USEC = 10 * core::USEC_PER_MIN;
+inline constexpr core::Usec REPEAT_EVERY_MIN_USEC = core::USEC_PER_SEC;
+
+// A secret as written: its value, or where to read it at send time. Never printed as is.
+struct Secret {
+    enum class Kind : std::uint8_t { Literal, Env, File };
+    Kind kind = Kind::Literal;
+    std::string value;  // the secret itself, an environment variable name, or a file path
+
+    // "<redacted>", "env:NAME" or "file:PATH": safe for logs and `cerberus check`.
+    std::string redacted() const;
+    bool operator==(const Secret&) const = default;
+};
+
+enum class ReceiverType : std::uint8_t { Slack, PagerDuty, Webhook, Alertmanager, Log };
+std::string_view toString(ReceiverType type);
+std::optional<ReceiverType> parseReceiverType(std::string_view text);
+
+struct Receiver {
+    std::string name;
+    ReceiverType type = ReceiverType::Log;
+    std::optional<Secret> url;          // slack, webhook (required); pagerduty (optional)
+    std::optional<Secret> routing_key;  // pagerduty (required)
+    std::optional<Secret> secret;       // webhook signing key (optional)
+    std::vector<std::string> urls;      // alertmanager (required, at least one)
+    std::string origin;                 // "file:line", for messages
+
+    bool operator==(const Receiver&) const = default;
+};
+
+enum class Severity : std::uint8_t { Critical, Error, Warning, Info };
+std::string_view toString(Severity severity);
+std::optional<Severity> parseSeverity(std::string_view text);
+
+// `when`: `count` qualifying events within `within` fire the alert. For a `restart` event
+// the filters look at the run the restart followed (its uptime, result and exit status).
+struct Condition {
+    core::Event event = core::Event::Crash;
+    int count = 1;
+    core::Usec within_usec = 0;
+    std::optional<core::Usec> uptime_below_usec;
+    std::vector<std::string> results;  // empty: any
+    std::vector<int> exit_statuses;    // empty: any
+
+    bool operator==(const Condition&) const = default;
+};
+
+struct Rule {
+    std::string name;
+    std::vector<std::string> units{"*.service"};  // fnmatch globs
+    std::vector<std::string> exclude;
+    Condition when;
+    core::Usec resolve_when_up_for_usec = RESOLVE_WHEN_UP_FOR_DEFAULT_USEC;
+    Severity severity = Severity::Error;
+    std::optional<core::Usec> repeat_every_usec;
+    std::vector<std::string> notify;  // receiver names, all defined
+    std::map<std::string, std::string> labels;
+    std::string summary;  // template; see SUMMARY_FIELDS
+    std::string origin;   // "file:line", for messages
+
+    bool matchesUnit(std::string_view unit) const;
+    bool operator==(const Rule&) const = default;
+};
+
+// The placeholders a summary may use, e.g. "{unit} on {host} crashed {count} times".
+inline constexpr std::string_view SUMMARY_FIELDS[] = {"unit",  "host",     "rule", "count",
+                                                      "within", "severity", "event"};
+inline constexpr std::string_view SUMMARY_DEFAULT = "{unit} on {host}: {count} {event} in {within}";
+
+struct SummaryValues {
+    std::string unit;
+    std::string host;
+    std::size_t count = 0;
+};
+std::string renderSummary(const Rule& rule, const SummaryValues& values);
+
+struct RuleSet {
+    std::vector<Rule> rules;
+    std::vector<Receiver> receivers;
+
+    const Receiver* receiver(std::string_view name) const;
+    const Rule* rule(std::string_view name) const;
+    bool operator==(const RuleSet&) const = default;
+};
+
+struct LoadResult {
+    RuleSet rules;
+    // One sentence each: "FILE:LINE: /json/path: what is wrong; what is expected".
+    std::vector<std::string> errors;
+    bool ok() const { return errors.empty(); }
+};
+
+// Files, and directories of *.json files (sorted by name, not recursive), merged into one
+// set: rule and receiver names are unique across all of them. Every error is reported.
+LoadResult loadRules(const std::vector<std::string>& paths);
+
+// One document, `origin` naming it in messages. References to receivers are checked.
+LoadResult parseRules(std::string_view text, std::string_view origin);
+
+// The keys the parser accepts, so a test can hold schema/rules.schema.json to the same set.
+std::span<const std::string_view> topLevelKeys();
+std::span<const std::string_view> ruleKeys();
+std::span<const std::string_view> whenKeys();
+std::span<const std::string_view> receiverKeys(ReceiverType type);
+
+}  // namespace cerberus::rules
