@@ -65,8 +65,7 @@ void printTable(const std::vector<store::StoredTransition>& rows) {
         const auto& t = row.transition;
         cells.push_back({core::formatIsoTime(t.ts_usec), t.unit,
                          std::string(core::toString(t.event)), stateCell(t), orDash(t.result),
-                         exitCell(t),
-                         t.n_restarts ? fmt::format("{}", *t.n_restarts) : "-",
+                         exitCell(t), t.n_restarts ? fmt::format("{}", *t.n_restarts) : "-",
                          std::string(core::toString(t.source))});
     }
     std::array<std::size_t, COLUMNS> width{};

@@ -88,7 +88,7 @@ std::string formatDuration(Usec usec) {
     const struct {
         Usec scale;
         const char* name;
-    } parts[] = {{USEC_PER_DAY, "d"}, {USEC_PER_HOUR, "h"}, {USEC_PER_MIN, "m"},
+    } parts[] = {{USEC_PER_DAY, "d"}, {USEC_PER_HOUR, "h"},  {USEC_PER_MIN, "m"},
                  {USEC_PER_SEC, "s"}, {USEC_PER_MSEC, "ms"}, {1, "us"}};
     for (const auto& part : parts) {
         const auto scale = static_cast<std::uint64_t>(part.scale);

@@ -156,8 +156,8 @@ void createFile(const std::string& path) {
         if (errno == ENOENT)
             fail("cannot create database " + quoted(path) + ": directory " + quoted(dir) +
                  " does not exist; create it or pass --db");
-        fail("cannot create database " + quoted(path) + ": cannot reach directory " +
-             quoted(dir) + " (" + std::strerror(errno) + "); fix its permissions or pass --db");
+        fail("cannot create database " + quoted(path) + ": cannot reach directory " + quoted(dir) +
+             " (" + std::strerror(errno) + "); fix its permissions or pass --db");
     }
     if (!S_ISDIR(st.st_mode))
         fail("cannot create database " + quoted(path) + ": " + quoted(dir) +
@@ -166,8 +166,8 @@ void createFile(const std::string& path) {
     // WAL keeps two files next to the database, so the directory must be writable too.
     if (::access(dir.c_str(), W_OK | X_OK) != 0) {
         if (exists)
-            fail("cannot open database " + quoted(path) + " for writing: directory " +
-                 quoted(dir) + " is not writable; fix its permissions or pass --db");
+            fail("cannot open database " + quoted(path) + " for writing: directory " + quoted(dir) +
+                 " is not writable; fix its permissions or pass --db");
         fail("cannot create database " + quoted(path) + ": directory " + quoted(dir) +
              " is not writable; fix its permissions or pass --db");
     }
@@ -235,8 +235,7 @@ Database Database::open(const std::string& path, OpenMode mode) {
     const int version = checkSchema(raw, path);
     if (mode == OpenMode::ReadOnly) {
         if (version == 0)
-            fail("database " + quoted(path) +
-                 " is empty; run 'cerberus run' first or pass --db");
+            fail("database " + quoted(path) + " is empty; run 'cerberus run' first or pass --db");
         if (version < latestSchemaVersion())
             fail("database " + quoted(path) + " has schema version " + std::to_string(version) +
                  " but this cerberus reads " + std::to_string(latestSchemaVersion()) +
@@ -272,8 +271,8 @@ Database::~Database() {
 int Database::schemaVersion() const {
     const auto read = readUserVersion(db_);
     if (!read.version)
-        fail("cannot read the schema version of database " + quoted(path_) + ": " +
-             read.message + "; check the file or pass --db");
+        fail("cannot read the schema version of database " + quoted(path_) + ": " + read.message +
+             "; check the file or pass --db");
     return *read.version;
 }
 

@@ -42,8 +42,8 @@ public:
 
     Binder& text(std::string_view value) {
         if (rc_ == SQLITE_OK)
-            rc_ = sqlite3_bind_text64(stmt_, index_, value.data(), value.size(),
-                                      SQLITE_TRANSIENT, SQLITE_UTF8);
+            rc_ = sqlite3_bind_text64(stmt_, index_, value.data(), value.size(), SQLITE_TRANSIENT,
+                                      SQLITE_UTF8);
         ++index_;
         return *this;
     }

@@ -47,9 +47,9 @@ constexpr std::string_view TRANSITION_COLUMNS =
     " exit_status, n_restarts, invocation_id, main_pid, source";
 
 [[noreturn]] void fail(const Database& db, const std::string& what) {
-    throw core::Error(core::ExitCode::Database,
-                      "cannot " + what + " in database '" + db.path() +
-                          "': " + sqlite3_errmsg(db.handle()) + "; check the file or pass --db");
+    throw core::Error(core::ExitCode::Database, "cannot " + what + " in database '" + db.path() +
+                                                    "': " + sqlite3_errmsg(db.handle()) +
+                                                    "; check the file or pass --db");
 }
 
 // Steps a write statement once; SQLITE_OK when it completed.
@@ -219,8 +219,7 @@ std::int64_t pruneTransitions(Database& db, core::Usec before_usec, int batch) {
                     " WHERE ts_usec < ?1 ORDER BY ts_usec LIMIT ?2)");
     Binder bind(prune.get());
     bind.int64(before_usec).int64(batch);
-    if (bind.rc() != SQLITE_OK || run(prune.get()) != SQLITE_OK)
-        fail(db, "prune old transitions");
+    if (bind.rc() != SQLITE_OK || run(prune.get()) != SQLITE_OK) fail(db, "prune old transitions");
     return sqlite3_changes64(db.handle());
 }
 

@@ -152,10 +152,12 @@ TEST_CASE("migrating a new database sets user_version to the latest schema and c
     CHECK(scalar(db, "PRAGMA synchronous") == "1");  // NORMAL
     for (const char* table : {"transitions", "units", "alerts", "notifications", "silences"})
         CHECK_MESSAGE(scalar(db, std::string("SELECT count(*) FROM sqlite_master WHERE type = "
-                                             "'table' AND name = '") + table + "'") == "1",
+                                             "'table' AND name = '") +
+                                     table + "'") == "1",
                       table);
-    CHECK(scalar(db, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN "
-                     "('history', 'firing')") == "2");
+    CHECK(scalar(db,
+                 "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN "
+                 "('history', 'firing')") == "2");
 }
 
 TEST_CASE("reopening a migrated database keeps its rows and its schema version") {
@@ -313,10 +315,10 @@ TEST_CASE("the writer round-trips transitions, absent optionals stored as NULL")
     CHECK_FALSE(b.exit_status.has_value());
     CHECK_FALSE(b.n_restarts.has_value());
     CHECK_FALSE(b.main_pid.has_value());
-    CHECK(select(db.handle(), "SELECT exit_status IS NULL, n_restarts IS NULL, main_pid IS NULL,"
-                              " event FROM transitions WHERE id = " +
-                                  std::to_string(rows[1].id)) ==
-          Rows{{"1", "1", "1", "give_up"}});
+    CHECK(select(db.handle(),
+                 "SELECT exit_status IS NULL, n_restarts IS NULL, main_pid IS NULL,"
+                 " event FROM transitions WHERE id = " +
+                     std::to_string(rows[1].id)) == Rows{{"1", "1", "1", "give_up"}});
     const auto first_id = std::to_string(rows[0].id);
     CHECK(select(db.handle(), "SELECT time FROM history WHERE id = " + first_id) ==
           Rows{{"2025-11-28T03:20:00.000Z"}});
@@ -490,8 +492,7 @@ TEST_CASE("queryHistory filters by glob, exact unit, event and time, newest N ol
               q.unit_glob = "web-?.service";
               q.event = core::Event::Crash;
           })) == Times{T0 + 20, T0 + 40, T0 + 60});
-    CHECK(timesOf(query([](Q& q) { q.unit_glob = "web-[2].service"; })) ==
-          Times{T0 + 30, T0 + 40});
+    CHECK(timesOf(query([](Q& q) { q.unit_glob = "web-[2].service"; })) == Times{T0 + 30, T0 + 40});
     CHECK(timesOf(query([](Q& q) { q.unit_glob = "db.service"; })) == Times{T0 + 50});
     // Without metacharacters a pattern is a whole name.
     CHECK(query([](Q& q) { q.unit_glob = "web"; }).empty());
@@ -516,8 +517,9 @@ TEST_CASE("queryHistory filters by glob, exact unit, event and time, newest N ol
 TEST_CASE("an exact unit name uses the (unit, ts_usec) index") {
     TempDir dir;
     auto db = Database::open(dir.file("c.db"), OpenMode::ReadWrite);
-    const auto plan = select(db.handle(), "EXPLAIN QUERY PLAN SELECT id FROM transitions WHERE "
-                                          "unit = 'a.service' ORDER BY ts_usec DESC, id DESC");
+    const auto plan = select(db.handle(),
+                             "EXPLAIN QUERY PLAN SELECT id FROM transitions WHERE "
+                             "unit = 'a.service' ORDER BY ts_usec DESC, id DESC");
     REQUIRE_FALSE(plan.empty());
     CHECK(plan[0].back().find("transitions_unit_ts") != std::string::npos);
 }
@@ -616,8 +618,10 @@ TEST_CASE("the example queries in examples/queries.sql answer correctly on known
     TempDir dir;
     auto db = Database::open(dir.file("c.db"), OpenMode::ReadWrite);
     const core::Usec now = core::SystemClock{}.realtime();
-    const core::Usec day_start = std::stoll(scalar(db, "SELECT strftime('%s', 'now', 'start of "
-                                                        "day')")) * core::USEC_PER_SEC;
+    const core::Usec day_start = std::stoll(scalar(db,
+                                                   "SELECT strftime('%s', 'now', 'start of "
+                                                   "day')")) *
+                                 core::USEC_PER_SEC;
     // Recent rows sit within the last second so "today" holds them except in the first
     // second of a UTC day.
     const auto recent = [&](int i) { return now - 1000 + i; };
