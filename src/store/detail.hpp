@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "store/store.hpp"
+
 namespace cerberus::store::detail {
 
 // Generated from schema/sql/ by tools/embed_sql.py (migrations.cpp in the build dir).
@@ -84,5 +86,8 @@ inline void rewind(sqlite3_stmt* stmt) {
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
 }
+
+// Applies one alert change inside the caller's transaction; returns the sqlite code.
+int writeAlert(sqlite3* db, const AlertWrite& change);
 
 }  // namespace cerberus::store::detail

@@ -168,6 +168,8 @@ HistoryWriter::HistoryWriter(Database& db, std::size_t max_queued)
       insert_transition_(db.handle(), INSERT_TRANSITION_SQL),
       upsert_unit_(db.handle(), UPSERT_UNIT_SQL) {}
 
+void HistoryWriter::addAlert(AlertWrite change) { alerts_.push_back(std::move(change)); }
+
 void HistoryWriter::add(core::Transition transition) {
     while (queue_.size() >= max_queued_) {
         queue_.pop_front();
@@ -182,7 +184,7 @@ void HistoryWriter::putUnit(const core::UnitSnapshot& snapshot) {
 
 FlushResult HistoryWriter::flush() {
     FlushResult result;
-    if (queue_.empty() && units_.empty()) return result;
+    if (queue_.empty() && units_.empty() && alerts_.empty()) return result;
     sqlite3* db = db_.handle();
     const auto failed = [&](std::string message) {
         // A failed statement inside the transaction may already have rolled it back.
@@ -201,6 +203,8 @@ FlushResult HistoryWriter::flush() {
             rc = insertTransition(insert_transition_.get(), *it);
         for (auto it = units_.begin(); rc == SQLITE_OK && it != units_.end(); ++it)
             rc = upsertUnit(upsert_unit_.get(), it->second);
+        for (auto it = alerts_.begin(); rc == SQLITE_OK && it != alerts_.end(); ++it)
+            rc = detail::writeAlert(db, *it);
         if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
         if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
     } catch (const std::exception& e) {
@@ -209,6 +213,7 @@ FlushResult HistoryWriter::flush() {
     result.written = queue_.size();
     queue_.clear();
     units_.clear();
+    alerts_.clear();
     return result;
 }
 
@@ -276,6 +281,28 @@ std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& que
     if (rc != SQLITE_DONE) fail(db, "query the history");
     std::reverse(rows.begin(), rows.end());
     return rows;
+}
+
+}  // namespace cerberus::store
+
+namespace cerberus::store {
+
+void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
+                       std::optional<core::Usec> until_usec,
+                       const std::function<bool(const core::Transition&)>& visit) {
+    std::string sql = "SELECT " + std::string(TRANSITION_COLUMNS) + " FROM transitions WHERE 1";
+    if (since_usec) sql += " AND ts_usec >= ?";
+    if (until_usec) sql += " AND ts_usec < ?";
+    sql += " ORDER BY ts_usec, id";
+    Statement select(db.handle(), sql);
+    Binder bind(select.get());
+    if (since_usec) bind.int64(*since_usec);
+    if (until_usec) bind.int64(*until_usec);
+    if (bind.rc() != SQLITE_OK) fail(db, "read the history");
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW)
+        if (!visit(readTransition(db, select.get()).transition)) return;
+    if (rc != SQLITE_DONE) fail(db, "read the history");
 }
 
 }  // namespace cerberus::store

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -66,6 +67,21 @@ struct FlushResult {
     std::string error;        // sqlite's message when !ok
 };
 
+// One change of an alert (rules::AlertChange as the store sees it), written in the same
+// transaction as the transitions that caused it.
+struct AlertWrite {
+    enum class Kind : std::uint8_t { Fire, Repeat, Resolve };
+    Kind kind = Kind::Fire;
+    std::string rule;
+    std::string unit;
+    std::string host;
+    std::string severity;
+    std::int64_t count = 0;
+    core::Usec started_usec = 0;
+    core::Usec at_usec = 0;  // when it fired, repeated or resolved
+    bool silenced = false;
+};
+
 // Batches transitions and unit snapshots and commits them in one transaction per flush()
 // (the event loop flushes once it has drained its input). A failed flush (full disk,
 // locked database) keeps everything queued for the next try; past max_queued transitions
@@ -77,9 +93,11 @@ public:
     void add(core::Transition transition);
     // Persists the unit's latest snapshot (table `units`) in the next flush.
     void putUnit(const core::UnitSnapshot& snapshot);
+    // Records an alert change in the next flush, after that flush's transitions.
+    void addAlert(AlertWrite change);
 
     FlushResult flush();
-    std::size_t pending() const { return queue_.size() + units_.size(); }
+    std::size_t pending() const { return queue_.size() + units_.size() + alerts_.size(); }
     std::uint64_t dropped() const { return dropped_; }
 
 private:
@@ -87,6 +105,7 @@ private:
     std::size_t max_queued_;
     std::deque<core::Transition> queue_;
     std::map<std::string, core::UnitSnapshot> units_;
+    std::vector<AlertWrite> alerts_;
     std::uint64_t dropped_ = 0;
     Statement insert_transition_;
     Statement upsert_unit_;
@@ -113,5 +132,29 @@ struct StoredTransition {
 };
 
 std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& query);
+
+// Transitions in stored order with ts_usec in [since, until), for replaying them through the
+// rules; `visit` returns false to stop early.
+void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
+                       std::optional<core::Usec> until_usec,
+                       const std::function<bool(const core::Transition&)>& visit);
+
+struct StoredAlert {
+    std::int64_t id = 0;
+    std::string rule;
+    std::string unit;
+    std::string host;
+    std::string dedup_key;
+    std::string state;  // firing, resolved
+    std::string severity;
+    std::int64_t count = 0;
+    core::Usec started_usec = 0;
+    std::optional<core::Usec> resolved_usec;
+    std::optional<core::Usec> last_notified_usec;
+    bool silenced = false;
+};
+
+// Alerts, newest first; `state` "firing", "resolved" or empty for all.
+std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int limit = 1000);
 
 }  // namespace cerberus::store

@@ -1,0 +1,108 @@
+#include <string>
+
+#include "core/error.hpp"
+#include "store/detail.hpp"
+#include "store/store.hpp"
+
+namespace cerberus::store {
+
+namespace detail {
+
+namespace {
+
+int step(sqlite3_stmt* stmt) {
+    const int rc = sqlite3_step(stmt);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+}  // namespace
+
+int writeAlert(sqlite3* db, const AlertWrite& change) {
+    StatementPtr stmt;
+    int rc = SQLITE_OK;
+    switch (change.kind) {
+    case AlertWrite::Kind::Repeat:
+        rc = prepare(db,
+                     "UPDATE alerts SET count = ?, last_notified_usec = ? WHERE rule = ? AND "
+                     "unit = ? AND state = 'firing'",
+                     stmt);
+        if (rc != SQLITE_OK) return rc;
+        {
+            Binder bind(stmt.get());
+            bind.int64(change.count).int64(change.at_usec).text(change.rule).text(change.unit);
+            if (bind.rc() != SQLITE_OK) return bind.rc();
+        }
+        return step(stmt.get());
+    case AlertWrite::Kind::Resolve:
+        rc = prepare(db,
+                     "UPDATE alerts SET state = 'resolved', resolved_usec = ?, count = ? WHERE "
+                     "rule = ? AND unit = ? AND state = 'firing'",
+                     stmt);
+        if (rc != SQLITE_OK) return rc;
+        {
+            Binder bind(stmt.get());
+            bind.int64(change.at_usec).int64(change.count).text(change.rule).text(change.unit);
+            if (bind.rc() != SQLITE_OK) return bind.rc();
+        }
+        return step(stmt.get());
+    case AlertWrite::Kind::Fire: break;
+    }
+    // One firing row per (rule, unit): a fire for an alert already firing refreshes it.
+    rc = prepare(db,
+                 "INSERT INTO alerts (rule, unit, host, dedup_key, state, severity, count, "
+                 "started_usec, last_notified_usec, silenced) SELECT ?1, ?2, ?3, ?4, 'firing', ?5, "
+                 "?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE rule = ?1 AND "
+                 "unit = ?2 AND state = 'firing')",
+                 stmt);
+    if (rc != SQLITE_OK) return rc;
+    Binder bind(stmt.get());
+    bind.text(change.rule)
+        .text(change.unit)
+        .text(change.host)
+        .text(change.host + "/" + change.rule + "/" + change.unit)
+        .text(change.severity)
+        .int64(change.count)
+        .int64(change.started_usec)
+        .int64(change.at_usec)
+        .int64(change.silenced ? 1 : 0);
+    if (bind.rc() != SQLITE_OK) return bind.rc();
+    return step(stmt.get());
+}
+
+}  // namespace detail
+
+std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int limit) {
+    std::string sql =
+        "SELECT id, rule, unit, host, dedup_key, state, severity, count, started_usec, "
+        "resolved_usec, last_notified_usec, silenced FROM alerts";
+    if (!state.empty()) sql += " WHERE state = ?";
+    sql += " ORDER BY started_usec DESC, id DESC LIMIT ?";
+    Statement select(db.handle(), sql);
+    detail::Binder bind(select.get());
+    if (!state.empty()) bind.text(state);
+    bind.int64(limit);
+    std::vector<StoredAlert> out;
+    int rc = bind.rc() == SQLITE_OK ? SQLITE_ROW : bind.rc();
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+        StoredAlert a;
+        a.id = sqlite3_column_int64(select.get(), 0);
+        a.rule = detail::columnText(select.get(), 1);
+        a.unit = detail::columnText(select.get(), 2);
+        a.host = detail::columnText(select.get(), 3);
+        a.dedup_key = detail::columnText(select.get(), 4);
+        a.state = detail::columnText(select.get(), 5);
+        a.severity = detail::columnText(select.get(), 6);
+        a.count = sqlite3_column_int64(select.get(), 7);
+        a.started_usec = sqlite3_column_int64(select.get(), 8);
+        a.resolved_usec = detail::columnOptionalInt(select.get(), 9);
+        a.last_notified_usec = detail::columnOptionalInt(select.get(), 10);
+        a.silenced = sqlite3_column_int64(select.get(), 11) != 0;
+        out.push_back(std::move(a));
+    }
+    if (rc != SQLITE_DONE)
+        throw core::Error(core::ExitCode::Database, "cannot read the alerts in '" + db.path() +
+                                                        "': " + sqlite3_errmsg(db.handle()));
+    return out;
+}
+
+}  // namespace cerberus::store
