@@ -15,6 +15,7 @@ struct RunArgs {
     std::string db;
     std::string bus;
     std::string keep;
+    std::vector<std::string> rules;
 };
 
 }  // namespace
@@ -27,12 +28,16 @@ void addRunCommand(CLI::App& app, Action& action) {
     cmd->add_option("--bus", args->bus,
                     "system, user, or a D-Bus address such as unix:path=/run/user/1000/bus "
                     "(default: system for root, else user)");
+    cmd->add_option("--rules", args->rules,
+                    "Rule file or directory of *.json files; repeatable (default: "
+                    "/etc/cerberus/rules, else the shipped rules/default.json)");
     cmd->add_option("--keep", args->keep,
                     "Delete transitions older than this duration (e.g. 30d); default: keep all");
     cmd->callback([&action, args] {
         action = [args] {
             daemon::Options options;
             options.db_path = args->db.empty() ? defaultDbPath() : args->db;
+            options.rules_paths = args->rules.empty() ? defaultRulesPaths() : args->rules;
             options.bus = args->bus.empty() ? (geteuid() == 0 ? "system" : "user") : args->bus;
             if (!args->keep.empty()) {
                 const auto keep = core::parseDuration(args->keep);

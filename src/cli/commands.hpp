@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace cerberus::cli {
 
@@ -16,5 +17,9 @@ void addHistoryCommand(CLI::App& app, Action& action);
 // DESIGN.md's default: $STATE_DIRECTORY/cerberus.db, else /var/lib/cerberus/cerberus.db
 // for root, else $XDG_STATE_HOME/cerberus/cerberus.db.
 std::string defaultDbPath();
+
+// DESIGN.md's default: /etc/cerberus/rules if present, else the shipped rules/default.json
+// (installed, or in the source tree when run from a build directory).
+std::vector<std::string> defaultRulesPaths();
 
 }  // namespace cerberus::cli

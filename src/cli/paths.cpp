@@ -21,4 +21,12 @@ std::string defaultDbPath() {
     return std::string(home && *home ? home : ".") + "/.local/state/cerberus/cerberus.db";
 }
 
+std::vector<std::string> defaultRulesPaths() {
+    for (const char* candidate :
+         {"/etc/cerberus/rules", CERBERUS_INSTALLED_RULES, CERBERUS_SOURCE_RULES}) {
+        if (access(candidate, F_OK) == 0) return {candidate};
+    }
+    return {CERBERUS_INSTALLED_RULES};
+}
+
 }  // namespace cerberus::cli

@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +14,7 @@
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
+#include "daemon/alerting.hpp"
 #include "ingest/systemd_source.hpp"
 #include "store/store.hpp"
 
@@ -56,9 +58,12 @@ private:
 // Feeds what the source sees into the history writer.
 class StoreSink final : public ingest::TransitionSink {
 public:
-    explicit StoreSink(store::HistoryWriter& writer) : writer_(writer) {}
+    StoreSink(store::HistoryWriter& writer, Alerting& alerting)
+        : writer_(writer), alerting_(alerting) {}
     void onTransition(core::Transition transition) override {
         ++transitions_;
+        // The transition goes first so that its alert change lands in the same flush.
+        alerting_.observe(transition);
         writer_.add(std::move(transition));
     }
     void onUnit(const core::UnitSnapshot& snapshot) override { writer_.putUnit(snapshot); }
@@ -66,6 +71,7 @@ public:
 
 private:
     store::HistoryWriter& writer_;
+    Alerting& alerting_;
     std::uint64_t transitions_ = 0;
 };
 
@@ -88,8 +94,13 @@ core::UniqueFd makeSignalFd() {
 class Loop {
 public:
     Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
-         store::HistoryWriter& writer, StoreSink& sink)
-        : options_(options), db_(db), source_(source), writer_(writer), sink_(sink) {}
+         store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting)
+        : options_(options),
+          db_(db),
+          source_(source),
+          writer_(writer),
+          sink_(sink),
+          alerting_(alerting) {}
 
     int run();
 
@@ -100,12 +111,15 @@ private:
     void processBus(Usec now);
     void flush(Usec now);
     void retention(Usec now);
+    std::optional<Usec> alertDeadline(Usec now) const;
+    void status();
 
     const Options& options_;
     store::Database& db_;
     ingest::SystemdSource& source_;
     store::HistoryWriter& writer_;
     StoreSink& sink_;
+    Alerting& alerting_;
     core::SystemClock clock_;
 
     core::UniqueFd epoll_;
@@ -153,6 +167,7 @@ int Loop::timeoutMs(Usec now) const {
     consider(reconnect_at_);
     if (writer_.pending() > 0) consider(flush_at_);
     consider(retention_at_);
+    consider(alertDeadline(now));
     if (watchdog_every_) consider(watchdog_at_);
     if (!deadline) return -1;
     if (*deadline <= now) return 0;
@@ -165,7 +180,10 @@ void Loop::handleSignals(bool& stop) {
     signalfd_siginfo info{};
     while (read(signals_.get(), &info, sizeof info) == sizeof info) {
         if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
-        if (info.ssi_signo == SIGHUP) logLine("SIGHUP: nothing to reload (no rules are loaded)");
+        if (info.ssi_signo == SIGHUP) {
+            alerting_.reload(options_.rules_paths, db_, clock_.realtime());
+            status();
+        }
     }
 }
 
@@ -194,6 +212,18 @@ void Loop::processBus(Usec now) {
         reconnect_logged_ = true;
     }
     reconnect_at_ = now + reconnect_backoff_.next();
+}
+
+// The evaluator's deadlines are wall-clock times; the loop sleeps on the monotonic clock.
+std::optional<Usec> Loop::alertDeadline(Usec now) const {
+    const auto at = alerting_.nextDeadline();
+    if (!at) return std::nullopt;
+    return now + std::max<Usec>(0, *at - clock_.realtime());
+}
+
+void Loop::status() {
+    sd_notifyf(0, "STATUS=Tracking %zu units, %zu alerts firing", source_.unitsTracked(),
+               alerting_.firing());
 }
 
 void Loop::flush(Usec now) {
@@ -250,10 +280,11 @@ int Loop::run() {
 
     // Everything loaded has been read and reconciled by the caller's first process().
     flush(clock_.monotonic());
-    logLine("following the %s: %zu units tracked, history in '%s'",
+    logLine("following the %s: %zu units tracked, %zu rules, %zu alerts firing, history in '%s'",
             ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(),
-            db_.path().c_str());
-    sd_notifyf(0, "READY=1\nSTATUS=Tracking %zu units", source_.unitsTracked());
+            alerting_.ruleCount(), alerting_.firing(), db_.path().c_str());
+    sd_notify(0, "READY=1");
+    status();
 
     bool stop = false;
     epoll_event events[4];
@@ -266,6 +297,10 @@ int Loop::run() {
         handleSignals(stop);
         const Usec now = clock_.monotonic();
         processBus(now);
+        if (const auto due = alertDeadline(now); due && *due <= now) {
+            alerting_.tick(clock_.realtime());
+            status();
+        }
         flush(now);
         retention(now);
         if (watchdog_every_ && now >= watchdog_at_) {
@@ -293,13 +328,21 @@ int Loop::run() {
 
 }  // namespace
 
+static std::string hostName() {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) != 0) return "localhost";
+    return name;
+}
+
 int run(const Options& options) {
     core::SystemClock clock;
+    auto rule_set = loadRulesOrThrow(options.rules_paths);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
     store::Database* db_ptr = nullptr;
     std::optional<store::Database> db;
     std::optional<store::HistoryWriter> writer;
     std::optional<StoreSink> sink;
+    std::optional<Alerting> alerting;
 
     // The sink needs the writer, the writer the database, and the database comes after
     // the bus check; a small trampoline sink lets the source exist first.
@@ -316,7 +359,10 @@ int run(const Options& options) {
     db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
     db_ptr = &*db;
     writer.emplace(*db_ptr);
-    sink.emplace(*writer);
+    alerting.emplace(std::move(rule_set), *writer, hostName());
+    // Windows first, from the stored history; then what systemd reports now.
+    alerting->rebuild(*db_ptr, clock.realtime());
+    sink.emplace(*writer, *alerting);
     deferred.target = &*sink;
     source.seed(store::loadUnits(*db_ptr));
 
@@ -324,7 +370,7 @@ int run(const Options& options) {
         throw core::Error(core::ExitCode::Bus, "systemd on the " +
                                                    ingest::BusSpec{options.bus}.describe() +
                                                    " did not answer: " + source.lastError());
-    Loop loop(options, *db_ptr, source, *writer, *sink);
+    Loop loop(options, *db_ptr, source, *writer, *sink, *alerting);
     return loop.run();
 }
 

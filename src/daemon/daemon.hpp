@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/time.hpp"
 
@@ -11,13 +12,15 @@ namespace cerberus::daemon {
 
 struct Options {
     std::string db_path;
-    std::string bus;                      // "system", "user" or a D-Bus address
-    std::optional<core::Usec> keep_usec;  // prune transitions older than this
+    std::string bus;                       // "system", "user" or a D-Bus address
+    std::optional<core::Usec> keep_usec;   // prune transitions older than this
+    std::vector<std::string> rules_paths;  // files and directories of *.json
 };
 
 // Runs until SIGTERM or SIGINT and returns the exit code (0 after a clean stop). Start-up
-// failures throw core::Error: ExitCode::Bus when systemd cannot be followed (checked
-// first, so a missing bus writes nothing), ExitCode::Database when the store cannot open.
+// failures throw core::Error, before anything is written: ExitCode::Failure for invalid
+// rules, ExitCode::Bus when systemd cannot be followed, ExitCode::Database when the store
+// cannot open.
 int run(const Options& options);
 
 }  // namespace cerberus::daemon

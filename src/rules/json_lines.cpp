@@ -46,8 +46,7 @@ private:
     void skipScalar() {
         while (pos_ < text_.size()) {
             const char c = text_[pos_];
-            if (c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\r' ||
-                c == '\n')
+            if (c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\r' || c == '\n')
                 return;
             ++pos_;
         }

@@ -86,7 +86,7 @@ struct Rule {
 };
 
 // The placeholders a summary may use, e.g. "{unit} on {host} crashed {count} times".
-inline constexpr std::string_view SUMMARY_FIELDS[] = {"unit",  "host",     "rule", "count",
+inline constexpr std::string_view SUMMARY_FIELDS[] = {"unit",   "host",     "rule", "count",
                                                       "within", "severity", "event"};
 inline constexpr std::string_view SUMMARY_DEFAULT = "{unit} on {host}: {count} {event} in {within}";
 

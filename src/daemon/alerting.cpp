@@ -1,0 +1,138 @@
+#include "daemon/alerting.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "core/error.hpp"
+
+namespace cerberus::daemon {
+
+namespace {
+
+constexpr core::Usec HORIZON_MIN_USEC = core::USEC_PER_HOUR;
+constexpr core::Usec HORIZON_MAX_USEC = 7 * core::USEC_PER_DAY;
+
+store::AlertWrite::Kind kindOf(rules::ChangeKind kind) {
+    switch (kind) {
+    case rules::ChangeKind::Fire: return store::AlertWrite::Kind::Fire;
+    case rules::ChangeKind::Repeat: return store::AlertWrite::Kind::Repeat;
+    case rules::ChangeKind::Resolve: return store::AlertWrite::Kind::Resolve;
+    }
+    return store::AlertWrite::Kind::Fire;
+}
+
+bool notifiesLog(const rules::RuleSet& set, const rules::Rule& rule) {
+    return std::any_of(rule.notify.begin(), rule.notify.end(), [&](const std::string& name) {
+        const auto* receiver = set.receiver(name);
+        return receiver && receiver->type == rules::ReceiverType::Log;
+    });
+}
+
+}  // namespace
+
+rules::RuleSet loadRulesOrThrow(const std::vector<std::string>& paths) {
+    auto loaded = rules::loadRules(paths);
+    if (loaded.ok()) return std::move(loaded.rules);
+    std::string message = "the rules are invalid:";
+    for (const auto& error : loaded.errors) message += "\n  " + error;
+    throw core::Error(core::ExitCode::Failure, message);
+}
+
+core::Usec replayHorizon(const rules::RuleSet& rules) {
+    core::Usec horizon = HORIZON_MIN_USEC;
+    for (const auto& rule : rules.rules) {
+        const core::Usec need = rule.when.within_usec + rule.resolve_when_up_for_usec +
+                                rule.repeat_every_usec.value_or(0);
+        horizon = std::max(horizon, need);
+    }
+    return std::min(horizon, HORIZON_MAX_USEC);
+}
+
+Alerting::Alerting(rules::RuleSet rules, store::HistoryWriter& writer, std::string host)
+    : evaluator_(std::move(rules)), writer_(writer), host_(std::move(host)) {
+    announceReceivers();
+}
+
+void Alerting::announceReceivers() const {
+    for (const auto& receiver : evaluator_.ruleSet().receivers) {
+        if (receiver.type == rules::ReceiverType::Log) continue;
+        std::fprintf(stderr,
+                     "cerberus: receiver '%s' (%s): delivery is not available in this version; "
+                     "its alerts are recorded in the database only\n",
+                     receiver.name.c_str(), std::string(rules::toString(receiver.type)).c_str());
+    }
+}
+
+void Alerting::rebuild(store::Database& db, core::Usec now_usec) {
+    const core::Usec since = now_usec - replayHorizon(evaluator_.ruleSet());
+    // What the replay decides was already decided (and recorded) when it happened.
+    store::forEachTransition(db, since, std::nullopt, [this](const core::Transition& t) {
+        scratch_.clear();
+        evaluator_.observe(t, t.ts_usec, scratch_);
+        return true;
+    });
+    tick(now_usec);
+}
+
+void Alerting::observe(const core::Transition& transition) {
+    scratch_.clear();
+    evaluator_.observe(transition, transition.ts_usec, scratch_);
+    handle(scratch_);
+}
+
+std::optional<core::Usec> Alerting::nextDeadline() const { return evaluator_.nextDeadline(); }
+
+void Alerting::tick(core::Usec now_usec) {
+    scratch_.clear();
+    evaluator_.tick(now_usec, scratch_);
+    handle(scratch_);
+}
+
+bool Alerting::reload(const std::vector<std::string>& paths, store::Database& db,
+                      core::Usec now_usec) {
+    auto loaded = rules::loadRules(paths);
+    if (!loaded.ok()) {
+        std::fprintf(stderr, "cerberus: reload refused, the current rules stay in force:\n");
+        for (const auto& error : loaded.errors) std::fprintf(stderr, "  %s\n", error.c_str());
+        return false;
+    }
+    evaluator_ = rules::Evaluator(std::move(loaded.rules));
+    announceReceivers();
+    rebuild(db, now_usec);
+    std::fprintf(stderr, "cerberus: rules reloaded: %zu rules, %zu alerts firing\n", ruleCount(),
+                 firing());
+    return true;
+}
+
+void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
+    const auto& set = evaluator_.ruleSet();
+    for (const auto& change : changes) {
+        store::AlertWrite write;
+        write.kind = kindOf(change.kind);
+        write.rule = change.rule;
+        write.unit = change.unit;
+        write.host = host_;
+        write.severity = std::string(rules::toString(change.severity));
+        write.count = static_cast<std::int64_t>(change.count);
+        write.started_usec = change.started_usec;
+        write.at_usec = change.at_usec;
+        writer_.addAlert(std::move(write));
+
+        const auto* rule = set.rule(change.rule);
+        if (!rule || !notifiesLog(set, *rule)) continue;
+        if (change.kind == rules::ChangeKind::Resolve) {
+            std::fprintf(stderr, "cerberus: alert resolved: rule '%s' unit '%s' (%s)\n",
+                         change.rule.c_str(), change.unit.c_str(),
+                         std::string(rules::toString(change.reason)).c_str());
+        } else {
+            const auto summary = rules::renderSummary(*rule, {change.unit, host_, change.count});
+            std::fprintf(stderr, "cerberus: alert %s: rule '%s' unit '%s' severity %s: %s\n",
+                         change.kind == rules::ChangeKind::Fire ? "firing" : "still firing",
+                         change.rule.c_str(), change.unit.c_str(),
+                         std::string(rules::toString(change.severity)).c_str(), summary.c_str());
+        }
+    }
+}
+
+}  // namespace cerberus::daemon

@@ -1,0 +1,445 @@
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "rules/rules.hpp"
+
+using namespace cerberus;
+using rules::LoadResult;
+using rules::parseRules;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string SOURCE_ROOT = CERBERUS_SOURCE_ROOT;
+
+LoadResult parse(const std::string& text) { return parseRules(text, "rules/prod.json"); }
+
+std::string joinedErrors(const LoadResult& r) {
+    std::string out;
+    for (const auto& e : r.errors) out += e + "\n";
+    return out;
+}
+
+// One error, exactly.
+std::string onlyError(const std::string& text) {
+    const auto r = parse(text);
+    INFO(joinedErrors(r));
+    REQUIRE(r.errors.size() == 1);
+    return r.errors[0];
+}
+
+class TempDir {
+public:
+    TempDir() {
+        std::string templ = (fs::temp_directory_path() / "cerberus-rules-XXXXXX").string();
+        REQUIRE(mkdtemp(templ.data()) != nullptr);
+        path_ = templ;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    std::string write(const std::string& name, const std::string& text) const {
+        const auto p = path_ / name;
+        std::ofstream(p) << text;
+        return p.string();
+    }
+    std::string path() const { return path_.string(); }
+
+private:
+    fs::path path_;
+};
+
+std::string readFile(const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::set<std::string> keysOf(const nlohmann::json& object) {
+    std::set<std::string> out;
+    for (const auto& [key, value] : object.items()) out.insert(key);
+    return out;
+}
+
+std::set<std::string> asSet(std::span<const std::string_view> keys) {
+    return {keys.begin(), keys.end()};
+}
+
+const std::string GOOD = R"({
+  "receivers": {"log": {"type": "log"}},
+  "rules": [{
+    "name": "crashloop",
+    "when": {"event": "crash", "count": 3, "within": "5m", "uptime_below": "30s"},
+    "notify": ["log"]
+  }]
+})";
+
+}  // namespace
+
+TEST_CASE("a minimal rule file loads with the documented defaults") {
+    const auto r = parse(GOOD);
+    INFO(joinedErrors(r));
+    REQUIRE(r.ok());
+    REQUIRE(r.rules.rules.size() == 1);
+    const auto& rule = r.rules.rules[0];
+    CHECK(rule.name == "crashloop");
+    CHECK(rule.units == std::vector<std::string>{"*.service"});
+    CHECK((rule.when.event == core::Event::Crash));
+    CHECK(rule.when.count == 3);
+    CHECK(rule.when.within_usec == 5 * core::USEC_PER_MIN);
+    CHECK(rule.when.uptime_below_usec == 30 * core::USEC_PER_SEC);
+    CHECK(rule.resolve_when_up_for_usec == 10 * core::USEC_PER_MIN);
+    CHECK((rule.severity == rules::Severity::Error));
+    CHECK_FALSE(rule.repeat_every_usec.has_value());
+    CHECK(rule.origin == "rules/prod.json:3");
+    REQUIRE(r.rules.receiver("log") != nullptr);
+    CHECK((r.rules.receiver("log")->type == rules::ReceiverType::Log));
+}
+
+TEST_CASE("an unknown key in when names the file, the line, the JSON path and the accepted keys") {
+    const auto r = parse(R"({
+  "receivers": {"log": {"type": "log"}},
+  "rules": [{
+    "name": "crashloop",
+    "when": {"event": "crash",
+             "count": 3, "windw": "5m"},
+    "notify": ["log"]
+  }]
+})");
+    const std::vector<std::string> expected{
+        "rules/prod.json:6: /rules/0/when: unknown key 'windw'; expected one of event, count, "
+        "within, uptime_below, result, exit_status",
+        "rules/prod.json:5: /rules/0/when: missing key 'within'; expected a duration such as "
+        "\"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\" when count is above 1",
+    };
+    CHECK(r.errors == expected);
+}
+
+TEST_CASE("every error of a file is reported, not only the first") {
+    const auto r = parse(R"({
+  "receivers": {"log": {"type": "log"}},
+  "rules": [
+    {"name": "a", "when": {"event": "crash", "count": 0}, "notify": ["log"]},
+    {"name": "b", "when": {"event": "crash", "count": 2, "within": "5 minutes"}, "notify": ["log"]},
+    {"name": "c", "when": {"event": "explode"}, "severity": "fatal", "notify": ["pager"]}
+  ],
+  "extra": true
+})");
+    INFO(joinedErrors(r));
+    CHECK_FALSE(r.ok());
+    CHECK(r.rules.rules.empty());
+    const std::string within =
+        "rules/prod.json:5: /rules/1/when/within: expected a non-zero duration such as "
+        "\"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\", got \"5 minutes\"";
+    const std::string event =
+        "rules/prod.json:6: /rules/2/when/event: expected one of start, stop, crash, restart, "
+        "fail, give_up, got \"explode\"";
+    const std::string severity =
+        "rules/prod.json:6: /rules/2/severity: expected one of critical, error, warning, info, "
+        "got \"fatal\"";
+    const std::vector<std::string> expected{
+        "rules/prod.json:8: /: unknown key 'extra'; expected one of $schema, receivers, rules",
+        "rules/prod.json:4: /rules/0/when/count: expected an integer from 1 to 1000, got 0",
+        within,
+        event,
+        severity,
+        "rules/prod.json:6: /rules/2/notify/0: no receiver named 'pager'; expected one of log",
+    };
+    CHECK(r.errors == expected);
+}
+
+TEST_CASE("a wrong type names what was expected and what was found") {
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash", "count": "3", "within": "1m"},
+           "notify": ["log"]}]})") ==
+          "rules/prod.json:2: /rules/0/when/count: expected an integer from 1 to 1000, got \"3\"");
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": {"name": "x"}})") ==
+          "rules/prod.json:2: /rules: expected an array of rules, got an object");
+    CHECK(
+        onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash"},
+           "notify": "log"}]})") ==
+        "rules/prod.json:3: /rules/0/notify: expected a non-empty array of non-empty strings, got "
+        "\"log\"");
+}
+
+TEST_CASE("a count above 1 without a window is refused") {
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x",
+  "when": {"event": "crash", "count": 3}, "notify": ["log"]}]})") ==
+          "rules/prod.json:3: /rules/0/when: missing key 'within'; expected a duration such as "
+          "\"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\" when count is above 1");
+}
+
+TEST_CASE("lines are right for keys in nested objects and for array elements") {
+    const auto r = parse(R"({
+  "receivers": {
+    "log": {"type": "log"},
+    "ops": {
+      "type": "slack",
+      "url": {"env": "SLACK URL"}
+    }
+  },
+  "rules": [
+    {"name": "a", "when": {"event": "crash"}, "notify": ["log"]},
+    {
+      "name": "b",
+      "when": {"event": "crash"},
+      "notify": [
+        "log",
+        "ops",
+        "opz"
+      ],
+      "labels": {"team": "platform",
+                 "host": "x"}
+    }
+  ]
+})");
+    const std::vector<std::string> expected{
+        "rules/prod.json:6: /receivers/ops/url/env: expected an environment variable name such as "
+        "\"SLACK_URL\", got \"SLACK URL\"",
+        "rules/prod.json:20: /rules/1/labels: label name 'host' is set by cerberus; expected "
+        "another name",
+        "rules/prod.json:17: /rules/1/notify/2: no receiver named 'opz'; expected one of log, ops",
+    };
+    CHECK(r.errors == expected);
+}
+
+TEST_CASE("a duplicate rule name in one file names both places") {
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [
+  {"name": "x", "when": {"event": "crash"}, "notify": ["log"]},
+  {"name": "x", "when": {"event": "fail"}, "notify": ["log"]}
+]})") == "rules/prod.json:4: /rules/1/name: duplicate rule name 'x'; first defined at "
+         "rules/prod.json:3");
+}
+
+TEST_CASE("a key given twice in one object is an error, not a silent overwrite") {
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"},
+                 "log": {"type": "log"}},
+"rules": []})") == "rules/prod.json:2: /receivers: duplicate key 'log'; expected each key once");
+}
+
+TEST_CASE("invalid JSON is reported with its line and column") {
+    const auto error = onlyError("{\n  \"rules\": [\n    {\"name\": \"x\",}\n  ]\n}\n");
+    CHECK(
+        error.starts_with("rules/prod.json:3:18: invalid JSON: syntax error while parsing "
+                          "object key"));
+}
+
+TEST_CASE("a document that is not an object is refused") {
+    CHECK(onlyError("[]") ==
+          "rules/prod.json:1: /: expected an object with keys $schema, receivers, rules, got an "
+          "array");
+}
+
+TEST_CASE("receivers accept only their own type's keys") {
+    CHECK(onlyError(R"({"receivers": {
+  "pd": {"type": "pagerduty", "routing_key": {"env": "PD_KEY"},
+         "urls": ["http://x"]}}})") ==
+          "rules/prod.json:3: /receivers/pd: unknown key 'urls'; expected one of type, "
+          "routing_key, url");
+    CHECK(onlyError(R"({"receivers": {"am": {"type": "alertmanager"}}})") ==
+          "rules/prod.json:1: /receivers/am: missing key 'urls'; expected a non-empty array of "
+          "http(s) URLs");
+    CHECK(onlyError(R"({"receivers": {"x": {"type": "email"}}})") ==
+          "rules/prod.json:1: /receivers/x/type: expected one of slack, pagerduty, webhook, "
+          "alertmanager, log, got \"email\"");
+}
+
+TEST_CASE("secrets stay unresolved in the model and are shown redacted") {
+    const auto r = parse(R"({"receivers": {
+  "ops": {"type": "slack", "url": {"env": "CERBERUS_SLACK_URL"}},
+  "oncall": {"type": "pagerduty", "routing_key": {"file": "/etc/cerberus/pd.key"}},
+  "hook": {"type": "webhook", "url": "http://127.0.0.1:9099/alerts", "secret": "s3cr3t"},
+  "am": {"type": "alertmanager", "urls": ["http://127.0.0.1:9093", "http://127.0.0.2:9093"]}
+}})");
+    INFO(joinedErrors(r));
+    REQUIRE(r.ok());
+    const auto* ops = r.rules.receiver("ops");
+    REQUIRE(ops);
+    CHECK((ops->url->kind == rules::Secret::Kind::Env));
+    CHECK(ops->url->redacted() == "env:CERBERUS_SLACK_URL");
+    CHECK(r.rules.receiver("oncall")->routing_key->redacted() == "file:/etc/cerberus/pd.key");
+    const auto* hook = r.rules.receiver("hook");
+    CHECK(hook->secret->value == "s3cr3t");
+    CHECK(hook->secret->redacted() == "<redacted>");
+    CHECK(r.rules.receiver("am")->urls.size() == 2);
+}
+
+TEST_CASE("a malformed literal secret is refused without quoting it") {
+    const auto error = onlyError(
+        R"({"receivers": {"ops": {"type": "slack", "url": "hooks.slack.com/T0/SECRET"}}})");
+    CHECK(error.find("SECRET") == std::string::npos);
+    CHECK(error ==
+          "rules/prod.json:1: /receivers/ops/url: expected an http(s) URL, "
+          "{\"env\": NAME} or {\"file\": PATH}, got a string that is not one");
+}
+
+TEST_CASE("a summary with an unknown placeholder is refused") {
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["log"],
+  "summary": "{unit} died {times} times"}]})") ==
+          "rules/prod.json:3: /rules/0/summary: unknown placeholder '{times}'; expected one of "
+          "{unit}, {host}, {rule}, {count}, {within}, {severity}, {event}");
+}
+
+TEST_CASE("a result filter with a typo is refused instead of matching nothing") {
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash", "result": ["oom-kill",
+  "oom_kill"]}, "notify": ["log"]}]})")
+              .starts_with("rules/prod.json:3: /rules/0/when/result/1: expected a systemd result"));
+}
+
+TEST_CASE("the summary renders its placeholders") {
+    const auto r = parse(R"json({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "crashloop", "when": {"event": "crash", "count": 3, "within": "5m"},
+  "notify": ["log"], "summary": "{unit} on {host} crashed {count} times in {within} ({rule})"}]})json");
+    REQUIRE(r.ok());
+    CHECK(rules::renderSummary(r.rules.rules[0], {"api.service", "web1", 4}) ==
+          "api.service on web1 crashed 4 times in 5m (crashloop)");
+}
+
+TEST_CASE("unit globs match with fnmatch and exclusions win") {
+    rules::Rule rule;
+    rule.units = {"*.service", "*.socket"};
+    rule.exclude = {"backup-*.service"};
+    CHECK(rule.matchesUnit("api.service"));
+    CHECK(rule.matchesUnit("api.socket"));
+    CHECK_FALSE(rule.matchesUnit("api.timer"));
+    CHECK_FALSE(rule.matchesUnit("backup-nightly.service"));
+}
+
+TEST_CASE("a directory of rule files is merged, receivers from one file serve rules in another") {
+    TempDir dir;
+    dir.write("10-receivers.json", R"({"receivers": {"log": {"type": "log"}}})");
+    dir.write("20-rules.json",
+              R"({"rules": [{"name": "a", "when": {"event": "crash"}, "notify": ["log"]}]})");
+    dir.write("30-more.json",
+              R"({"rules": [{"name": "b", "when": {"event": "fail"}, "notify": ["log"]}]})");
+    dir.write("README.md", "not a rule file");
+    const auto r = rules::loadRules({dir.path()});
+    INFO(joinedErrors(r));
+    REQUIRE(r.ok());
+    REQUIRE(r.rules.rules.size() == 2);
+    CHECK(r.rules.rules[0].name == "a");
+    CHECK(r.rules.rules[1].name == "b");
+    CHECK(r.rules.rules[1].origin == dir.path() + "/30-more.json:1");
+}
+
+TEST_CASE("duplicate names across files name both files") {
+    TempDir dir;
+    const auto a = dir.write("a.json", R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["log"]}]})");
+    const auto b = dir.write("b.json", R"({
+"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["log"]}]})");
+    const auto r = rules::loadRules({a, b});
+    const std::vector<std::string> expected{
+        b + ":2: /receivers/log: duplicate receiver name 'log'; first defined at " + a + ":1",
+        b + ":3: /rules/0/name: duplicate rule name 'x'; first defined at " + a + ":2",
+    };
+    CHECK(r.errors == expected);
+}
+
+TEST_CASE("errors of several files are all reported") {
+    TempDir dir;
+    dir.write(
+        "a.json",
+        R"({"rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["log"], "colour": 1}]})");
+    dir.write("b.json", "{");
+    const auto r = rules::loadRules({dir.path(), dir.path() + "/missing.json"});
+    INFO(joinedErrors(r));
+    REQUIRE(r.errors.size() == 4);
+    CHECK(r.errors[0] == dir.path() +
+                             "/a.json:1: /rules/0: unknown key 'colour'; expected one of "
+                             "name, units, exclude, when, resolve_when_up_for, severity, "
+                             "repeat_every, notify, labels, summary, description");
+    CHECK(r.errors[1].starts_with(dir.path() + "/b.json:1:2: invalid JSON: "));
+    CHECK(r.errors[2] == dir.path() +
+                             "/missing.json: no such file or directory; expected a rule "
+                             "file or a directory of *.json files");
+    CHECK(r.errors[3] == dir.path() +
+                             "/a.json:1: /rules/0/notify/0: no receiver named 'log'; "
+                             "expected a receiver defined under /receivers");
+}
+
+TEST_CASE("the shipped default rules load without errors") {
+    const auto r = rules::loadRules({SOURCE_ROOT + "/rules/default.json"});
+    INFO(joinedErrors(r));
+    REQUIRE(r.ok());
+    CHECK(r.rules.rule("crashloop") != nullptr);
+    CHECK(r.rules.rule("give-up") != nullptr);
+    CHECK(r.rules.rule("respawn") != nullptr);
+    for (const auto& rule : r.rules.rules) CHECK(rule.notify == std::vector<std::string>{"log"});
+}
+
+TEST_CASE("the schema and the parser accept the same keys") {
+    const auto schema = nlohmann::json::parse(readFile(SOURCE_ROOT + "/schema/rules.schema.json"));
+    const auto& defs = schema.at("$defs");
+    CHECK(keysOf(schema.at("properties")) == asSet(rules::topLevelKeys()));
+    CHECK(keysOf(defs.at("rule").at("properties")) == asSet(rules::ruleKeys()));
+    CHECK(keysOf(defs.at("when").at("properties")) == asSet(rules::whenKeys()));
+    for (auto type :
+         {rules::ReceiverType::Slack, rules::ReceiverType::PagerDuty, rules::ReceiverType::Webhook,
+          rules::ReceiverType::Alertmanager, rules::ReceiverType::Log}) {
+        const std::string def = std::string(rules::toString(type)) + "_receiver";
+        CAPTURE(def);
+        CHECK(keysOf(defs.at(def).at("properties")) == asSet(rules::receiverKeys(type)));
+        CHECK(
+            (rules::parseReceiverType(
+                 defs.at(def).at("properties").at("type").at("const").get<std::string>()) == type));
+    }
+    for (const auto& e : defs.at("when").at("properties").at("event").at("enum"))
+        CHECK(core::parseEvent(e.get<std::string>()).has_value());
+    for (const auto& s : defs.at("rule").at("properties").at("severity").at("enum"))
+        CHECK(rules::parseSeverity(s.get<std::string>()).has_value());
+}
+
+TEST_CASE("every shipped and example rule file passes the parser") {
+    std::vector<std::string> files{SOURCE_ROOT + "/rules/default.json"};
+    const fs::path examples = SOURCE_ROOT + "/examples";
+    if (fs::is_directory(examples)) {
+        for (const auto& entry : fs::recursive_directory_iterator(examples)) {
+            if (entry.path().extension() != ".json") continue;
+            const auto doc = nlohmann::json::parse(readFile(entry.path().string()), nullptr, false);
+            // Only rule files: examples/ also holds other JSON (payload samples, ...).
+            if (doc.is_object() && (doc.contains("rules") || doc.contains("receivers")))
+                files.push_back(entry.path().string());
+        }
+    }
+    for (const auto& file : files) {
+        CAPTURE(file);
+        const auto r = rules::loadRules({file});
+        INFO(joinedErrors(r));
+        CHECK(r.ok());
+        // Every key used in the file is one the schema lists too.
+        const auto schema =
+            nlohmann::json::parse(readFile(SOURCE_ROOT + "/schema/rules.schema.json"));
+        const auto doc = nlohmann::json::parse(readFile(file));
+        const auto top = keysOf(schema.at("properties"));
+        for (const auto& key : keysOf(doc)) CHECK(top.contains(key));
+        const auto rule_keys = keysOf(schema.at("$defs").at("rule").at("properties"));
+        const auto when_keys = keysOf(schema.at("$defs").at("when").at("properties"));
+        for (const auto& rule : doc.value("rules", nlohmann::json::array())) {
+            for (const auto& key : keysOf(rule)) CHECK(rule_keys.contains(key));
+            for (const auto& key : keysOf(rule.at("when"))) CHECK(when_keys.contains(key));
+        }
+    }
+}
