@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -302,7 +304,14 @@ private:
                 error(at, "expected an absolute file path, got " + describe(value));
                 return std::nullopt;
             }
-            return Secret{Secret::Kind::File, value.get<std::string>()};
+            const std::string path = value.get<std::string>();
+            // Checked now, so a typo is found by `cerberus check`, not by the first alert.
+            if (access(path.c_str(), R_OK) != 0) {
+                error(at, "cannot read the secret file '" + path + "': " + std::strerror(errno) +
+                              "; create it or fix the path");
+                return std::nullopt;
+            }
+            return Secret{Secret::Kind::File, path};
         }
         error(at, shown(pointer), "unknown key '" + key + "'; expected one of env, file");
         return std::nullopt;

@@ -266,7 +266,7 @@ TEST_CASE("receivers accept only their own type's keys") {
 TEST_CASE("secrets stay unresolved in the model and are shown redacted") {
     const auto r = parse(R"({"receivers": {
   "ops": {"type": "slack", "url": {"env": "CERBERUS_SLACK_URL"}},
-  "oncall": {"type": "pagerduty", "routing_key": {"file": "/etc/cerberus/pd.key"}},
+  "oncall": {"type": "pagerduty", "routing_key": {"file": "/etc/passwd"}},
   "hook": {"type": "webhook", "url": "http://127.0.0.1:9099/alerts", "secret": "s3cr3t"},
   "am": {"type": "alertmanager", "urls": ["http://127.0.0.1:9093", "http://127.0.0.2:9093"]}
 }})");
@@ -276,11 +276,18 @@ TEST_CASE("secrets stay unresolved in the model and are shown redacted") {
     REQUIRE(ops);
     CHECK((ops->url->kind == rules::Secret::Kind::Env));
     CHECK(ops->url->redacted() == "env:CERBERUS_SLACK_URL");
-    CHECK(r.rules.receiver("oncall")->routing_key->redacted() == "file:/etc/cerberus/pd.key");
+    CHECK(r.rules.receiver("oncall")->routing_key->redacted() == "file:/etc/passwd");
     const auto* hook = r.rules.receiver("hook");
     CHECK(hook->secret->value == "s3cr3t");
     CHECK(hook->secret->redacted() == "<redacted>");
     CHECK(r.rules.receiver("am")->urls.size() == 2);
+}
+
+TEST_CASE("a secret file that cannot be read is an error at load time") {
+    CHECK(onlyError(R"({"receivers": {"pd": {"type": "pagerduty",
+  "routing_key": {"file": "/nonexistent/cerberus/pd.key"}}}})") ==
+          "rules/prod.json:2: /receivers/pd/routing_key/file: cannot read the secret file "
+          "'/nonexistent/cerberus/pd.key': No such file or directory; create it or fix the path");
 }
 
 TEST_CASE("a malformed literal secret is refused without quoting it") {
