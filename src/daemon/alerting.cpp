@@ -1,5 +1,7 @@
 #include "daemon/alerting.hpp"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <utility>
@@ -49,8 +51,9 @@ core::Usec replayHorizon(const rules::RuleSet& rules) {
     return std::min(horizon, HORIZON_MAX_USEC);
 }
 
-Alerting::Alerting(rules::RuleSet rules, store::HistoryWriter& writer, std::string host)
-    : evaluator_(std::move(rules)), writer_(writer), host_(std::move(host)) {
+Alerting::Alerting(rules::RuleSet rules, store::Database& db, store::HistoryWriter& writer,
+                   std::string host)
+    : evaluator_(std::move(rules)), db_(db), writer_(writer), host_(std::move(host)) {
     announceReceivers();
 }
 
@@ -64,15 +67,74 @@ void Alerting::announceReceivers() const {
     }
 }
 
-void Alerting::rebuild(store::Database& db, core::Usec now_usec) {
+void Alerting::rebuild(core::Usec now_usec) {
     const core::Usec since = now_usec - replayHorizon(evaluator_.ruleSet());
     // What the replay decides was already decided (and recorded) when it happened.
-    store::forEachTransition(db, since, std::nullopt, [this](const core::Transition& t) {
+    store::forEachTransition(db_, since, std::nullopt, [this](const core::Transition& t) {
         scratch_.clear();
         evaluator_.observe(t, t.ts_usec, scratch_);
         return true;
     });
+    // Alerts a silence held back before cerberus stopped are told when it ends.
+    silenced_.clear();
+    for (const auto& alert : store::queryAlerts(db_, "firing")) {
+        if (alert.silenced)
+            silenced_[{alert.rule, alert.unit}] =
+                silencedUntil(alert.rule, alert.unit, now_usec).value_or(now_usec);
+    }
     tick(now_usec);
+}
+
+std::optional<core::Usec> Alerting::silencedUntil(const std::string& rule, const std::string& unit,
+                                                  core::Usec now_usec) {
+    std::optional<core::Usec> until;
+    try {
+        for (const auto& silence : store::listSilences(db_, true, now_usec)) {
+            if (!silence.rule.empty() && silence.rule != rule) continue;
+            if (fnmatch(silence.unit_glob.c_str(), unit.c_str(), 0) != 0) continue;
+            until = std::max(until.value_or(0), silence.ends_usec);
+        }
+    } catch (const core::Error& e) {
+        // A silence that cannot be read must not swallow an alert.
+        std::fprintf(stderr, "cerberus: %s; telling the alert\n", e.what());
+    }
+    return until;
+}
+
+void Alerting::endSilences(core::Usec now_usec) {
+    const auto firing = evaluator_.firing();
+    for (auto it = silenced_.begin(); it != silenced_.end();) {
+        if (it->second > now_usec) {
+            ++it;
+            continue;
+        }
+        const auto& [rule, unit] = it->first;
+        if (const auto until = silencedUntil(rule, unit, now_usec)) {
+            it->second = *until;  // another silence still covers it
+            ++it;
+            continue;
+        }
+        const auto alert = std::find_if(firing.begin(), firing.end(), [&](const auto& a) {
+            return a.rule == rule && a.unit == unit;
+        });
+        if (alert != firing.end()) {
+            store::AlertWrite write;
+            write.kind = store::AlertWrite::Kind::Unsilence;
+            write.rule = rule;
+            write.unit = unit;
+            write.at_usec = now_usec;
+            writer_.addAlert(std::move(write));
+            rules::AlertChange change;
+            change.rule = rule;
+            change.unit = unit;
+            change.severity = alert->severity;
+            change.count = alert->count;
+            change.started_usec = alert->started_usec;
+            change.at_usec = now_usec;
+            tell(change, "firing (silence ended)");
+        }
+        it = silenced_.erase(it);
+    }
 }
 
 void Alerting::observe(const core::Transition& transition) {
@@ -81,16 +143,21 @@ void Alerting::observe(const core::Transition& transition) {
     handle(scratch_);
 }
 
-std::optional<core::Usec> Alerting::nextDeadline() const { return evaluator_.nextDeadline(); }
+std::optional<core::Usec> Alerting::nextDeadline() const {
+    auto next = evaluator_.nextDeadline();
+    for (const auto& [key, until] : silenced_)
+        if (!next || until < *next) next = until;
+    return next;
+}
 
 void Alerting::tick(core::Usec now_usec) {
     scratch_.clear();
     evaluator_.tick(now_usec, scratch_);
     handle(scratch_);
+    endSilences(now_usec);
 }
 
-bool Alerting::reload(const std::vector<std::string>& paths, store::Database& db,
-                      core::Usec now_usec) {
+bool Alerting::reload(const std::vector<std::string>& paths, core::Usec now_usec) {
     auto loaded = rules::loadRules(paths);
     if (!loaded.ok()) {
         std::fprintf(stderr, "cerberus: reload refused, the current rules stay in force:\n");
@@ -99,14 +166,29 @@ bool Alerting::reload(const std::vector<std::string>& paths, store::Database& db
     }
     evaluator_ = rules::Evaluator(std::move(loaded.rules));
     announceReceivers();
-    rebuild(db, now_usec);
+    rebuild(now_usec);
     std::fprintf(stderr, "cerberus: rules reloaded: %zu rules, %zu alerts firing\n", ruleCount(),
                  firing());
     return true;
 }
 
-void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
+void Alerting::tell(const rules::AlertChange& change, const char* what) {
     const auto& set = evaluator_.ruleSet();
+    const auto* rule = set.rule(change.rule);
+    if (!rule || !notifiesLog(set, *rule)) return;
+    if (change.kind == rules::ChangeKind::Resolve) {
+        std::fprintf(stderr, "cerberus: alert resolved: rule '%s' unit '%s' (%s)\n",
+                     change.rule.c_str(), change.unit.c_str(),
+                     std::string(rules::toString(change.reason)).c_str());
+        return;
+    }
+    const auto summary = rules::renderSummary(*rule, {change.unit, host_, change.count});
+    std::fprintf(stderr, "cerberus: alert %s: rule '%s' unit '%s' severity %s: %s\n", what,
+                 change.rule.c_str(), change.unit.c_str(),
+                 std::string(rules::toString(change.severity)).c_str(), summary.c_str());
+}
+
+void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
     for (const auto& change : changes) {
         store::AlertWrite write;
         write.kind = kindOf(change.kind);
@@ -117,21 +199,21 @@ void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
         write.count = static_cast<std::int64_t>(change.count);
         write.started_usec = change.started_usec;
         write.at_usec = change.at_usec;
-        writer_.addAlert(std::move(write));
 
-        const auto* rule = set.rule(change.rule);
-        if (!rule || !notifiesLog(set, *rule)) continue;
-        if (change.kind == rules::ChangeKind::Resolve) {
-            std::fprintf(stderr, "cerberus: alert resolved: rule '%s' unit '%s' (%s)\n",
-                         change.rule.c_str(), change.unit.c_str(),
-                         std::string(rules::toString(change.reason)).c_str());
-        } else {
-            const auto summary = rules::renderSummary(*rule, {change.unit, host_, change.count});
-            std::fprintf(stderr, "cerberus: alert %s: rule '%s' unit '%s' severity %s: %s\n",
-                         change.kind == rules::ChangeKind::Fire ? "firing" : "still firing",
-                         change.rule.c_str(), change.unit.c_str(),
-                         std::string(rules::toString(change.severity)).c_str(), summary.c_str());
+        // Silenced alerts are recorded, not told; the silence's end is a deadline.
+        const std::pair<std::string, std::string> key{change.rule, change.unit};
+        bool quiet = silenced_.count(key) > 0;
+        if (change.kind == rules::ChangeKind::Fire) {
+            if (const auto until = silencedUntil(change.rule, change.unit, change.at_usec)) {
+                silenced_[key] = *until;
+                write.silenced = quiet = true;
+            }
+        } else if (change.kind == rules::ChangeKind::Resolve) {
+            silenced_.erase(key);
         }
+        writer_.addAlert(std::move(write));
+        if (quiet) continue;
+        tell(change, change.kind == rules::ChangeKind::Fire ? "firing" : "still firing");
     }
 }
 

@@ -3,8 +3,10 @@
 // The rules side of the daemon: feeds transitions to the Evaluator, records every alert
 // change with the transitions that caused it, and tells the `log` receivers.
 
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/time.hpp"
@@ -23,16 +25,17 @@ core::Usec replayHorizon(const rules::RuleSet& rules);
 
 class Alerting {
 public:
-    Alerting(rules::RuleSet rules, store::HistoryWriter& writer, std::string host);
+    Alerting(rules::RuleSet rules, store::Database& db, store::HistoryWriter& writer,
+             std::string host);
 
     // Rebuilds every window from the stored history (nothing is told again), then applies
     // what fell due while cerberus was not running.
-    void rebuild(store::Database& db, core::Usec now_usec);
+    void rebuild(core::Usec now_usec);
     void observe(const core::Transition& transition);
     std::optional<core::Usec> nextDeadline() const;  // wall clock
     void tick(core::Usec now_usec);
     // Replaces the rules; an invalid set is refused with the reason and the old set stays.
-    bool reload(const std::vector<std::string>& paths, store::Database& db, core::Usec now_usec);
+    bool reload(const std::vector<std::string>& paths, core::Usec now_usec);
 
     std::size_t firing() const { return evaluator_.firing().size(); }
     std::size_t ruleCount() const { return evaluator_.ruleSet().rules.size(); }
@@ -40,9 +43,17 @@ public:
 private:
     void handle(const std::vector<rules::AlertChange>& changes);
     void announceReceivers() const;
+    // The end of the longest active silence covering (rule, unit), if any.
+    std::optional<core::Usec> silencedUntil(const std::string& rule, const std::string& unit,
+                                            core::Usec now_usec);
+    void endSilences(core::Usec now_usec);
+    void tell(const rules::AlertChange& change, const char* what);
 
     rules::Evaluator evaluator_;
+    store::Database& db_;
     store::HistoryWriter& writer_;
+    // Firing alerts held back by a silence, and when that silence ends.
+    std::map<std::pair<std::string, std::string>, core::Usec> silenced_;
     std::string host_;
     std::vector<rules::AlertChange> scratch_;
 };

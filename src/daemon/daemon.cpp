@@ -181,7 +181,7 @@ void Loop::handleSignals(bool& stop) {
     while (read(signals_.get(), &info, sizeof info) == sizeof info) {
         if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
         if (info.ssi_signo == SIGHUP) {
-            alerting_.reload(options_.rules_paths, db_, clock_.realtime());
+            alerting_.reload(options_.rules_paths, clock_.realtime());
             status();
         }
     }
@@ -359,9 +359,9 @@ int run(const Options& options) {
     db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
     db_ptr = &*db;
     writer.emplace(*db_ptr);
-    alerting.emplace(std::move(rule_set), *writer, hostName());
+    alerting.emplace(std::move(rule_set), *db_ptr, *writer, hostName());
     // Windows first, from the stored history; then what systemd reports now.
-    alerting->rebuild(*db_ptr, clock.realtime());
+    alerting->rebuild(clock.realtime());
     sink.emplace(*writer, *alerting);
     deferred.target = &*sink;
     source.seed(store::loadUnits(*db_ptr));

@@ -105,4 +105,63 @@ std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int
     return out;
 }
 
+namespace {
+
+[[noreturn]] void failSilences(Database& db, const char* what) {
+    throw core::Error(
+        core::ExitCode::Database,
+        std::string("cannot ") + what + " in '" + db.path() + "': " + sqlite3_errmsg(db.handle()));
+}
+
+}  // namespace
+
+std::int64_t addSilence(Database& db, const Silence& silence) {
+    Statement insert(db.handle(),
+                     "INSERT INTO silences (unit_glob, rule, starts_usec, ends_usec, comment) "
+                     "VALUES (?, NULLIF(?, ''), ?, ?, ?)");
+    detail::Binder bind(insert.get());
+    bind.text(silence.unit_glob)
+        .text(silence.rule)
+        .int64(silence.starts_usec)
+        .int64(silence.ends_usec)
+        .text(silence.comment);
+    if (bind.rc() != SQLITE_OK || sqlite3_step(insert.get()) != SQLITE_DONE)
+        failSilences(db, "add the silence");
+    return sqlite3_last_insert_rowid(db.handle());
+}
+
+std::vector<Silence> listSilences(Database& db, bool active_only, core::Usec now_usec) {
+    std::string sql =
+        "SELECT id, unit_glob, coalesce(rule, ''), starts_usec, ends_usec, comment FROM silences";
+    if (active_only) sql += " WHERE starts_usec <= ?1 AND ends_usec > ?1";
+    sql += " ORDER BY id DESC";
+    Statement select(db.handle(), sql);
+    detail::Binder bind(select.get());
+    if (active_only) bind.int64(now_usec);
+    std::vector<Silence> out;
+    int rc = bind.rc() == SQLITE_OK ? SQLITE_ROW : bind.rc();
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+        Silence s;
+        s.id = sqlite3_column_int64(select.get(), 0);
+        s.unit_glob = detail::columnText(select.get(), 1);
+        s.rule = detail::columnText(select.get(), 2);
+        s.starts_usec = sqlite3_column_int64(select.get(), 3);
+        s.ends_usec = sqlite3_column_int64(select.get(), 4);
+        s.comment = detail::columnText(select.get(), 5);
+        out.push_back(std::move(s));
+    }
+    if (rc != SQLITE_DONE) failSilences(db, "read the silences");
+    return out;
+}
+
+bool expireSilence(Database& db, std::int64_t id, core::Usec now_usec) {
+    Statement update(db.handle(),
+                     "UPDATE silences SET ends_usec = ?1 WHERE id = ?2 AND ends_usec > ?1");
+    detail::Binder bind(update.get());
+    bind.int64(now_usec).int64(id);
+    if (bind.rc() != SQLITE_OK || sqlite3_step(update.get()) != SQLITE_DONE)
+        failSilences(db, "expire the silence");
+    return sqlite3_changes(db.handle()) > 0;
+}
+
 }  // namespace cerberus::store

@@ -70,7 +70,7 @@ struct FlushResult {
 // One change of an alert (rules::AlertChange as the store sees it), written in the same
 // transaction as the transitions that caused it.
 struct AlertWrite {
-    enum class Kind : std::uint8_t { Fire, Repeat, Resolve };
+    enum class Kind : std::uint8_t { Fire, Repeat, Resolve, Unsilence };
     Kind kind = Kind::Fire;
     std::string rule;
     std::string unit;
@@ -79,7 +79,7 @@ struct AlertWrite {
     std::int64_t count = 0;
     core::Usec started_usec = 0;
     core::Usec at_usec = 0;  // when it fired, repeated or resolved
-    bool silenced = false;
+    bool silenced = false;   // Fire: recorded, not told; Unsilence: the silence has ended
 };
 
 // Batches transitions and unit snapshots and commits them in one transaction per flush()
@@ -156,5 +156,20 @@ struct StoredAlert {
 
 // Alerts, newest first; `state` "firing", "resolved" or empty for all.
 std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int limit = 1000);
+
+struct Silence {
+    std::int64_t id = 0;
+    std::string unit_glob;
+    std::string rule;  // empty: every rule
+    core::Usec starts_usec = 0;
+    core::Usec ends_usec = 0;
+    std::string comment;
+};
+
+std::int64_t addSilence(Database& db, const Silence& silence);
+// Active at `now_usec` (or all, newest first, when `active_only` is false).
+std::vector<Silence> listSilences(Database& db, bool active_only, core::Usec now_usec);
+// Ends an active silence now; false when there is no active silence with that id.
+bool expireSilence(Database& db, std::int64_t id, core::Usec now_usec);
 
 }  // namespace cerberus::store
