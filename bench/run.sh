@@ -4,6 +4,7 @@ set -euo pipefail
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 "$build/bench/bench_ingest"
+"$build/bench/bench_decision"
 /usr/bin/env python3 "$here/history_query.py" "$build/src/cli/cerberus"
 CERBERUS="$build/src/cli/cerberus" CERBERUS_SOURCE_ROOT="$here/.." \
     /usr/bin/env python3 "$here/footprint.py"
