@@ -13,6 +13,7 @@ using Action = std::function<int()>;
 
 void addRunCommand(CLI::App& app, Action& action);
 void addHistoryCommand(CLI::App& app, Action& action);
+void addSilenceCommand(CLI::App& app, Action& action);
 
 // DESIGN.md's default: $STATE_DIRECTORY/cerberus.db, else /var/lib/cerberus/cerberus.db
 // for root, else $XDG_STATE_HOME/cerberus/cerberus.db.

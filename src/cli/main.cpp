@@ -14,6 +14,7 @@ int run(int argc, char** argv) {
     cerberus::cli::Action action;
     cerberus::cli::addRunCommand(app, action);
     cerberus::cli::addHistoryCommand(app, action);
+    cerberus::cli::addSilenceCommand(app, action);
 
     if (argc > 1 && argv[1][0] != '-') {
         bool known = false;
