@@ -45,6 +45,18 @@ int writeAlert(sqlite3* db, const AlertWrite& change) {
             if (bind.rc() != SQLITE_OK) return bind.rc();
         }
         return step(stmt.get());
+    case AlertWrite::Kind::Unsilence:
+        rc = prepare(db,
+                     "UPDATE alerts SET silenced = 0, last_notified_usec = ? WHERE rule = ? AND "
+                     "unit = ? AND state = 'firing'",
+                     stmt);
+        if (rc != SQLITE_OK) return rc;
+        {
+            Binder bind(stmt.get());
+            bind.int64(change.at_usec).text(change.rule).text(change.unit);
+            if (bind.rc() != SQLITE_OK) return bind.rc();
+        }
+        return step(stmt.get());
     case AlertWrite::Kind::Fire: break;
     }
     // One firing row per (rule, unit): a fire for an alert already firing refreshes it.
