@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "rules/rules.hpp"
+
 namespace cerberus::cli {
 
 // What a parsed subcommand does; returns the process exit code. Errors that end the
@@ -13,7 +15,14 @@ using Action = std::function<int()>;
 
 void addRunCommand(CLI::App& app, Action& action);
 void addHistoryCommand(CLI::App& app, Action& action);
+void addCheckCommand(CLI::App& app, Action& action);
+void addAlertsCommand(CLI::App& app, Action& action);
+void addReplayCommand(CLI::App& app, Action& action);
 void addSilenceCommand(CLI::App& app, Action& action);
+
+// Loads the rules; when they are invalid, prints every error to stderr, one per line as the
+// loader words them, and throws core::Error(Failure) with their count.
+rules::RuleSet loadRulesOrReport(const std::vector<std::string>& paths);
 
 // DESIGN.md's default: $STATE_DIRECTORY/cerberus.db, else /var/lib/cerberus/cerberus.db
 // for root, else $XDG_STATE_HOME/cerberus/cerberus.db.

@@ -13,7 +13,10 @@ int run(int argc, char** argv) {
     app.set_version_flag("--version", std::string("cerberus ") + CERBERUS_VERSION);
     cerberus::cli::Action action;
     cerberus::cli::addRunCommand(app, action);
+    cerberus::cli::addCheckCommand(app, action);
     cerberus::cli::addHistoryCommand(app, action);
+    cerberus::cli::addAlertsCommand(app, action);
+    cerberus::cli::addReplayCommand(app, action);
     cerberus::cli::addSilenceCommand(app, action);
 
     if (argc > 1 && argv[1][0] != '-') {

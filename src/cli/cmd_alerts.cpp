@@ -1,0 +1,131 @@
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/time.hpp"
+#include "store/store.hpp"
+
+namespace cerberus::cli {
+
+namespace {
+
+// More than anyone reads in a terminal; the note on stderr says when rows were left out.
+constexpr int ALERTS_MAX = 100000;
+
+struct AlertsOptions {
+    std::string db;
+    std::string state = "firing";
+    bool json = false;
+};
+
+std::string timeCell(const std::optional<core::Usec>& usec) {
+    return usec ? core::formatIsoTime(*usec) : "-";
+}
+
+void printTable(const std::vector<store::StoredAlert>& alerts) {
+    constexpr std::size_t COLUMNS = 8;
+    using Row = std::array<std::string, COLUMNS>;
+    std::vector<Row> cells;
+    cells.reserve(alerts.size() + 1);
+    cells.push_back(
+        {"RULE", "UNIT", "STATE", "SEVERITY", "COUNT", "STARTED", "RESOLVED", "SILENCED"});
+    for (const auto& a : alerts)
+        cells.push_back({a.rule, a.unit, a.state, a.severity, fmt::format("{}", a.count),
+                         core::formatIsoTime(a.started_usec), timeCell(a.resolved_usec),
+                         a.silenced ? "yes" : "no"});
+    std::array<std::size_t, COLUMNS> width{};
+    for (const auto& row : cells)
+        for (std::size_t i = 0; i < COLUMNS; ++i) width[i] = std::max(width[i], row[i].size());
+    std::string out;
+    for (const auto& row : cells) {
+        for (std::size_t i = 0; i + 1 < COLUMNS; ++i)
+            out += fmt::format("{:<{}}  ", row[i], width[i]);
+        out += row[COLUMNS - 1];
+        out += '\n';
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+nlohmann::ordered_json optionalTime(const std::optional<core::Usec>& usec) {
+    if (!usec) return nullptr;
+    return core::formatIsoTime(*usec);
+}
+
+nlohmann::ordered_json optionalUsec(const std::optional<core::Usec>& usec) {
+    if (!usec) return nullptr;
+    return *usec;
+}
+
+void printJson(const std::vector<store::StoredAlert>& alerts) {
+    auto array = nlohmann::ordered_json::array();
+    for (const auto& a : alerts) {
+        nlohmann::ordered_json item;
+        item["id"] = a.id;
+        item["rule"] = a.rule;
+        item["unit"] = a.unit;
+        item["host"] = a.host;
+        item["dedup_key"] = a.dedup_key;
+        item["state"] = a.state;
+        item["severity"] = a.severity;
+        item["count"] = a.count;
+        item["started"] = core::formatIsoTime(a.started_usec);
+        item["started_usec"] = a.started_usec;
+        item["resolved"] = optionalTime(a.resolved_usec);
+        item["resolved_usec"] = optionalUsec(a.resolved_usec);
+        item["last_notified"] = optionalTime(a.last_notified_usec);
+        item["last_notified_usec"] = optionalUsec(a.last_notified_usec);
+        item["silenced"] = a.silenced;
+        array.push_back(std::move(item));
+    }
+    // Unit names from other inits are not guaranteed UTF-8; replace rather than fail.
+    const std::string out =
+        array.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+int runAlerts(const AlertsOptions& options) {
+    auto db = store::Database::open(options.db, store::OpenMode::ReadOnly);
+    const auto alerts =
+        store::queryAlerts(db, options.state == "all" ? "" : options.state, ALERTS_MAX);
+    if (alerts.size() == static_cast<std::size_t>(ALERTS_MAX))
+        std::fprintf(stderr, "cerberus: showing the newest %d alerts only\n", ALERTS_MAX);
+    if (options.json) {
+        printJson(alerts);
+    } else if (alerts.empty()) {
+        std::fprintf(stderr, "no %salerts\n",
+                     options.state == "all" ? "" : (options.state + " ").c_str());
+    } else {
+        printTable(alerts);
+    }
+    if (std::fflush(stdout) != 0)
+        throw core::Error(core::ExitCode::Failure, "cannot write the alerts to standard output");
+    return 0;
+}
+
+}  // namespace
+
+void addAlertsCommand(CLI::App& app, Action& action) {
+    auto options = std::make_shared<AlertsOptions>();
+    options->db = defaultDbPath();
+    auto* cmd = app.add_subcommand("alerts", "Show recorded alerts, newest first");
+    cmd->add_option("--db", options->db, "The history database")
+        ->type_name("FILE")
+        ->capture_default_str();
+    cmd->add_option("--state", options->state, "Which alerts: firing, resolved or all")
+        ->type_name("STATE")
+        ->check(CLI::IsMember({"firing", "resolved", "all"}))
+        ->capture_default_str();
+    cmd->add_flag("--json", options->json, "Print one JSON array instead of a table");
+    cmd->callback([&action, options] { action = [options] { return runAlerts(*options); }; });
+}
+
+}  // namespace cerberus::cli

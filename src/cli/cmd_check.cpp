@@ -1,0 +1,107 @@
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/time.hpp"
+#include "rules/rules.hpp"
+
+namespace cerberus::cli {
+
+namespace {
+
+std::string joined(const std::vector<std::string>& words, std::string_view separator = ",") {
+    std::string out;
+    for (const auto& w : words) {
+        if (!out.empty()) out += separator;
+        out += w;
+    }
+    return out;
+}
+
+// "crash x3 within 5m, uptime below 30s, result signal,core-dump"
+std::string describeCondition(const rules::Condition& c) {
+    std::string out = fmt::format("{} x{}", core::toString(c.event), c.count);
+    if (c.within_usec > 0) out += " within " + core::formatDuration(c.within_usec);
+    if (c.uptime_below_usec) out += ", uptime below " + core::formatDuration(*c.uptime_below_usec);
+    if (!c.results.empty()) out += ", result " + joined(c.results);
+    if (!c.exit_statuses.empty()) {
+        std::vector<std::string> statuses;
+        for (int s : c.exit_statuses) statuses.push_back(std::to_string(s));
+        out += ", exit status " + joined(statuses);
+    }
+    return out;
+}
+
+std::string describeReceiver(const rules::Receiver& r) {
+    std::string out(rules::toString(r.type));
+    if (r.url) out += " url " + r.url->redacted();
+    if (r.routing_key) out += " routing_key " + r.routing_key->redacted();
+    if (r.secret) out += " secret " + r.secret->redacted();
+    // Alertmanager URLs are addresses, not secrets: shown as written.
+    if (!r.urls.empty()) out += " urls " + joined(r.urls);
+    return out;
+}
+
+int runCheck(const std::vector<std::string>& paths) {
+    const rules::RuleSet set = loadRulesOrReport(paths);
+    std::size_t name_width = 0;
+    for (const auto& r : set.rules) name_width = std::max(name_width, r.name.size());
+    for (const auto& r : set.receivers) name_width = std::max(name_width, r.name.size());
+
+    std::string out = fmt::format("{}: {} rule{}, {} receiver{}: valid\n", joined(paths, ", "),
+                                  set.rules.size(), set.rules.size() == 1 ? "" : "s",
+                                  set.receivers.size(), set.receivers.size() == 1 ? "" : "s");
+    for (const auto& r : set.rules) {
+        out +=
+            fmt::format("rule      {:<{}}  {}; severity {}; notify {}", r.name, name_width,
+                        describeCondition(r.when), rules::toString(r.severity), joined(r.notify));
+        if (r.units != std::vector<std::string>{"*.service"}) out += "; units " + joined(r.units);
+        if (!r.exclude.empty()) out += "; exclude " + joined(r.exclude);
+        out += '\n';
+    }
+    for (const auto& r : set.receivers)
+        out += fmt::format("receiver  {:<{}}  {}\n", r.name, name_width, describeReceiver(r));
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    if (std::fflush(stdout) != 0)
+        throw core::Error(core::ExitCode::Failure, "cannot write to standard output");
+    return 0;
+}
+
+}  // namespace
+
+rules::RuleSet loadRulesOrReport(const std::vector<std::string>& paths) {
+    auto loaded = rules::loadRules(paths);
+    if (loaded.ok()) return std::move(loaded.rules);
+    std::string report;
+    for (const auto& error : loaded.errors) report += error + '\n';
+    std::fwrite(report.data(), 1, report.size(), stderr);
+    const std::size_t n = loaded.errors.size();
+    throw core::Error(
+        core::ExitCode::Failure,
+        fmt::format("{} error{} in the rules ({}); fix {} and run 'cerberus check' "
+                    "again",
+                    n, n == 1 ? "" : "s", joined(paths, ", "), n == 1 ? "it" : "them"));
+}
+
+void addCheckCommand(CLI::App& app, Action& action) {
+    auto paths = std::make_shared<std::vector<std::string>>();
+    auto* cmd = app.add_subcommand(
+        "check",
+        "Validate rule files: print the rules and receivers (secrets redacted) and exit 0, or "
+        "print every error and exit 1");
+    cmd->add_option("--rules", *paths,
+                    "Rule file or directory of *.json files; repeatable (default: "
+                    "/etc/cerberus/rules, else the shipped rules/default.json)")
+        ->type_name("PATH");
+    cmd->callback([&action, paths] {
+        action = [paths] { return runCheck(paths->empty() ? defaultRulesPaths() : *paths); };
+    });
+}
+
+}  // namespace cerberus::cli
