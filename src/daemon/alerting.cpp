@@ -210,6 +210,8 @@ void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
             }
         } else if (change.kind == rules::ChangeKind::Resolve) {
             silenced_.erase(key);
+        } else if (quiet && !silencedUntil(change.rule, change.unit, change.at_usec)) {
+            silenced_[key] = change.at_usec;  // expired early: told at the next tick
         }
         writer_.addAlert(std::move(write));
         if (quiet) continue;
