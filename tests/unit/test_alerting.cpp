@@ -1,0 +1,152 @@
+// The daemon's alerting with a temp database and hand-set times: silences, rebuild after a
+// restart, and alert rows written with the transitions that caused them.
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+
+#include "daemon/alerting.hpp"
+#include "rules/rules.hpp"
+#include "store/store.hpp"
+
+namespace fs = std::filesystem;
+using namespace cerberus;
+
+namespace {
+
+constexpr core::Usec T0 = 1'800'000'000 * core::USEC_PER_SEC;
+constexpr core::Usec S = core::USEC_PER_SEC;
+
+class TempDb {
+public:
+    TempDb() {
+        std::string pattern = (fs::temp_directory_path() / "cerberus-alerting-XXXXXX").string();
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        dir_ = pattern;
+    }
+    ~TempDb() {
+        std::error_code ignored;
+        fs::remove_all(dir_, ignored);
+    }
+    std::string path() const { return (dir_ / "history.db").string(); }
+
+private:
+    fs::path dir_;
+};
+
+rules::RuleSet crashloopRules() {
+    auto loaded = rules::parseRules(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "crashloop", "when": {"event": "crash", "count": 3, "within": "1m"},
+           "resolve_when_up_for": "10s", "severity": "critical", "notify": ["log"]}]})",
+                                    "test.json");
+    REQUIRE(loaded.ok());
+    return loaded.rules;
+}
+
+core::Transition event(const std::string& unit, core::Event e, core::Usec ts) {
+    core::Transition t;
+    t.ts_usec = ts;
+    t.unit = unit;
+    t.event = e;
+    t.active_state = e == core::Event::Start ? "active" : "failed";
+    t.result = e == core::Event::Start ? "success" : "exit-code";
+    return t;
+}
+
+// Feeds a transition as the daemon does: the evaluator first, then the store.
+void feed(daemon::Alerting& alerting, store::HistoryWriter& writer, core::Transition t) {
+    alerting.observe(t);
+    writer.add(std::move(t));
+}
+
+store::StoredAlert onlyAlert(store::Database& db) {
+    const auto alerts = store::queryAlerts(db, "");
+    REQUIRE(alerts.size() == 1);
+    return alerts.front();
+}
+
+}  // namespace
+
+TEST_CASE("a silenced alert is recorded silenced and unsilenced when its silence ends") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    store::addSilence(db, {0, "web*", "", T0, T0 + 30 * S, "deploy"});
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    REQUIRE(writer.flush().ok);
+    CHECK(onlyAlert(db).state == "firing");
+    CHECK(onlyAlert(db).silenced);
+    REQUIRE(alerting.nextDeadline());
+    CHECK(*alerting.nextDeadline() == T0 + 30 * S);
+
+    alerting.tick(T0 + 29 * S);
+    REQUIRE(writer.flush().ok);
+    CHECK(onlyAlert(db).silenced);
+
+    alerting.tick(T0 + 30 * S);
+    REQUIRE(writer.flush().ok);
+    CHECK_FALSE(onlyAlert(db).silenced);
+    CHECK(onlyAlert(db).state == "firing");
+    CHECK_FALSE(alerting.nextDeadline());
+}
+
+TEST_CASE("a silence for another rule or other units does not hold an alert back") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    store::addSilence(db, {0, "web*", "other-rule", T0, T0 + 30 * S, ""});
+    store::addSilence(db, {0, "db*", "", T0, T0 + 30 * S, ""});
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    REQUIRE(writer.flush().ok);
+    CHECK_FALSE(onlyAlert(db).silenced);
+}
+
+TEST_CASE("an alert resolved while silenced is recorded and its silence forgotten") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    store::addSilence(db, {0, "*", "", T0, T0 + 3600 * S, ""});
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    feed(alerting, writer, event("web.service", core::Event::Start, T0 + 4 * S));
+    alerting.tick(T0 + 14 * S);  // up for the 10 s the rule asks
+    REQUIRE(writer.flush().ok);
+    CHECK(onlyAlert(db).state == "resolved");
+    CHECK(*onlyAlert(db).resolved_usec == T0 + 14 * S);
+    CHECK_FALSE(alerting.nextDeadline());
+}
+
+TEST_CASE("after a restart the windows are rebuilt and a firing alert is not fired again") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    {
+        store::HistoryWriter writer(db);
+        daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+        for (int i = 1; i <= 3; ++i)
+            feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+        REQUIRE(writer.flush().ok);
+    }
+    store::HistoryWriter writer(db);
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    alerting.rebuild(T0 + 5 * S);
+    CHECK(alerting.firing() == 1);
+    feed(alerting, writer, event("web.service", core::Event::Crash, T0 + 6 * S));
+    REQUIRE(writer.flush().ok);
+    CHECK(store::queryAlerts(db, "").size() == 1);
+    // What fell due while it was down is applied at rebuild: the unit came up and stayed.
+    feed(alerting, writer, event("web.service", core::Event::Start, T0 + 7 * S));
+    REQUIRE(writer.flush().ok);
+    store::HistoryWriter writer2(db);
+    daemon::Alerting restarted(crashloopRules(), db, writer2, "host");
+    restarted.rebuild(T0 + 60 * S);
+    REQUIRE(writer2.flush().ok);
+    CHECK(onlyAlert(db).state == "resolved");
+}
