@@ -1,0 +1,71 @@
+#pragma once
+
+// Request bodies for each receiver type (DESIGN.md, "Notifications"). Pure: a Notification
+// in, JSON text out; no I/O, no secrets but the PagerDuty routing key the body must carry.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/time.hpp"
+#include "rules/rules.hpp"
+
+namespace cerberus::notify {
+
+// Caps on what one body can carry, whatever the journal or a template produced.
+inline constexpr std::size_t JOURNAL_LINES_MAX = 100;
+inline constexpr std::size_t JOURNAL_LINE_MAX = 1024;  // bytes
+inline constexpr std::size_t SLACK_TEXT_MAX = 3000;    // Slack truncates at 40,000 chars
+inline constexpr std::size_t SLACK_JOURNAL_MAX = 3000;
+inline constexpr std::size_t PAGERDUTY_SUMMARY_MAX = 1024;
+inline constexpr std::size_t PAGERDUTY_DEDUP_KEY_MAX = 255;
+inline constexpr int WEBHOOK_VERSION = 1;
+
+enum class Action : std::uint8_t { Trigger, Resolve };
+std::string_view toString(Action action);
+
+struct LastExit {
+    std::string result;     // "exit-code", "signal", ...
+    std::string exit_code;  // "exited", "killed", "dumped"
+    std::optional<int> exit_status;
+
+    bool operator==(const LastExit&) const = default;
+};
+
+struct Notification {
+    Action action = Action::Trigger;
+    std::string id;  // stable across retries: webhook-id
+    std::string rule;
+    std::string unit;
+    std::string host;
+    rules::Severity severity = rules::Severity::Error;
+    std::size_t count = 0;
+    core::Usec within_usec = 0;
+    core::Usec started_usec = 0;
+    std::optional<core::Usec> resolved_usec;
+    std::string summary;
+    std::map<std::string, std::string> labels;
+    std::optional<LastExit> last_exit;
+    std::vector<std::string> journal;  // oldest first
+
+    bool operator==(const Notification&) const = default;
+};
+
+// At most `max_bytes` bytes, cut on a UTF-8 boundary and ending in "…" when cut.
+std::string truncateUtf8(std::string_view text, std::size_t max_bytes);
+
+// `{host}/{rule}/{unit}`; past 255 bytes, a prefix plus a hash of the whole key, so two
+// long keys stay distinct and the same alert always gets the same key.
+std::string pagerDutyDedupKey(const Notification& n);
+
+std::string webhookBody(const Notification& n);
+std::string slackBody(const Notification& n);
+std::string pagerDutyBody(const Notification& n, std::string_view routing_key);
+// A one-alert array for POST /api/v2/alerts; a resolve passes now as `ends_at_usec`.
+std::string alertmanagerBody(const Notification& n, core::Usec ends_at_usec);
+
+}  // namespace cerberus::notify
