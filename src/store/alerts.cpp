@@ -1,3 +1,4 @@
+#include <optional>
 #include <string>
 
 #include "core/error.hpp"
@@ -10,62 +11,46 @@ namespace detail {
 
 namespace {
 
-int step(sqlite3_stmt* stmt) {
-    const int rc = sqlite3_step(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+// The changes that only touch the firing row of (rule, unit): `set` is the SET clause, whose
+// parameters are `first` and, when given, `second`.
+int updateFiring(sqlite3* db, const char* set, const AlertWrite& change, std::int64_t first,
+                 std::optional<std::int64_t> second) {
+    StatementPtr stmt;
+    const std::string sql = std::string("UPDATE alerts SET ") + set +
+                            " WHERE rule = ? AND unit = ? AND state = 'firing'";
+    if (const int rc = prepare(db, sql, stmt); rc != SQLITE_OK) return rc;
+    Binder bind(stmt.get());
+    bind.int64(first);
+    if (second) bind.int64(*second);
+    bind.text(change.rule).text(change.unit);
+    if (bind.rc() != SQLITE_OK) return bind.rc();
+    return run(stmt.get());
 }
 
 }  // namespace
 
 int writeAlert(sqlite3* db, const AlertWrite& change) {
-    StatementPtr stmt;
-    int rc = SQLITE_OK;
     switch (change.kind) {
     case AlertWrite::Kind::Repeat:
-        rc = prepare(db,
-                     "UPDATE alerts SET count = ?, last_notified_usec = ? WHERE rule = ? AND "
-                     "unit = ? AND state = 'firing'",
-                     stmt);
-        if (rc != SQLITE_OK) return rc;
-        {
-            Binder bind(stmt.get());
-            bind.int64(change.count).int64(change.at_usec).text(change.rule).text(change.unit);
-            if (bind.rc() != SQLITE_OK) return bind.rc();
-        }
-        return step(stmt.get());
+        return updateFiring(db, "count = ?, last_notified_usec = ?", change, change.count,
+                            change.at_usec);
     case AlertWrite::Kind::Resolve:
-        rc = prepare(db,
-                     "UPDATE alerts SET state = 'resolved', resolved_usec = ?, count = ? WHERE "
-                     "rule = ? AND unit = ? AND state = 'firing'",
-                     stmt);
-        if (rc != SQLITE_OK) return rc;
-        {
-            Binder bind(stmt.get());
-            bind.int64(change.at_usec).int64(change.count).text(change.rule).text(change.unit);
-            if (bind.rc() != SQLITE_OK) return bind.rc();
-        }
-        return step(stmt.get());
+        return updateFiring(db, "state = 'resolved', resolved_usec = ?, count = ?", change,
+                            change.at_usec, change.count);
     case AlertWrite::Kind::Unsilence:
-        rc = prepare(db,
-                     "UPDATE alerts SET silenced = 0, last_notified_usec = ? WHERE rule = ? AND "
-                     "unit = ? AND state = 'firing'",
-                     stmt);
-        if (rc != SQLITE_OK) return rc;
-        {
-            Binder bind(stmt.get());
-            bind.int64(change.at_usec).text(change.rule).text(change.unit);
-            if (bind.rc() != SQLITE_OK) return bind.rc();
-        }
-        return step(stmt.get());
+        return updateFiring(db, "silenced = 0, last_notified_usec = ?", change, change.at_usec,
+                            std::nullopt);
     case AlertWrite::Kind::Fire: break;
     }
     // One firing row per (rule, unit): a fire for an alert already firing refreshes it.
-    rc = prepare(db,
-                 "INSERT INTO alerts (rule, unit, host, dedup_key, state, severity, count, "
-                 "started_usec, last_notified_usec, silenced) SELECT ?1, ?2, ?3, ?4, 'firing', ?5, "
-                 "?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE rule = ?1 AND "
-                 "unit = ?2 AND state = 'firing')",
-                 stmt);
+    StatementPtr stmt;
+    const int rc =
+        prepare(db,
+                "INSERT INTO alerts (rule, unit, host, dedup_key, state, severity, count, "
+                "started_usec, last_notified_usec, silenced) SELECT ?1, ?2, ?3, ?4, 'firing', ?5, "
+                "?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE rule = ?1 AND "
+                "unit = ?2 AND state = 'firing')",
+                stmt);
     if (rc != SQLITE_OK) return rc;
     Binder bind(stmt.get());
     bind.text(change.rule)
@@ -78,7 +63,7 @@ int writeAlert(sqlite3* db, const AlertWrite& change) {
         .int64(change.at_usec)
         .int64(change.silenced ? 1 : 0);
     if (bind.rc() != SQLITE_OK) return bind.rc();
-    return step(stmt.get());
+    return run(stmt.get());
 }
 
 }  // namespace detail
@@ -111,21 +96,9 @@ std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int
         a.silenced = sqlite3_column_int64(select.get(), 11) != 0;
         out.push_back(std::move(a));
     }
-    if (rc != SQLITE_DONE)
-        throw core::Error(core::ExitCode::Database, "cannot read the alerts in '" + db.path() +
-                                                        "': " + sqlite3_errmsg(db.handle()));
+    if (rc != SQLITE_DONE) detail::fail(db, "read the alerts");
     return out;
 }
-
-namespace {
-
-[[noreturn]] void failSilences(Database& db, const char* what) {
-    throw core::Error(
-        core::ExitCode::Database,
-        std::string("cannot ") + what + " in '" + db.path() + "': " + sqlite3_errmsg(db.handle()));
-}
-
-}  // namespace
 
 std::int64_t addSilence(Database& db, const Silence& silence) {
     Statement insert(db.handle(),
@@ -138,7 +111,7 @@ std::int64_t addSilence(Database& db, const Silence& silence) {
         .int64(silence.ends_usec)
         .text(silence.comment);
     if (bind.rc() != SQLITE_OK || sqlite3_step(insert.get()) != SQLITE_DONE)
-        failSilences(db, "add the silence");
+        detail::fail(db, "add the silence");
     return sqlite3_last_insert_rowid(db.handle());
 }
 
@@ -162,7 +135,7 @@ std::vector<Silence> listSilences(Database& db, bool active_only, core::Usec now
         s.comment = detail::columnText(select.get(), 5);
         out.push_back(std::move(s));
     }
-    if (rc != SQLITE_DONE) failSilences(db, "read the silences");
+    if (rc != SQLITE_DONE) detail::fail(db, "read the silences");
     return out;
 }
 
@@ -172,7 +145,7 @@ bool expireSilence(Database& db, std::int64_t id, core::Usec now_usec) {
     detail::Binder bind(update.get());
     bind.int64(now_usec).int64(id);
     if (bind.rc() != SQLITE_OK || sqlite3_step(update.get()) != SQLITE_DONE)
-        failSilences(db, "expire the silence");
+        detail::fail(db, "expire the silence");
     return sqlite3_changes(db.handle()) > 0;
 }
 

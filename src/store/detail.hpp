@@ -87,6 +87,12 @@ inline void rewind(sqlite3_stmt* stmt) {
     sqlite3_clear_bindings(stmt);
 }
 
+// One sentence for the operator: what could not be done, in which file, and why.
+[[noreturn]] void fail(const Database& db, const std::string& what);
+
+// Steps a write statement once and rewinds it; SQLITE_OK when it completed.
+int run(sqlite3_stmt* stmt);
+
 // Applies one alert change inside the caller's transaction; returns the sqlite code.
 int writeAlert(sqlite3* db, const AlertWrite& change);
 

@@ -8,6 +8,22 @@
 
 namespace cerberus::store {
 
+namespace detail {
+
+void fail(const Database& db, const std::string& what) {
+    throw core::Error(core::ExitCode::Database, "cannot " + what + " in database '" + db.path() +
+                                                    "': " + sqlite3_errmsg(db.handle()) +
+                                                    "; check the file or pass --db");
+}
+
+int run(sqlite3_stmt* stmt) {
+    const int rc = sqlite3_step(stmt);
+    rewind(stmt);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+}  // namespace detail
+
 namespace {
 
 using detail::Binder;
@@ -46,18 +62,8 @@ constexpr std::string_view TRANSITION_COLUMNS =
     "id, ts_usec, mono_usec, unit, event, active_state, sub_state, result, exit_code,"
     " exit_status, n_restarts, invocation_id, main_pid, source";
 
-[[noreturn]] void fail(const Database& db, const std::string& what) {
-    throw core::Error(core::ExitCode::Database, "cannot " + what + " in database '" + db.path() +
-                                                    "': " + sqlite3_errmsg(db.handle()) +
-                                                    "; check the file or pass --db");
-}
-
-// Steps a write statement once; SQLITE_OK when it completed.
-int run(sqlite3_stmt* stmt) {
-    const int rc = sqlite3_step(stmt);
-    detail::rewind(stmt);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
+using detail::fail;
+using detail::run;
 
 int insertTransition(sqlite3_stmt* stmt, const core::Transition& t) {
     detail::rewind(stmt);
