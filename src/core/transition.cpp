@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "core/names.hpp"
+
 namespace cerberus::core {
 
 namespace {
@@ -22,21 +24,6 @@ constexpr std::array<std::pair<Source, std::string_view>, 4> SOURCE_NAMES{{
     {Source::Emit, "emit"},
     {Source::Supervisor, "supervisor"},
 }};
-
-template <typename E, std::size_t N>
-std::string_view nameOf(const std::array<std::pair<E, std::string_view>, N>& names, E value) {
-    for (const auto& [v, name] : names)
-        if (v == value) return name;
-    return "?";
-}
-
-template <typename E, std::size_t N>
-std::optional<E> valueOf(const std::array<std::pair<E, std::string_view>, N>& names,
-                         std::string_view text) {
-    for (const auto& [v, name] : names)
-        if (name == text) return v;
-    return std::nullopt;
-}
 
 }  // namespace
 

@@ -3,11 +3,15 @@
 #include <array>
 #include <utility>
 
+#include "core/names.hpp"
 #include "rules/rules.hpp"
 
 namespace cerberus::rules {
 
 namespace {
+
+using core::nameOf;
+using core::valueOf;
 
 constexpr std::array<std::pair<ReceiverType, std::string_view>, 5> RECEIVER_TYPES{{
     {ReceiverType::Slack, "slack"},
@@ -23,21 +27,6 @@ constexpr std::array<std::pair<Severity, std::string_view>, 4> SEVERITIES{{
     {Severity::Warning, "warning"},
     {Severity::Info, "info"},
 }};
-
-template <typename E, std::size_t N>
-std::string_view nameOf(const std::array<std::pair<E, std::string_view>, N>& names, E value) {
-    for (const auto& [v, name] : names)
-        if (v == value) return name;
-    return "?";
-}
-
-template <typename E, std::size_t N>
-std::optional<E> valueOf(const std::array<std::pair<E, std::string_view>, N>& names,
-                         std::string_view text) {
-    for (const auto& [v, name] : names)
-        if (name == text) return v;
-    return std::nullopt;
-}
 
 bool matchesAny(const std::vector<std::string>& globs, const std::string& unit) {
     for (const auto& glob : globs)
