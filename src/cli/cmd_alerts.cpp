@@ -106,8 +106,7 @@ int runAlerts(const AlertsOptions& options) {
     } else {
         printTable(alerts);
     }
-    if (std::fflush(stdout) != 0)
-        throw core::Error(core::ExitCode::Failure, "cannot write the alerts to standard output");
+    finishOutput("the alerts");
     return 0;
 }
 
@@ -115,11 +114,8 @@ int runAlerts(const AlertsOptions& options) {
 
 void addAlertsCommand(CLI::App& app, Action& action) {
     auto options = std::make_shared<AlertsOptions>();
-    options->db = defaultDbPath();
     auto* cmd = app.add_subcommand("alerts", "Show recorded alerts, newest first");
-    cmd->add_option("--db", options->db, "The history database")
-        ->type_name("FILE")
-        ->capture_default_str();
+    addDbOption(cmd, options->db);
     cmd->add_option("--state", options->state, "Which alerts: firing, resolved or all")
         ->type_name("STATE")
         ->check(CLI::IsMember({"firing", "resolved", "all"}))

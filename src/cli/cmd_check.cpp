@@ -68,8 +68,7 @@ int runCheck(const std::vector<std::string>& paths) {
     for (const auto& r : set.receivers)
         out += fmt::format("receiver  {:<{}}  {}\n", r.name, name_width, describeReceiver(r));
     std::fwrite(out.data(), 1, out.size(), stdout);
-    if (std::fflush(stdout) != 0)
-        throw core::Error(core::ExitCode::Failure, "cannot write to standard output");
+    finishOutput("the rules");
     return 0;
 }
 

@@ -141,8 +141,7 @@ int runHistory(const HistoryOptions& options) {
     } else {
         printTable(rows);
     }
-    if (std::fflush(stdout) != 0)
-        throw core::Error(core::ExitCode::Failure, "cannot write the history to standard output");
+    finishOutput("the history");
     return 0;
 }
 
@@ -150,11 +149,8 @@ int runHistory(const HistoryOptions& options) {
 
 void addHistoryCommand(CLI::App& app, Action& action) {
     auto options = std::make_shared<HistoryOptions>();
-    options->db = defaultDbPath();
     auto* cmd = app.add_subcommand("history", "Show stored transitions, oldest first");
-    cmd->add_option("--db", options->db, "The history database")
-        ->type_name("FILE")
-        ->capture_default_str();
+    addDbOption(cmd, options->db);
     cmd->add_option("--unit", options->unit, "Only units matching this glob (e.g. 'web-*.service')")
         ->type_name("GLOB");
     cmd->add_option("--event", options->event, "Only this event")

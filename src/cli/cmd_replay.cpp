@@ -223,8 +223,7 @@ std::string quoted(const std::string& text) {
 
 void write(const fmt::memory_buffer& out) {
     std::fwrite(out.data(), 1, out.size(), stdout);
-    if (std::fflush(stdout) != 0)
-        throw core::Error(core::ExitCode::Failure, "cannot write the replay to standard output");
+    finishOutput("the replay");
 }
 
 void Replay::printText() const {

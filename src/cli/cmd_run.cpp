@@ -24,7 +24,7 @@ void addRunCommand(CLI::App& app, Action& action) {
     auto args = std::make_shared<RunArgs>();
     auto* cmd = app.add_subcommand(
         "run", "Follow every unit of systemd and record each transition in the history database");
-    cmd->add_option("--db", args->db, "History database (default: " + defaultDbPath() + ")");
+    addDbOption(cmd, args->db);
     cmd->add_option("--bus", args->bus,
                     "system, user, or a D-Bus address such as unix:path=/run/user/1000/bus "
                     "(default: system for root, else user)");
@@ -36,7 +36,7 @@ void addRunCommand(CLI::App& app, Action& action) {
     cmd->callback([&action, args] {
         action = [args] {
             daemon::Options options;
-            options.db_path = args->db.empty() ? defaultDbPath() : args->db;
+            options.db_path = args->db;
             options.rules_paths = args->rules.empty() ? defaultRulesPaths() : args->rules;
             options.bus = args->bus.empty() ? (geteuid() == 0 ? "system" : "user") : args->bus;
             if (!args->keep.empty()) {

@@ -24,8 +24,6 @@ struct SilenceArgs {
     std::int64_t id = 0;
 };
 
-std::string dbPath(const SilenceArgs& args) { return args.db.empty() ? defaultDbPath() : args.db; }
-
 int add(const SilenceArgs& args) {
     const auto duration = core::parseDuration(args.duration);
     if (!duration || *duration <= 0)
@@ -33,7 +31,7 @@ int add(const SilenceArgs& args) {
                                                      "' is not a duration; use e.g. 30m, 2h or 1d");
     const core::SystemClock clock;
     const core::Usec now = clock.realtime();
-    auto db = store::Database::open(dbPath(args), store::OpenMode::ReadWrite);
+    auto db = store::Database::open(args.db, store::OpenMode::ReadWrite);
     store::Silence silence;
     silence.unit_glob = args.unit;
     silence.rule = args.rule;
@@ -49,7 +47,7 @@ int add(const SilenceArgs& args) {
 
 int list(const SilenceArgs& args) {
     const core::SystemClock clock;
-    auto db = store::Database::open(dbPath(args), store::OpenMode::ReadOnly);
+    auto db = store::Database::open(args.db, store::OpenMode::ReadOnly);
     const auto silences = store::listSilences(db, !args.all, clock.realtime());
     if (args.json) {
         auto out = nlohmann::json::array();
@@ -81,7 +79,7 @@ int list(const SilenceArgs& args) {
 
 int expire(const SilenceArgs& args) {
     const core::SystemClock clock;
-    auto db = store::Database::open(dbPath(args), store::OpenMode::ReadWrite);
+    auto db = store::Database::open(args.db, store::OpenMode::ReadWrite);
     if (!store::expireSilence(db, args.id, clock.realtime()))
         throw core::Error(
             core::ExitCode::Failure,
@@ -97,7 +95,7 @@ void addSilenceCommand(CLI::App& app, Action& action) {
     auto* cmd = app.add_subcommand(
         "silence", "Hold back alerts of matching units for a while (they are still recorded)");
     cmd->require_subcommand(1);
-    cmd->add_option("--db", args->db, "History database (default: " + defaultDbPath() + ")");
+    addDbOption(cmd, args->db);
 
     auto* add_cmd = cmd->add_subcommand("add", "Silence alerts of units matching a glob");
     add_cmd->add_option("--unit", args->unit, "Unit glob, e.g. 'web-*.service'")->required();

@@ -28,6 +28,13 @@ rules::RuleSet loadRulesOrReport(const std::vector<std::string>& paths);
 // for root, else $XDG_STATE_HOME/cerberus/cerberus.db.
 std::string defaultDbPath();
 
+// `--db FILE`, defaulting to defaultDbPath() (shown in --help).
+void addDbOption(CLI::App* cmd, std::string& db);
+
+// Flushes standard output; a failed write (a full disk, a closed pipe) is an error, not a
+// silent truncation. `what` names what was being written.
+void finishOutput(const std::string& what);
+
 // DESIGN.md's default: /etc/cerberus/rules if present, else the shipped rules/default.json
 // (installed, or in the source tree when run from a build directory).
 std::vector<std::string> defaultRulesPaths();

@@ -1,9 +1,11 @@
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "cli/commands.hpp"
+#include "core/error.hpp"
 
 namespace cerberus::cli {
 
@@ -19,6 +21,16 @@ std::string defaultDbPath() {
         return std::string(xdg) + "/cerberus/cerberus.db";
     const char* home = std::getenv("HOME");
     return std::string(home && *home ? home : ".") + "/.local/state/cerberus/cerberus.db";
+}
+
+void addDbOption(CLI::App* cmd, std::string& db) {
+    db = defaultDbPath();
+    cmd->add_option("--db", db, "The history database")->type_name("FILE")->capture_default_str();
+}
+
+void finishOutput(const std::string& what) {
+    if (std::fflush(stdout) != 0)
+        throw core::Error(core::ExitCode::Failure, "cannot write " + what + " to standard output");
 }
 
 std::vector<std::string> defaultRulesPaths() {
