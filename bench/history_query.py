@@ -1,15 +1,14 @@
 """`cerberus history --unit U --since 1h` on a 5-million-row database (goal < 50 ms, the
 whole command as an operator runs it, process start included)."""
-import glob
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+import benchdb
+
 CERBERUS = sys.argv[1]
 ROWS = int(os.environ.get("BENCH_ROWS", "5000000"))
 UNITS = 1000
@@ -17,10 +16,7 @@ SPAN_USEC = 30 * 86400 * 1000000
 
 with tempfile.TemporaryDirectory(prefix="cerberus-bench-") as work:
     db = os.path.join(work, "big.db")
-    con = sqlite3.connect(db)
-    for path in sorted(glob.glob(os.path.join(ROOT, "schema", "sql", "*.sql"))):
-        con.executescript(open(path).read())
-        con.execute(f"PRAGMA user_version = {int(os.path.basename(path).split('_')[0])}")
+    con = benchdb.create(db)
     now = int(time.time() * 1000000)
     started = time.monotonic()
     con.execute("BEGIN")

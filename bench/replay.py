@@ -1,14 +1,14 @@
 """`cerberus replay` of 1,000,000 stored transitions through rules/default.json (goal < 2 s,
 the whole command as an operator runs it, process start and --json output included)."""
-import glob
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import benchdb
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CERBERUS = sys.argv[1]
@@ -19,10 +19,7 @@ LIMIT_S = 2.0
 
 with tempfile.TemporaryDirectory(prefix="cerberus-bench-") as work:
     db = os.path.join(work, "replay.db")
-    con = sqlite3.connect(db)
-    for path in sorted(glob.glob(os.path.join(ROOT, "schema", "sql", "*.sql"))):
-        con.executescript(open(path).read())
-        con.execute(f"PRAGMA user_version = {int(os.path.basename(path).split('_')[0])}")
+    con = benchdb.create(db)
     base = int(time.time() * 1000000) - (ROWS // UNITS) * STEP_USEC
     started = time.monotonic()
     con.execute("BEGIN")
