@@ -338,7 +338,6 @@ int run(const Options& options) {
     core::SystemClock clock;
     auto rule_set = loadRulesOrThrow(options.rules_paths);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
-    store::Database* db_ptr = nullptr;
     std::optional<store::Database> db;
     std::optional<store::HistoryWriter> writer;
     std::optional<StoreSink> sink;
@@ -357,20 +356,19 @@ int run(const Options& options) {
     source.connect();
 
     db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
-    db_ptr = &*db;
-    writer.emplace(*db_ptr);
-    alerting.emplace(std::move(rule_set), *db_ptr, *writer, hostName());
+    writer.emplace(*db);
+    alerting.emplace(std::move(rule_set), *db, *writer, hostName());
     // Windows first, from the stored history; then what systemd reports now.
     alerting->rebuild(clock.realtime());
     sink.emplace(*writer, *alerting);
     deferred.target = &*sink;
-    source.seed(store::loadUnits(*db_ptr));
+    source.seed(store::loadUnits(*db));
 
     if (!source.process())
         throw core::Error(core::ExitCode::Bus, "systemd on the " +
                                                    ingest::BusSpec{options.bus}.describe() +
                                                    " did not answer: " + source.lastError());
-    Loop loop(options, *db_ptr, source, *writer, *sink, *alerting);
+    Loop loop(options, *db, source, *writer, *sink, *alerting);
     return loop.run();
 }
 
