@@ -24,13 +24,6 @@ store::AlertWrite::Kind kindOf(rules::ChangeKind kind) {
     return store::AlertWrite::Kind::Fire;
 }
 
-bool notifiesLog(const rules::RuleSet& set, const rules::Rule& rule) {
-    return std::any_of(rule.notify.begin(), rule.notify.end(), [&](const std::string& name) {
-        const auto* receiver = set.receiver(name);
-        return receiver && receiver->type == rules::ReceiverType::Log;
-    });
-}
-
 }  // namespace
 
 rules::RuleSet loadRulesOrThrow(const std::vector<std::string>& paths) {
@@ -52,19 +45,44 @@ core::Usec replayHorizon(const rules::RuleSet& rules) {
 }
 
 Alerting::Alerting(rules::RuleSet rules, store::Database& db, store::HistoryWriter& writer,
-                   std::string host)
-    : evaluator_(std::move(rules)), db_(db), writer_(writer), host_(std::move(host)) {
-    announceReceivers();
-}
+                   std::string host, notify::JournalReader* journal)
+    : evaluator_(std::move(rules)),
+      db_(db),
+      writer_(writer),
+      host_(std::move(host)),
+      journal_(journal) {}
 
-void Alerting::announceReceivers() const {
-    for (const auto& receiver : evaluator_.ruleSet().receivers) {
-        if (receiver.type == rules::ReceiverType::Log) continue;
-        std::fprintf(stderr,
-                     "cerberus: receiver '%s' (%s): delivery is not available in this version; "
-                     "its alerts are recorded in the database only\n",
-                     receiver.name.c_str(), std::string(rules::toString(receiver.type)).c_str());
+std::vector<store::OutboxWrite> Alerting::outbox(const rules::AlertChange& change,
+                                                 notify::Change kind) {
+    const auto* rule = evaluator_.ruleSet().rule(change.rule);
+    if (!rule || rule->notify.empty()) return {};
+    notify::Notification n;
+    n.action = kind == notify::Change::Resolve ? notify::Action::Resolve : notify::Action::Trigger;
+    n.change = kind;
+    if (kind == notify::Change::Resolve) {
+        n.reason = std::string(rules::toString(change.reason));
+        n.resolved_usec = change.at_usec;
     }
+    n.rule = change.rule;
+    n.unit = change.unit;
+    n.host = host_;
+    n.severity = change.severity;
+    n.count = change.count;
+    n.within_usec = rule->when.within_usec;
+    n.started_usec = change.started_usec;
+    n.summary = rules::renderSummary(*rule, {change.unit, host_, change.count});
+    n.labels = rule->labels;
+    if (const auto& end = change.last_end) {
+        n.last_exit = notify::LastExit{end->result, end->exit_code, end->exit_status};
+        if (journal_ && kind != notify::Change::Resolve)
+            n.journal = journal_->lastLines(change.unit, end->invocation_id, rule->journal_lines);
+    }
+    n.id = notify::stableId(n, change.at_usec);
+    const std::string payload = notify::encode(n);
+    std::vector<store::OutboxWrite> rows;
+    for (const auto& receiver : rule->notify)
+        rows.push_back({receiver, std::string(notify::toString(n.action)), payload});
+    return rows;
 }
 
 void Alerting::rebuild(core::Usec now_usec) {
@@ -118,12 +136,6 @@ void Alerting::endSilences(core::Usec now_usec) {
             return a.rule == rule && a.unit == unit;
         });
         if (alert != firing.end()) {
-            store::AlertWrite write;
-            write.kind = store::AlertWrite::Kind::Unsilence;
-            write.rule = rule;
-            write.unit = unit;
-            write.at_usec = now_usec;
-            writer_.addAlert(std::move(write));
             rules::AlertChange change;
             change.rule = rule;
             change.unit = unit;
@@ -131,7 +143,13 @@ void Alerting::endSilences(core::Usec now_usec) {
             change.count = alert->count;
             change.started_usec = alert->started_usec;
             change.at_usec = now_usec;
-            tell(change, "firing (silence ended)");
+            store::AlertWrite write;
+            write.kind = store::AlertWrite::Kind::Unsilence;
+            write.rule = rule;
+            write.unit = unit;
+            write.at_usec = now_usec;
+            write.notifications = outbox(change, notify::Change::Unsilence);
+            writer_.addAlert(std::move(write));
         }
         it = silenced_.erase(it);
     }
@@ -157,35 +175,9 @@ void Alerting::tick(core::Usec now_usec) {
     endSilences(now_usec);
 }
 
-bool Alerting::reload(const std::vector<std::string>& paths, core::Usec now_usec) {
-    auto loaded = rules::loadRules(paths);
-    if (!loaded.ok()) {
-        std::fprintf(stderr, "cerberus: reload refused, the current rules stay in force:\n");
-        for (const auto& error : loaded.errors) std::fprintf(stderr, "  %s\n", error.c_str());
-        return false;
-    }
-    evaluator_ = rules::Evaluator(std::move(loaded.rules));
-    announceReceivers();
+void Alerting::reload(rules::RuleSet rules, core::Usec now_usec) {
+    evaluator_ = rules::Evaluator(std::move(rules));
     rebuild(now_usec);
-    std::fprintf(stderr, "cerberus: rules reloaded: %zu rules, %zu alerts firing\n", ruleCount(),
-                 firing());
-    return true;
-}
-
-void Alerting::tell(const rules::AlertChange& change, const char* what) {
-    const auto& set = evaluator_.ruleSet();
-    const auto* rule = set.rule(change.rule);
-    if (!rule || !notifiesLog(set, *rule)) return;
-    if (change.kind == rules::ChangeKind::Resolve) {
-        std::fprintf(stderr, "cerberus: alert resolved: rule '%s' unit '%s' (%s)\n",
-                     change.rule.c_str(), change.unit.c_str(),
-                     std::string(rules::toString(change.reason)).c_str());
-        return;
-    }
-    const auto summary = rules::renderSummary(*rule, {change.unit, host_, change.count});
-    std::fprintf(stderr, "cerberus: alert %s: rule '%s' unit '%s' severity %s: %s\n", what,
-                 change.rule.c_str(), change.unit.c_str(),
-                 std::string(rules::toString(change.severity)).c_str(), summary.c_str());
 }
 
 void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
@@ -213,9 +205,13 @@ void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
         } else if (quiet && !silencedUntil(change.rule, change.unit, change.at_usec)) {
             silenced_[key] = change.at_usec;  // expired early: told at the next tick
         }
+        if (!quiet) {
+            notify::Change kind = notify::Change::Fire;
+            if (change.kind == rules::ChangeKind::Repeat) kind = notify::Change::Repeat;
+            if (change.kind == rules::ChangeKind::Resolve) kind = notify::Change::Resolve;
+            write.notifications = outbox(change, kind);
+        }
         writer_.addAlert(std::move(write));
-        if (quiet) continue;
-        tell(change, change.kind == rules::ChangeKind::Fire ? "firing" : "still firing");
     }
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 
-// The rules side of the daemon: feeds transitions to the Evaluator, records every alert
-// change with the transitions that caused it, and tells the `log` receivers.
+// The rules side of the daemon: feeds transitions to the Evaluator and records every alert
+// change, with one outbox row per receiver to tell, in the same transaction as the
+// transitions that caused it.
 
 #include <map>
 #include <optional>
@@ -11,6 +12,8 @@
 
 #include "core/time.hpp"
 #include "core/transition.hpp"
+#include "notify/journal.hpp"
+#include "notify/payload.hpp"
 #include "rules/evaluator.hpp"
 #include "rules/rules.hpp"
 #include "store/store.hpp"
@@ -25,8 +28,9 @@ core::Usec replayHorizon(const rules::RuleSet& rules);
 
 class Alerting {
 public:
+    // `journal` (may be null) supplies the crashed run's last lines for each alert.
     Alerting(rules::RuleSet rules, store::Database& db, store::HistoryWriter& writer,
-             std::string host);
+             std::string host, notify::JournalReader* journal = nullptr);
 
     // Rebuilds every window from the stored history (nothing is told again), then applies
     // what fell due while cerberus was not running.
@@ -34,20 +38,20 @@ public:
     void observe(const core::Transition& transition);
     std::optional<core::Usec> nextDeadline() const;  // wall clock
     void tick(core::Usec now_usec);
-    // Replaces the rules; an invalid set is refused with the reason and the old set stays.
-    bool reload(const std::vector<std::string>& paths, core::Usec now_usec);
+    // Replaces the rules (already validated) and rebuilds the windows from history.
+    void reload(rules::RuleSet rules, core::Usec now_usec);
 
     std::size_t firing() const { return evaluator_.firing().size(); }
     std::size_t ruleCount() const { return evaluator_.ruleSet().rules.size(); }
 
 private:
     void handle(const std::vector<rules::AlertChange>& changes);
-    void announceReceivers() const;
+    // The rows telling each of the rule's receivers about `change`.
+    std::vector<store::OutboxWrite> outbox(const rules::AlertChange& change, notify::Change kind);
     // The end of the longest active silence covering (rule, unit), if any.
     std::optional<core::Usec> silencedUntil(const std::string& rule, const std::string& unit,
                                             core::Usec now_usec);
     void endSilences(core::Usec now_usec);
-    void tell(const rules::AlertChange& change, const char* what);
 
     rules::Evaluator evaluator_;
     store::Database& db_;
@@ -55,6 +59,7 @@ private:
     // Firing alerts held back by a silence, and when that silence ends.
     std::map<std::pair<std::string, std::string>, core::Usec> silenced_;
     std::string host_;
+    notify::JournalReader* journal_;
     std::vector<rules::AlertChange> scratch_;
 };
 

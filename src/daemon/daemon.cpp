@@ -1,5 +1,6 @@
 #include "daemon/daemon.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -16,6 +17,10 @@
 #include "core/fd.hpp"
 #include "daemon/alerting.hpp"
 #include "ingest/systemd_source.hpp"
+#include "notify/dispatcher.hpp"
+#include "notify/http.hpp"
+#include "notify/journal.hpp"
+#include "notify/secrets.hpp"
 #include "store/store.hpp"
 
 namespace cerberus::daemon {
@@ -31,6 +36,7 @@ constexpr Usec RETRY_MAX_USEC = 5 * USEC_PER_SEC;
 constexpr Usec RETENTION_EVERY_USEC = 3600 * USEC_PER_SEC;
 constexpr Usec RETENTION_NEXT_BATCH_USEC = 50 * USEC_PER_MSEC;
 constexpr Usec SHUTDOWN_FLUSH_USEC = 3 * USEC_PER_SEC;
+constexpr Usec SHUTDOWN_DELIVERY_USEC = 3 * USEC_PER_SEC;
 constexpr int RETENTION_BATCH = 2000;
 
 template <typename... Args>
@@ -39,6 +45,17 @@ void logLine(const char* format, Args... args) {
     std::fprintf(stderr, format, args...);
     std::fputc('\n', stderr);
     std::fflush(stderr);
+}
+
+// Resolves every receiver's secrets; an error names the receiver, never the value.
+std::optional<std::map<std::string, notify::Target>> targetsOf(const rules::RuleSet& rules,
+                                                               std::string& errors) {
+    auto targets = notify::resolveTargets(rules.receivers, [](const char* name) {
+        return static_cast<const char*>(std::getenv(name));
+    });
+    if (targets.ok()) return std::move(targets.by_name);
+    for (const auto& error : targets.errors) errors += "\n  " + error;
+    return std::nullopt;
 }
 
 // Exponential backoff between two limits.
@@ -94,13 +111,16 @@ core::UniqueFd makeSignalFd() {
 class Loop {
 public:
     Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
-         store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting)
+         store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting,
+         notify::HttpClient& http, notify::Dispatcher& dispatcher)
         : options_(options),
           db_(db),
           source_(source),
           writer_(writer),
           sink_(sink),
-          alerting_(alerting) {}
+          alerting_(alerting),
+          http_(http),
+          dispatcher_(dispatcher) {}
 
     int run();
 
@@ -112,7 +132,12 @@ private:
     void flush(Usec now);
     void retention(Usec now);
     std::optional<Usec> alertDeadline(Usec now) const;
+    std::optional<Usec> wallDeadline(std::optional<Usec> at, Usec now) const;
     void status();
+    void reload();
+    void loadOutbox();
+    void collectOutcomes();
+    void drainDeliveries();
 
     const Options& options_;
     store::Database& db_;
@@ -120,7 +145,11 @@ private:
     store::HistoryWriter& writer_;
     StoreSink& sink_;
     Alerting& alerting_;
+    notify::HttpClient& http_;
+    notify::Dispatcher& dispatcher_;
     core::SystemClock clock_;
+    std::int64_t outbox_loaded_ = 0;  // the highest outbox row id handed to the dispatcher
+    bool outbox_stale_ = true;
 
     core::UniqueFd epoll_;
     core::UniqueFd signals_;
@@ -168,6 +197,8 @@ int Loop::timeoutMs(Usec now) const {
     if (writer_.pending() > 0) consider(flush_at_);
     consider(retention_at_);
     consider(alertDeadline(now));
+    consider(http_.deadline());
+    consider(wallDeadline(dispatcher_.nextDeadline(), now));
     if (watchdog_every_) consider(watchdog_at_);
     if (!deadline) return -1;
     if (*deadline <= now) return 0;
@@ -180,10 +211,7 @@ void Loop::handleSignals(bool& stop) {
     signalfd_siginfo info{};
     while (read(signals_.get(), &info, sizeof info) == sizeof info) {
         if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
-        if (info.ssi_signo == SIGHUP) {
-            alerting_.reload(options_.rules_paths, clock_.realtime());
-            status();
-        }
+        if (info.ssi_signo == SIGHUP) reload();
     }
 }
 
@@ -214,11 +242,94 @@ void Loop::processBus(Usec now) {
     reconnect_at_ = now + reconnect_backoff_.next();
 }
 
-// The evaluator's deadlines are wall-clock times; the loop sleeps on the monotonic clock.
-std::optional<Usec> Loop::alertDeadline(Usec now) const {
-    const auto at = alerting_.nextDeadline();
+// The evaluator's and the dispatcher's deadlines are wall-clock times; the loop sleeps on
+// the monotonic clock.
+std::optional<Usec> Loop::wallDeadline(std::optional<Usec> at, Usec now) const {
     if (!at) return std::nullopt;
     return now + std::max<Usec>(0, *at - clock_.realtime());
+}
+
+std::optional<Usec> Loop::alertDeadline(Usec now) const {
+    return wallDeadline(alerting_.nextDeadline(), now);
+}
+
+void Loop::reload() {
+    auto loaded = rules::loadRules(options_.rules_paths);
+    std::string errors;
+    for (const auto& error : loaded.errors) errors += "\n  " + error;
+    std::optional<std::map<std::string, notify::Target>> targets;
+    if (loaded.ok()) targets = targetsOf(loaded.rules, errors);
+    if (!targets) {
+        logLine("reload refused, the current rules stay in force:%s", errors.c_str());
+        return;
+    }
+    alerting_.reload(std::move(loaded.rules), clock_.realtime());
+    dispatcher_.setTargets(std::move(*targets));
+    logLine("rules reloaded: %zu rules, %zu alerts firing", alerting_.ruleCount(),
+            alerting_.firing());
+    status();
+}
+
+// Rows committed since the last load go to the dispatcher; a payload that cannot be read
+// (an edited database) is marked failed rather than retried forever.
+void Loop::loadOutbox() {
+    if (!outbox_stale_) return;
+    try {
+        for (auto& row : store::loadPendingNotifications(db_, outbox_loaded_)) {
+            outbox_loaded_ = std::max(outbox_loaded_, row.id);
+            auto n = notify::decode(row.payload);
+            if (!n) {
+                store::OutboxUpdate update;
+                update.id = row.id;
+                update.status = "failed";
+                update.attempts = row.attempts;
+                update.last_error = "the payload is not a notification; not sent";
+                writer_.updateNotification(std::move(update));
+                continue;
+            }
+            notify::Delivery d;
+            d.id = row.id;
+            d.alert_id = row.alert_id;
+            d.receiver = row.receiver;
+            d.notification = std::move(*n);
+            d.attempts = row.attempts;
+            d.next_attempt_usec = row.next_attempt_usec;
+            d.created_usec = row.created_usec;
+            dispatcher_.add(std::move(d));
+        }
+        outbox_stale_ = false;
+    } catch (const core::Error& e) {
+        logLine("%s; retrying", e.what());
+    }
+}
+
+void Loop::collectOutcomes() {
+    for (auto& outcome : dispatcher_.takeOutcomes()) {
+        store::OutboxUpdate update;
+        update.id = outcome.id;
+        update.status = std::string(notify::toString(outcome.status));
+        update.attempts = outcome.attempts;
+        update.next_attempt_usec = outcome.next_attempt_usec;
+        update.last_error = std::move(outcome.last_error);
+        update.sent_usec = outcome.sent_usec;
+        writer_.updateNotification(std::move(update));
+    }
+}
+
+// Requests already on the wire get a bounded time to finish; what does not stays pending
+// in the outbox and is sent again (same id) by the next start.
+void Loop::drainDeliveries() {
+    const Usec give_up_at = clock_.monotonic() + SHUTDOWN_DELIVERY_USEC;
+    while (http_.inFlight() > 0) {
+        const Usec now = clock_.monotonic();
+        if (now >= give_up_at) break;
+        Usec wait = give_up_at - now;
+        if (const auto at = http_.deadline()) wait = std::min(wait, std::max<Usec>(0, *at - now));
+        pollfd pfd{http_.fd(), POLLIN, 0};
+        poll(&pfd, 1, static_cast<int>((wait + USEC_PER_MSEC - 1) / USEC_PER_MSEC));
+        http_.process();
+    }
+    collectOutcomes();
 }
 
 void Loop::status() {
@@ -230,6 +341,7 @@ void Loop::flush(Usec now) {
     if (writer_.pending() == 0 || now < flush_at_) return;
     const auto result = writer_.flush();
     if (result.ok) {
+        if (result.notifications > 0) outbox_stale_ = true;
         if (flush_failing_)
             logLine("writing to '%s' again; the queued transitions are stored", db_.path().c_str());
         flush_failing_ = false;
@@ -272,6 +384,8 @@ int Loop::run() {
     ev.events = EPOLLIN;
     ev.data.fd = signals_.get();
     epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, signals_.get(), &ev);
+    ev.data.fd = http_.fd();
+    epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, http_.fd(), &ev);
 
     std::uint64_t watchdog_usec = 0;
     if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
@@ -301,7 +415,12 @@ int Loop::run() {
             alerting_.tick(clock_.realtime());
             status();
         }
+        http_.process();
+        collectOutcomes();
         flush(now);
+        loadOutbox();
+        dispatcher_.run();
+        collectOutcomes();
         retention(now);
         if (watchdog_every_ && now >= watchdog_at_) {
             sd_notify(0, "WATCHDOG=1");
@@ -310,6 +429,7 @@ int Loop::run() {
     }
 
     sd_notify(0, "STOPPING=1");
+    drainDeliveries();
     // Intake has stopped; give the store a bounded time to take what is queued.
     const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
     while (writer_.pending() > 0 && clock_.monotonic() < give_up_at) {
@@ -337,6 +457,10 @@ static std::string hostName() {
 int run(const Options& options) {
     core::SystemClock clock;
     auto rule_set = loadRulesOrThrow(options.rules_paths);
+    std::string errors;
+    auto targets = targetsOf(rule_set, errors);
+    if (!targets)
+        throw core::Error(core::ExitCode::Failure, "the receivers are unusable:" + errors);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
     std::optional<store::Database> db;
     std::optional<store::HistoryWriter> writer;
@@ -357,7 +481,8 @@ int run(const Options& options) {
 
     db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
     writer.emplace(*db);
-    alerting.emplace(std::move(rule_set), *db, *writer, hostName());
+    notify::JournalReader journal;
+    alerting.emplace(std::move(rule_set), *db, *writer, hostName(), &journal);
     // Windows first, from the stored history; then what systemd reports now.
     alerting->rebuild(clock.realtime());
     sink.emplace(*writer, *alerting);
@@ -368,7 +493,15 @@ int run(const Options& options) {
         throw core::Error(core::ExitCode::Bus, "systemd on the " +
                                                    ingest::BusSpec{options.bus}.describe() +
                                                    " did not answer: " + source.lastError());
-    Loop loop(options, *db, source, *writer, *sink, *alerting);
+    notify::HttpClient http;
+    notify::Dispatcher dispatcher(http, clock,
+                                  [](const std::string& line) { logLine("%s", line.c_str()); });
+    dispatcher.setTargets(std::move(*targets));
+    // Alertmanager receivers keep hearing about alerts that fired before this start.
+    for (const auto& row : store::firingTriggers(*db))
+        if (auto n = notify::decode(row.payload))
+            dispatcher.rememberFiring(row.receiver, row.alert_id, std::move(*n));
+    Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher);
     return loop.run();
 }
 

@@ -199,7 +199,9 @@ std::string pagerDutyBody(const Notification& n, std::string_view routing_key) {
                      {"payload", payload}});
 }
 
-std::string alertmanagerBody(const Notification& n, core::Usec ends_at_usec) {
+namespace {
+
+json alertmanagerAlert(const Notification& n, core::Usec ends_at_usec) {
     json labels = json::object();
     for (const auto& [name, value] : n.labels) labels[name] = value;
     // Ours last: a rule label cannot hide which alert this is.
@@ -213,7 +215,89 @@ std::string alertmanagerBody(const Notification& n, core::Usec ends_at_usec) {
         {"startsAt", core::formatIsoTime(n.started_usec)},
         {"endsAt", core::formatIsoTime(ends_at_usec)},
     };
-    return dump(json::array({alert}));
+    return alert;
+}
+
+constexpr std::array<std::string_view, 4> CHANGES{"fire", "repeat", "unsilence", "resolve"};
+
+}  // namespace
+
+std::string alertmanagerBody(const Notification& n, core::Usec ends_at_usec) {
+    return dump(json::array({alertmanagerAlert(n, ends_at_usec)}));
+}
+
+std::string alertmanagerBody(const std::vector<Notification>& alerts, core::Usec ends_at_usec) {
+    json body = json::array();
+    for (const auto& n : alerts) body.push_back(alertmanagerAlert(n, ends_at_usec));
+    return dump(body);
+}
+
+std::string stableId(const Notification& n, core::Usec decided_usec) {
+    const std::string key = n.host + '\n' + n.rule + '\n' + n.unit + '\n' +
+                            std::to_string(n.started_usec) + '\n' +
+                            std::string(toString(n.change)) + '\n' + std::to_string(decided_usec);
+    return "msg_" + sha256Hex(key).substr(0, 32);
+}
+
+std::string_view toString(Change change) { return CHANGES[static_cast<std::size_t>(change)]; }
+
+std::string encode(const Notification& n) {
+    json j = {
+        {"action", toString(n.action)},
+        {"change", toString(n.change)},
+        {"reason", n.reason},
+        {"id", n.id},
+        {"rule", n.rule},
+        {"unit", n.unit},
+        {"host", n.host},
+        {"severity", rules::toString(n.severity)},
+        {"count", n.count},
+        {"within_usec", n.within_usec},
+        {"started_usec", n.started_usec},
+        {"resolved_usec", n.resolved_usec ? json(*n.resolved_usec) : json()},
+        {"summary", n.summary},
+        {"labels", n.labels},
+        {"last_exit", lastExitJson(n)},
+        {"journal", n.journal},
+    };
+    return dump(j);
+}
+
+std::optional<Notification> decode(std::string_view text) {
+    try {
+        const json j = json::parse(text);
+        Notification n;
+        n.action =
+            j.at("action").get<std::string>() == "resolve" ? Action::Resolve : Action::Trigger;
+        const auto change = j.at("change").get<std::string>();
+        for (std::size_t i = 0; i < CHANGES.size(); ++i)
+            if (CHANGES[i] == change) n.change = static_cast<Change>(i);
+        n.reason = j.at("reason").get<std::string>();
+        n.id = j.at("id").get<std::string>();
+        n.rule = j.at("rule").get<std::string>();
+        n.unit = j.at("unit").get<std::string>();
+        n.host = j.at("host").get<std::string>();
+        n.severity = rules::parseSeverity(j.at("severity").get<std::string>())
+                         .value_or(rules::Severity::Error);
+        n.count = j.at("count").get<std::size_t>();
+        n.within_usec = j.at("within_usec").get<core::Usec>();
+        n.started_usec = j.at("started_usec").get<core::Usec>();
+        if (!j.at("resolved_usec").is_null())
+            n.resolved_usec = j.at("resolved_usec").get<core::Usec>();
+        n.summary = j.at("summary").get<std::string>();
+        n.labels = j.at("labels").get<std::map<std::string, std::string>>();
+        if (const auto& e = j.at("last_exit"); !e.is_null()) {
+            LastExit last;
+            last.result = e.at("result").get<std::string>();
+            last.exit_code = e.at("exit_code").get<std::string>();
+            if (!e.at("exit_status").is_null()) last.exit_status = e.at("exit_status").get<int>();
+            n.last_exit = std::move(last);
+        }
+        n.journal = j.at("journal").get<std::vector<std::string>>();
+        return n;
+    } catch (const json::exception&) {
+        return std::nullopt;
+    }
 }
 
 }  // namespace cerberus::notify

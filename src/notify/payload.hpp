@@ -36,9 +36,15 @@ struct LastExit {
     bool operator==(const LastExit&) const = default;
 };
 
+// Why a notification was made; the `log` receiver words its line after it.
+enum class Change : std::uint8_t { Fire, Repeat, Unsilence, Resolve };
+std::string_view toString(Change change);
+
 struct Notification {
     Action action = Action::Trigger;
-    std::string id;  // stable across retries: webhook-id
+    Change change = Change::Fire;
+    std::string reason;  // a resolve's: "up_for" or "operator_stop"
+    std::string id;      // stable across retries: webhook-id
     std::string rule;
     std::string unit;
     std::string host;
@@ -67,5 +73,16 @@ std::string slackBody(const Notification& n);
 std::string pagerDutyBody(const Notification& n, std::string_view routing_key);
 // A one-alert array for POST /api/v2/alerts; a resolve passes now as `ends_at_usec`.
 std::string alertmanagerBody(const Notification& n, core::Usec ends_at_usec);
+// Several alerts in one POST, all with the same `endsAt` (the periodic re-send).
+std::string alertmanagerBody(const std::vector<Notification>& alerts, core::Usec ends_at_usec);
+
+// "msg_" + 32 hex digits from what the notification is about and when it was decided:
+// the same decision always gets the same id (webhook-id), another decision never does.
+std::string stableId(const Notification& n, core::Usec decided_usec);
+
+// The outbox's payload column: every field of a Notification as JSON, read back by
+// decode() after a restart. nullopt when the text is not one.
+std::string encode(const Notification& n);
+std::optional<Notification> decode(std::string_view text);
 
 }  // namespace cerberus::notify

@@ -22,15 +22,18 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 constexpr std::array<std::string_view, 3> TOP_LEVEL_KEYS{"$schema", "receivers", "rules"};
-constexpr std::array<std::string_view, 11> RULE_KEYS{
+constexpr std::array<std::string_view, 12> RULE_KEYS{
     "name",         "units",  "exclude", "when",    "resolve_when_up_for", "severity",
-    "repeat_every", "notify", "labels",  "summary", "description"};
+    "repeat_every", "notify", "labels",  "summary", "description",         "journal_lines"};
 constexpr std::array<std::string_view, 6> WHEN_KEYS{"event",        "count",  "within",
                                                     "uptime_below", "result", "exit_status"};
-constexpr std::array<std::string_view, 2> SLACK_KEYS{"type", "url"};
-constexpr std::array<std::string_view, 3> PAGERDUTY_KEYS{"type", "routing_key", "url"};
-constexpr std::array<std::string_view, 3> WEBHOOK_KEYS{"type", "url", "secret"};
-constexpr std::array<std::string_view, 2> ALERTMANAGER_KEYS{"type", "urls"};
+constexpr std::array<std::string_view, 4> SLACK_KEYS{"type", "url", "timeout", "give_up_after"};
+constexpr std::array<std::string_view, 5> PAGERDUTY_KEYS{"type", "routing_key", "url", "timeout",
+                                                         "give_up_after"};
+constexpr std::array<std::string_view, 5> WEBHOOK_KEYS{"type", "url", "secret", "timeout",
+                                                       "give_up_after"};
+constexpr std::array<std::string_view, 5> ALERTMANAGER_KEYS{"type", "urls", "timeout",
+                                                            "give_up_after", "resend_every"};
 constexpr std::array<std::string_view, 1> LOG_KEYS{"type"};
 
 // systemd's Result= values (service, socket, timer, mount units), so a typo such as
@@ -403,6 +406,24 @@ private:
             break;
         case ReceiverType::Log: break;
         }
+        if (auto it = j.find("timeout"); it != j.end()) {
+            const auto at = child(pointer, "timeout");
+            if (auto d = duration(*it, at, TIMEOUT_MIN_USEC)) {
+                if (*d > TIMEOUT_MAX_USEC)
+                    error(at, "expected a duration of at most " +
+                                  core::formatDuration(TIMEOUT_MAX_USEC) + ", got " +
+                                  describe(*it));
+                r.timeout_usec = *d;
+            }
+        }
+        if (auto it = j.find("give_up_after"); it != j.end()) {
+            if (auto d = duration(*it, child(pointer, "give_up_after"), GIVE_UP_AFTER_MIN_USEC))
+                r.give_up_after_usec = *d;
+        }
+        if (auto it = j.find("resend_every"); it != j.end()) {
+            if (auto d = duration(*it, child(pointer, "resend_every"), RESEND_EVERY_MIN_USEC))
+                r.resend_every_usec = *d;
+        }
         if (errors_.size() != before) return std::nullopt;
         return r;
     }
@@ -475,6 +496,13 @@ private:
             }
         }
         if (r.summary.empty()) r.summary = SUMMARY_DEFAULT;
+        if (auto it = j.find("journal_lines"); it != j.end()) {
+            const bool ok = it->is_number_integer() && it->get<std::int64_t>() >= 0 &&
+                            it->get<std::int64_t>() <= JOURNAL_LINES_MAX;
+            if (expectType(*it, child(pointer, "journal_lines"), ok,
+                           "an integer from 0 to " + std::to_string(JOURNAL_LINES_MAX)))
+                r.journal_lines = it->get<int>();
+        }
         if (!name_ref.name.empty()) doc_.rule_names.push_back(name_ref);
         if (errors_.size() != before) return;
         r.origin = file_ + ":" + std::to_string(lineOf(pointer));

@@ -23,6 +23,18 @@ inline constexpr std::size_t RULES_MAX = 1000;
 inline constexpr std::size_t RECEIVERS_MAX = 100;
 inline constexpr core::Usec RESOLVE_WHEN_UP_FOR_DEFAULT_USEC = 10 * core::USEC_PER_MIN;
 inline constexpr core::Usec REPEAT_EVERY_MIN_USEC = core::USEC_PER_SEC;
+// Delivery (receivers): one HTTP request's whole time, how long a notification is retried,
+// and how often firing alerts are posted again to an Alertmanager.
+inline constexpr core::Usec TIMEOUT_DEFAULT_USEC = 10 * core::USEC_PER_SEC;
+inline constexpr core::Usec TIMEOUT_MIN_USEC = 100 * core::USEC_PER_MSEC;
+inline constexpr core::Usec TIMEOUT_MAX_USEC = 5 * core::USEC_PER_MIN;
+inline constexpr core::Usec GIVE_UP_AFTER_DEFAULT_USEC = core::USEC_PER_DAY;
+inline constexpr core::Usec GIVE_UP_AFTER_MIN_USEC = core::USEC_PER_SEC;
+inline constexpr core::Usec RESEND_EVERY_DEFAULT_USEC = core::USEC_PER_MIN;
+inline constexpr core::Usec RESEND_EVERY_MIN_USEC = core::USEC_PER_SEC;
+// Journal lines quoted in an alert.
+inline constexpr int JOURNAL_LINES_DEFAULT = 20;
+inline constexpr int JOURNAL_LINES_MAX = 100;
 
 // A secret as written: its value, or where to read it at send time. Never printed as is.
 struct Secret {
@@ -46,7 +58,10 @@ struct Receiver {
     std::optional<Secret> routing_key;  // pagerduty (required)
     std::optional<Secret> secret;       // webhook signing key (optional)
     std::vector<std::string> urls;      // alertmanager (required, at least one)
-    std::string origin;                 // "file:line", for messages
+    core::Usec timeout_usec = TIMEOUT_DEFAULT_USEC;
+    core::Usec give_up_after_usec = GIVE_UP_AFTER_DEFAULT_USEC;
+    core::Usec resend_every_usec = RESEND_EVERY_DEFAULT_USEC;  // alertmanager
+    std::string origin;                                        // "file:line", for messages
 
     bool operator==(const Receiver&) const = default;
 };
@@ -79,7 +94,8 @@ struct Rule {
     std::vector<std::string> notify;  // receiver names, all defined
     std::map<std::string, std::string> labels;
     std::string summary;  // template; see SUMMARY_FIELDS
-    std::string origin;   // "file:line", for messages
+    int journal_lines = JOURNAL_LINES_DEFAULT;
+    std::string origin;  // "file:line", for messages
 
     bool matchesUnit(std::string_view unit) const;
     bool operator==(const Rule&) const = default;

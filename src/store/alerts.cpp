@@ -27,9 +27,7 @@ int updateFiring(sqlite3* db, const char* set, const AlertWrite& change, std::in
     return run(stmt.get());
 }
 
-}  // namespace
-
-int writeAlert(sqlite3* db, const AlertWrite& change) {
+int writeAlertRow(sqlite3* db, const AlertWrite& change) {
     switch (change.kind) {
     case AlertWrite::Kind::Repeat:
         return updateFiring(db, "count = ?, last_notified_usec = ?", change, change.count,
@@ -64,6 +62,35 @@ int writeAlert(sqlite3* db, const AlertWrite& change) {
         .int64(change.silenced ? 1 : 0);
     if (bind.rc() != SQLITE_OK) return bind.rc();
     return run(stmt.get());
+}
+
+}  // namespace
+
+int writeAlert(sqlite3* db, const AlertWrite& change) {
+    const int rc = writeAlertRow(db, change);
+    if (rc != SQLITE_OK || change.notifications.empty()) return rc;
+    // The newest row of (rule, unit) is the one just fired, repeated or resolved.
+    StatementPtr stmt;
+    if (const int prc = prepare(db,
+                                "INSERT INTO notifications (alert_id, receiver, action, payload, "
+                                "next_attempt_usec, created_usec) SELECT id, ?3, ?4, ?5, ?6, ?6 "
+                                "FROM alerts WHERE rule = ?1 AND unit = ?2 ORDER BY id DESC "
+                                "LIMIT 1",
+                                stmt);
+        prc != SQLITE_OK)
+        return prc;
+    for (const auto& row : change.notifications) {
+        Binder bind(stmt.get());
+        bind.text(change.rule)
+            .text(change.unit)
+            .text(row.receiver)
+            .text(row.action)
+            .text(row.payload)
+            .int64(change.at_usec);
+        if (bind.rc() != SQLITE_OK) return bind.rc();
+        if (const int irc = run(stmt.get()); irc != SQLITE_OK) return irc;
+    }
+    return SQLITE_OK;
 }
 
 }  // namespace detail

@@ -95,5 +95,7 @@ int run(sqlite3_stmt* stmt);
 
 // Applies one alert change inside the caller's transaction; returns the sqlite code.
 int writeAlert(sqlite3* db, const AlertWrite& change);
+// Writes a delivery's outcome to its outbox row inside the caller's transaction.
+int writeOutboxUpdate(sqlite3* db, const OutboxUpdate& update);
 
 }  // namespace cerberus::store::detail

@@ -176,6 +176,10 @@ HistoryWriter::HistoryWriter(Database& db, std::size_t max_queued)
 
 void HistoryWriter::addAlert(AlertWrite change) { alerts_.push_back(std::move(change)); }
 
+void HistoryWriter::updateNotification(OutboxUpdate update) {
+    updates_.push_back(std::move(update));
+}
+
 void HistoryWriter::add(core::Transition transition) {
     while (queue_.size() >= max_queued_) {
         queue_.pop_front();
@@ -190,7 +194,7 @@ void HistoryWriter::putUnit(const core::UnitSnapshot& snapshot) {
 
 FlushResult HistoryWriter::flush() {
     FlushResult result;
-    if (queue_.empty() && units_.empty() && alerts_.empty()) return result;
+    if (pending() == 0) return result;
     sqlite3* db = db_.handle();
     const auto failed = [&](std::string message) {
         // A failed statement inside the transaction may already have rolled it back.
@@ -211,15 +215,19 @@ FlushResult HistoryWriter::flush() {
             rc = upsertUnit(upsert_unit_.get(), it->second);
         for (auto it = alerts_.begin(); rc == SQLITE_OK && it != alerts_.end(); ++it)
             rc = detail::writeAlert(db, *it);
+        for (auto it = updates_.begin(); rc == SQLITE_OK && it != updates_.end(); ++it)
+            rc = detail::writeOutboxUpdate(db, *it);
         if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
         if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
     } catch (const std::exception& e) {
         return failed(e.what());
     }
     result.written = queue_.size();
+    for (const auto& alert : alerts_) result.notifications += alert.notifications.size();
     queue_.clear();
     units_.clear();
     alerts_.clear();
+    updates_.clear();
     return result;
 }
 

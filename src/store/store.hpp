@@ -63,8 +63,16 @@ private:
 
 struct FlushResult {
     bool ok = true;
-    std::size_t written = 0;  // transitions committed by this flush
-    std::string error;        // sqlite's message when !ok
+    std::size_t written = 0;        // transitions committed by this flush
+    std::size_t notifications = 0;  // outbox rows committed by this flush
+    std::string error;              // sqlite's message when !ok
+};
+
+// One outbox row to write with its alert change: what to tell one receiver.
+struct OutboxWrite {
+    std::string receiver;
+    std::string action;   // "trigger" or "resolve"
+    std::string payload;  // the notification as JSON (notify::encode); never a secret
 };
 
 // One change of an alert (rules::AlertChange as the store sees it), written in the same
@@ -80,6 +88,17 @@ struct AlertWrite {
     core::Usec started_usec = 0;
     core::Usec at_usec = 0;  // when it fired, repeated or resolved
     bool silenced = false;   // Fire: recorded, not told; Unsilence: the silence has ended
+    std::vector<OutboxWrite> notifications;  // outbox rows, in the same transaction
+};
+
+// What became of one delivery attempt (notify::Dispatcher), written back to its row.
+struct OutboxUpdate {
+    std::int64_t id = 0;
+    std::string status;  // "pending", "sent" or "failed"
+    std::int64_t attempts = 0;
+    core::Usec next_attempt_usec = 0;
+    std::string last_error;
+    std::optional<core::Usec> sent_usec;
 };
 
 // Batches transitions and unit snapshots and commits them in one transaction per flush()
@@ -95,9 +114,13 @@ public:
     void putUnit(const core::UnitSnapshot& snapshot);
     // Records an alert change in the next flush, after that flush's transitions.
     void addAlert(AlertWrite change);
+    // Records the outcome of a delivery in the next flush.
+    void updateNotification(OutboxUpdate update);
 
     FlushResult flush();
-    std::size_t pending() const { return queue_.size() + units_.size() + alerts_.size(); }
+    std::size_t pending() const {
+        return queue_.size() + units_.size() + alerts_.size() + updates_.size();
+    }
     std::uint64_t dropped() const { return dropped_; }
 
 private:
@@ -106,6 +129,7 @@ private:
     std::deque<core::Transition> queue_;
     std::map<std::string, core::UnitSnapshot> units_;
     std::vector<AlertWrite> alerts_;
+    std::vector<OutboxUpdate> updates_;
     std::uint64_t dropped_ = 0;
     Statement insert_transition_;
     Statement upsert_unit_;
@@ -156,6 +180,28 @@ struct StoredAlert {
 
 // Alerts, newest first; `state` "firing", "resolved" or empty for all.
 std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int limit = 1000);
+
+// An outbox row still to deliver.
+struct PendingNotification {
+    std::int64_t id = 0;
+    std::int64_t alert_id = 0;
+    std::string receiver;
+    std::string action;
+    std::string payload;
+    std::int64_t attempts = 0;
+    core::Usec next_attempt_usec = 0;
+    core::Usec created_usec = 0;
+};
+
+// Pending outbox rows with an id above `after_id`, oldest first.
+std::vector<PendingNotification> loadPendingNotifications(Database& db, std::int64_t after_id = 0);
+
+// For every alert still firing and told: the last trigger row per receiver (what an
+// Alertmanager must keep hearing about). Rows are PendingNotification shaped.
+std::vector<PendingNotification> firingTriggers(Database& db);
+
+// Outbox rows by status ("pending", "sent", "failed").
+std::map<std::string, std::int64_t> countNotifications(Database& db);
 
 struct Silence {
     std::int64_t id = 0;

@@ -254,7 +254,7 @@ TEST_CASE("receivers accept only their own type's keys") {
   "pd": {"type": "pagerduty", "routing_key": {"env": "PD_KEY"},
          "urls": ["http://x"]}}})") ==
           "rules/prod.json:3: /receivers/pd: unknown key 'urls'; expected one of type, "
-          "routing_key, url");
+          "routing_key, url, timeout, give_up_after");
     CHECK(onlyError(R"({"receivers": {"am": {"type": "alertmanager"}}})") ==
           "rules/prod.json:1: /receivers/am: missing key 'urls'; expected a non-empty array of "
           "http(s) URLs");
@@ -377,7 +377,7 @@ TEST_CASE("errors of several files are all reported") {
     CHECK(r.errors[0] == dir.path() +
                              "/a.json:1: /rules/0: unknown key 'colour'; expected one of "
                              "name, units, exclude, when, resolve_when_up_for, severity, "
-                             "repeat_every, notify, labels, summary, description");
+                             "repeat_every, notify, labels, summary, description, journal_lines");
     CHECK(r.errors[1].starts_with(dir.path() + "/b.json:1:2: invalid JSON: "));
     CHECK(r.errors[2] == dir.path() +
                              "/missing.json: no such file or directory; expected a rule "

@@ -1,0 +1,216 @@
+#include "notify/http.hpp"
+
+#include <curl/curl.h>
+#include <strings.h>
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "core/error.hpp"
+
+namespace cerberus::notify {
+
+namespace {
+
+const core::SystemClock CLOCK;
+
+struct SlistFree {
+    void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+
+void globalInit() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            throw core::Error(core::ExitCode::Failure, "cannot initialise libcurl");
+    });
+}
+
+std::string trim(std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    while (!text.empty() && (text.back() == '\r' || text.back() == '\n' || text.back() == ' '))
+        text.remove_suffix(1);
+    return std::string(text);
+}
+
+}  // namespace
+
+struct HttpClient::Transfer {
+    CURL* easy = nullptr;
+    std::string body;
+    std::unique_ptr<curl_slist, SlistFree> headers;
+    HttpResponse response;
+    Callback done;
+    char error[CURL_ERROR_SIZE] = {};
+
+    ~Transfer() {
+        if (easy) curl_easy_cleanup(easy);
+    }
+
+    static size_t onBody(char* data, size_t size, size_t n, void* self) {
+        auto& out = static_cast<Transfer*>(self)->response.body;
+        const size_t len = size * n;
+        // The rest is read and dropped: a large answer must not grow our memory.
+        if (out.size() < RESPONSE_BODY_MAX)
+            out.append(data, std::min(len, RESPONSE_BODY_MAX - out.size()));
+        return len;
+    }
+
+    static size_t onHeader(char* data, size_t size, size_t n, void* self) {
+        const size_t len = size * n;
+        constexpr std::string_view NAME = "retry-after:";
+        if (len > NAME.size() && strncasecmp(data, NAME.data(), NAME.size()) == 0)
+            static_cast<Transfer*>(self)->response.retry_after =
+                trim(std::string_view(data + NAME.size(), len - NAME.size()));
+        return len;
+    }
+};
+
+HttpClient::HttpClient() {
+    globalInit();
+    epoll_ = core::UniqueFd(epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_)
+        throw core::Error(core::ExitCode::Failure,
+                          std::string("cannot create an epoll fd: ") + std::strerror(errno));
+    multi_ = curl_multi_init();
+    if (multi_ == nullptr) throw core::Error(core::ExitCode::Failure, "cannot create a curl multi");
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpClient::onSocket);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpClient::onTimer);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+}
+
+HttpClient::~HttpClient() {
+    for (auto& [easy, transfer] : transfers_) curl_multi_remove_handle(multi_, easy);
+    transfers_.clear();
+    if (multi_) curl_multi_cleanup(multi_);
+}
+
+int HttpClient::onSocket(void* /*easy*/, int fd, int what, void* self, void* /*socketp*/) {
+    auto* client = static_cast<HttpClient*>(self);
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(client->epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        return 0;
+    }
+    epoll_event ev{};
+    ev.data.fd = fd;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev.events |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev.events |= EPOLLOUT;
+    if (epoll_ctl(client->epoll_.get(), EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+        epoll_ctl(client->epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+    return 0;
+}
+
+int HttpClient::onTimer(void* /*multi*/, long timeout_ms, void* self) {
+    auto* client = static_cast<HttpClient*>(self);
+    if (timeout_ms < 0)
+        client->deadline_.reset();
+    else
+        client->deadline_ = CLOCK.monotonic() + timeout_ms * core::USEC_PER_MSEC;
+    return 0;
+}
+
+void HttpClient::post(const HttpRequest& request, Callback done) {
+    auto transfer = std::make_unique<Transfer>();
+    transfer->easy = curl_easy_init();
+    transfer->done = std::move(done);
+    transfer->body = request.body;
+    CURL* easy = transfer->easy;
+    if (easy == nullptr) {
+        transfer->response.error = "cannot create a curl handle";
+        // Reported from process(), like every other outcome.
+        deadline_ = CLOCK.monotonic();
+    }
+    curl_slist* list = nullptr;
+    // No "Expect: 100-continue": it costs a round trip, or a second with some servers.
+    for (const auto& header : request.headers) list = curl_slist_append(list, header.c_str());
+    list = curl_slist_append(list, "Expect:");
+    transfer->headers.reset(list);
+    if (easy) {
+        const long timeout_ms = static_cast<long>(request.timeout_usec / core::USEC_PER_MSEC);
+        curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->body.data());
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(transfer->body.size()));
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
+        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+        curl_easy_setopt(
+            easy, CURLOPT_CONNECTTIMEOUT_MS,
+            std::min<long>(timeout_ms, CONNECT_TIMEOUT_MAX_USEC / core::USEC_PER_MSEC));
+        curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(easy, CURLOPT_USERAGENT, "cerberus/" CERBERUS_VERSION);
+        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::onBody);
+        curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
+        curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::onHeader);
+        curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer.get());
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error);
+        if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
+            transfer->response.error = "cannot start the request";
+            deadline_ = CLOCK.monotonic();
+            curl_easy_cleanup(easy);
+            transfer->easy = nullptr;
+        }
+    }
+    void* key = transfer->easy ? static_cast<void*>(transfer->easy) : transfer.get();
+    transfers_.emplace(key, std::move(transfer));
+}
+
+void HttpClient::process() {
+    int running = 0;
+    epoll_event events[16];
+    const int n = epoll_wait(epoll_.get(), events, 16, 0);
+    for (int i = 0; i < n; ++i) {
+        int flags = 0;
+        if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+        if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+        if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(multi_, events[i].data.fd, flags, &running);
+    }
+    if (deadline_ && *deadline_ <= CLOCK.monotonic()) {
+        deadline_.reset();
+        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    finish();
+}
+
+void HttpClient::finish() {
+    std::vector<std::unique_ptr<Transfer>> finished;
+    // Requests that could not even start.
+    for (auto it = transfers_.begin(); it != transfers_.end();) {
+        if (it->second->easy == nullptr) {
+            finished.push_back(std::move(it->second));
+            it = transfers_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        auto it = transfers_.find(msg->easy_handle);
+        if (it == transfers_.end()) continue;
+        auto transfer = std::move(it->second);
+        transfers_.erase(it);
+        const CURLcode code = msg->data.result;
+        curl_multi_remove_handle(multi_, transfer->easy);
+        if (code == CURLE_OK) {
+            curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &transfer->response.status);
+        } else {
+            transfer->response.status = 0;
+            transfer->response.error =
+                transfer->error[0] != '\0' ? transfer->error : curl_easy_strerror(code);
+        }
+        finished.push_back(std::move(transfer));
+    }
+    for (auto& transfer : finished) transfer->done(std::move(transfer->response));
+}
+
+}  // namespace cerberus::notify

@@ -1,0 +1,68 @@
+#pragma once
+
+// A non-blocking HTTP POST client over libcurl's multi interface. It keeps its sockets in
+// an epoll set of its own: the daemon watches fd() in its loop and calls process() when
+// it is readable or deadline() has passed, so no request ever blocks the loop.
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/fd.hpp"
+#include "core/time.hpp"
+
+namespace cerberus::notify {
+
+inline constexpr std::size_t RESPONSE_BODY_MAX = 4096;  // bytes kept of any answer
+inline constexpr core::Usec CONNECT_TIMEOUT_MAX_USEC = 5 * core::USEC_PER_SEC;
+
+struct HttpRequest {
+    std::string url;
+    std::string body;
+    std::vector<std::string> headers;  // "Name: value"
+    core::Usec timeout_usec = 10 * core::USEC_PER_SEC;
+};
+
+struct HttpResponse {
+    long status = 0;          // 0 when no HTTP answer came
+    std::string body;         // at most RESPONSE_BODY_MAX bytes
+    std::string retry_after;  // the Retry-After header, if any
+    std::string error;        // transport failure (timeout, refused, TLS), empty otherwise
+};
+
+class HttpClient {
+public:
+    using Callback = std::function<void(HttpResponse)>;
+
+    HttpClient();  // throws core::Error
+    ~HttpClient();
+    HttpClient(const HttpClient&) = delete;
+    HttpClient& operator=(const HttpClient&) = delete;
+
+    // Starts a POST; `done` runs from a later process(), never from inside post().
+    void post(const HttpRequest& request, Callback done);
+
+    int fd() const { return epoll_.get(); }
+    // Does what the sockets and timers ask and runs the callbacks of finished requests.
+    void process();
+    std::optional<core::Usec> deadline() const { return deadline_; }  // CLOCK_MONOTONIC
+    std::size_t inFlight() const { return transfers_.size(); }
+
+    struct Transfer;
+
+private:
+    static int onSocket(void* easy, int fd, int what, void* self, void* socketp);
+    static int onTimer(void* multi, long timeout_ms, void* self);
+    void finish();
+
+    void* multi_ = nullptr;  // CURLM*
+    core::UniqueFd epoll_;
+    std::optional<core::Usec> deadline_;
+    std::map<void*, std::unique_ptr<Transfer>> transfers_;  // by CURL*
+};
+
+}  // namespace cerberus::notify

@@ -1,0 +1,109 @@
+#include "notify/secrets.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "notify/signing.hpp"
+
+namespace cerberus::notify {
+
+namespace {
+
+constexpr std::size_t SECRET_FILE_MAX = 64 * 1024;
+
+class Resolver {
+public:
+    Resolver(const rules::Receiver& receiver, const GetEnv& getenv,
+             std::vector<std::string>& errors)
+        : receiver_(receiver), getenv_(getenv), errors_(errors) {}
+
+    std::optional<std::string> operator()(const rules::Secret& secret, std::string_view key) {
+        switch (secret.kind) {
+        case rules::Secret::Kind::Literal: return secret.value;
+        case rules::Secret::Kind::Env: {
+            const char* value = getenv_(secret.value.c_str());
+            if (value == nullptr || *value == '\0') {
+                fail(key, "environment variable '" + secret.value +
+                              "' is not set or empty; set it in cerberus's environment (for a "
+                              "unit: Environment= or EnvironmentFile=)");
+                return std::nullopt;
+            }
+            return std::string(value);
+        }
+        case rules::Secret::Kind::File: return readFile(secret.value, key);
+        }
+        return std::nullopt;
+    }
+
+    void fail(std::string_view key, const std::string& what) {
+        errors_.push_back("receiver '" + receiver_.name + "' (" + receiver_.origin + "): '" +
+                          std::string(key) + "': " + what);
+    }
+
+private:
+    std::optional<std::string> readFile(const std::string& path, std::string_view key) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            fail(key, "cannot read the secret file '" + path + "': " + std::strerror(errno) +
+                          "; create it or fix the path");
+            return std::nullopt;
+        }
+        std::ostringstream text;
+        text << in.rdbuf();
+        std::string value = text.str();
+        while (!value.empty() && (value.back() == '\n' || value.back() == '\r' ||
+                                  value.back() == ' ' || value.back() == '\t'))
+            value.pop_back();
+        if (value.empty() || value.size() > SECRET_FILE_MAX) {
+            fail(key, "the secret file '" + path + "' is empty or larger than 64 KiB; put the " +
+                          "secret alone in it");
+            return std::nullopt;
+        }
+        return value;
+    }
+
+    const rules::Receiver& receiver_;
+    const GetEnv& getenv_;
+    std::vector<std::string>& errors_;
+};
+
+}  // namespace
+
+Targets resolveTargets(const std::vector<rules::Receiver>& receivers, const GetEnv& getenv) {
+    Targets out;
+    for (const auto& receiver : receivers) {
+        Resolver resolve(receiver, getenv, out.errors);
+        const std::size_t before = out.errors.size();
+        Target target;
+        target.receiver = receiver;
+        if (receiver.url) {
+            if (auto url = resolve(*receiver.url, "url")) {
+                if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)
+                    resolve.fail("url", "the value is not an http(s) URL; check what it holds");
+                target.url = std::move(*url);
+            }
+        } else if (receiver.type == rules::ReceiverType::PagerDuty) {
+            target.url = std::string(PAGERDUTY_URL_DEFAULT);
+        }
+        if (receiver.routing_key) {
+            if (auto key = resolve(*receiver.routing_key, "routing_key"))
+                target.routing_key = std::move(*key);
+        }
+        if (receiver.secret) {
+            if (auto secret = resolve(*receiver.secret, "secret")) {
+                if (!webhookKey(*secret))
+                    resolve.fail("secret",
+                                 "the secret starts with 'whsec_' but the rest is not base64; "
+                                 "copy the whole secret as the receiver shows it");
+                target.signing_secret = std::move(*secret);
+            }
+        }
+        if (out.errors.size() == before) out.by_name.emplace(receiver.name, std::move(target));
+    }
+    return out;
+}
+
+}  // namespace cerberus::notify
