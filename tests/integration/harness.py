@@ -81,10 +81,10 @@ def tempdir(prefix):
 class UserManager:
     """A real `systemd --user` for a dedicated user, with its own session bus."""
 
-    def __init__(self, test_name):
+    def __init__(self, test_name, journal=False):
         self.user = ("cb-" + test_name.replace("_", ""))[:30]
         self.state = tempdir("um-" + test_name)
-        env = dict(os.environ, UM_JOURNAL="0")
+        env = dict(os.environ, UM_JOURNAL="1" if journal else "0")
         out = subprocess.run(["bash", USERMGR, "start", self.user, self.state], env=env,
                              capture_output=True, text=True)
         at_exit(self.stop)
