@@ -19,6 +19,7 @@ void addCheckCommand(CLI::App& app, Action& action);
 void addAlertsCommand(CLI::App& app, Action& action);
 void addReplayCommand(CLI::App& app, Action& action);
 void addSilenceCommand(CLI::App& app, Action& action);
+void addTestReceiverCommand(CLI::App& app, Action& action);
 
 // Loads the rules; when they are invalid, prints every error to stderr, one per line as the
 // loader words them, and throws core::Error(Failure) with their count.

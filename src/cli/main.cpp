@@ -18,6 +18,7 @@ int run(int argc, char** argv) {
     cerberus::cli::addAlertsCommand(app, action);
     cerberus::cli::addReplayCommand(app, action);
     cerberus::cli::addSilenceCommand(app, action);
+    cerberus::cli::addTestReceiverCommand(app, action);
 
     if (argc > 1 && argv[1][0] != '-') {
         bool known = false;

@@ -11,8 +11,8 @@ import hmac
 import json
 import os
 
-from harness import (UserManager, check, crashloop_unit, db_rows, fix, require_root, tempdir,
-                     wait_for, Cerberus)
+from harness import (Cerberus, UserManager, check, crashloop_unit, db_rows, fix, require_root,
+                     run_cli, tempdir, wait_for)
 from sink import Sink
 
 require_root()
@@ -155,5 +155,18 @@ stored = open(db, "rb").read() + (open(db + "-wal", "rb").read()
 for secret in (ROUTING_KEY, SECRET):
     check(secret not in cerberus.output(), "no secret in the log")
     check(secret.encode() not in stored, "no secret in the database")
+# `cerberus test-receiver`: one marked test alert, and the receiver's answer.
+out = run_cli("test-receiver", "ok", "--rules", rules_path)
+check(out.returncode == 0 and "accepted the test alert: HTTP 200" in out.stdout,
+      f"test-receiver ok: {out.returncode} {out.stdout} {out.stderr}")
+test_alert = [json.loads(r["body"]) for r in sink.received("/ok")][-1]
+check(test_alert["summary"].startswith("[TEST]") and test_alert["labels"] == {"test": "true"},
+      f"the test alert is clearly marked: {test_alert}")
+out = run_cli("test-receiver", "bad", "--rules", rules_path)
+check(out.returncode == 1 and "did not accept the test alert: HTTP 400" in out.stdout,
+      f"test-receiver bad: {out.returncode} {out.stdout} {out.stderr}")
+out = run_cli("test-receiver", "nosuch", "--rules", rules_path)
+check(out.returncode == 2 and "no receiver named 'nosuch'" in out.stderr,
+      f"test-receiver unknown: {out.returncode} {out.stderr}")
 sink.stop()
 print("ok")
