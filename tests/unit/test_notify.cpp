@@ -1,10 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/time.hpp"
+#include "notify/dispatcher.hpp"
 #include "notify/payload.hpp"
+#include "notify/secrets.hpp"
 #include "notify/signing.hpp"
 
 using namespace cerberus;
@@ -44,6 +47,8 @@ Notification resolved() {
     n.resolved_usec = RESOLVED;
     return n;
 }
+
+std::string name(notify::Status status) { return std::string(notify::toString(status)); }
 
 }  // namespace
 
@@ -238,4 +243,134 @@ TEST_CASE("a webhook secret never appears in any body or signature") {
         CHECK(notify::slackBody(n).find(ROUTING_KEY) == std::string::npos);
         CHECK(notify::alertmanagerBody(n, RESOLVED).find(ROUTING_KEY) == std::string::npos);
     }
+}
+
+TEST_CASE("a notification survives the outbox: encode then decode gives it back") {
+    for (const auto& n : {firing(), resolved()}) {
+        const auto back = notify::decode(notify::encode(n));
+        REQUIRE(back.has_value());
+        CHECK(*back == n);
+    }
+    CHECK_FALSE(notify::decode("{\"id\": 1}").has_value());
+    CHECK_FALSE(notify::decode("not json").has_value());
+}
+
+TEST_CASE("the stable id is the same for the same decision and differs for another") {
+    const auto n = firing();
+    CHECK(notify::stableId(n, STARTED) == notify::stableId(n, STARTED));
+    CHECK(notify::stableId(n, STARTED).starts_with("msg_"));
+    CHECK(notify::stableId(n, STARTED) != notify::stableId(n, STARTED + 1));
+    auto other = n;
+    other.change = notify::Change::Repeat;
+    CHECK(notify::stableId(n, STARTED) != notify::stableId(other, STARTED));
+}
+
+TEST_CASE("backoff doubles from 1 s up to 5 min, jittered over the upper half") {
+    CHECK(notify::backoffUsec(1, 0) == core::USEC_PER_SEC / 2);
+    CHECK(notify::backoffUsec(1, ~0ULL) <= core::USEC_PER_SEC);
+    CHECK(notify::backoffUsec(3, 0) == 2 * core::USEC_PER_SEC);
+    CHECK(notify::backoffUsec(50, 0) == notify::BACKOFF_MAX_USEC / 2);
+    CHECK(notify::backoffUsec(50, ~0ULL) <= notify::BACKOFF_MAX_USEC);
+}
+
+TEST_CASE("Retry-After is read as seconds or as an HTTP date, and capped") {
+    const core::Usec now = *core::parseIsoTime("2015-10-21T07:27:00Z");
+    CHECK(notify::parseRetryAfter("2", now) == 2 * core::USEC_PER_SEC);
+    CHECK(notify::parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now) == core::USEC_PER_MIN);
+    CHECK(notify::parseRetryAfter("99999999", now) == notify::RETRY_AFTER_MAX_USEC);
+    CHECK_FALSE(notify::parseRetryAfter("soon", now).has_value());
+    CHECK_FALSE(notify::parseRetryAfter("", now).has_value());
+}
+
+TEST_CASE("an attempt's answer decides: sent, retried, refused or given up") {
+    notify::Delivery d;
+    d.id = 7;
+    d.attempts = 1;
+    d.created_usec = STARTED;
+    const core::Usec day = core::USEC_PER_DAY;
+    auto answer = [](long status, std::string retry_after = {}, std::string error = {}) {
+        notify::HttpResponse r;
+        r.status = status;
+        r.retry_after = std::move(retry_after);
+        r.error = std::move(error);
+        r.body = "nope\nsecond line";
+        return r;
+    };
+    CHECK(name(notify::decide(d, answer(202), day, STARTED, 0).status) == "sent");
+
+    const auto server = notify::decide(d, answer(500), day, STARTED, 0);
+    CHECK(name(server.status) == "pending");
+    CHECK(server.last_error == "HTTP 500: nope");
+    CHECK(server.next_attempt_usec == STARTED + core::USEC_PER_SEC / 2);
+
+    const auto limited = notify::decide(d, answer(429, "30"), day, STARTED, 0);
+    CHECK(name(limited.status) == "pending");
+    CHECK(limited.next_attempt_usec == STARTED + 30 * core::USEC_PER_SEC);
+
+    const auto timeout = notify::decide(d, answer(0, "", "Operation timed out"), day, STARTED, 0);
+    CHECK(name(timeout.status) == "pending");
+    CHECK(timeout.last_error == "Operation timed out");
+    CHECK(name(notify::decide(d, answer(408), day, STARTED, 0).status) == "pending");
+
+    for (long status : {400L, 401L, 403L, 404L, 410L, 301L}) {
+        const auto refused = notify::decide(d, answer(status), day, STARTED, 0);
+        CHECK(name(refused.status) == "failed");
+        CHECK(refused.permanent);
+    }
+
+    const auto old = notify::decide(d, answer(503), core::USEC_PER_SEC / 10, STARTED + 1, 0);
+    CHECK(name(old.status) == "failed");
+    CHECK_FALSE(old.permanent);
+    CHECK(old.last_error.starts_with("gave up after 1 attempts"));
+}
+
+TEST_CASE("secrets resolve from the environment and files, and a bad one names the receiver") {
+    rules::Receiver hook;
+    hook.name = "hook";
+    hook.type = rules::ReceiverType::Webhook;
+    hook.origin = "rules/x.json:3";
+    hook.url = rules::Secret{rules::Secret::Kind::Env, "HOOK_URL"};
+    hook.secret = rules::Secret{rules::Secret::Kind::Literal, WEBHOOK_SECRET};
+    rules::Receiver pd;
+    pd.name = "pd";
+    pd.type = rules::ReceiverType::PagerDuty;
+    pd.origin = "rules/x.json:9";
+    pd.routing_key = rules::Secret{rules::Secret::Kind::Env, "PD_KEY"};
+
+    auto env = [](const char* name) -> const char* {
+        return std::string_view(name) == "HOOK_URL" ? "http://127.0.0.1:9/x" : nullptr;
+    };
+    const auto targets = notify::resolveTargets({hook, pd}, env);
+    REQUIRE(targets.by_name.count("hook") == 1);
+    CHECK(targets.by_name.at("hook").url == "http://127.0.0.1:9/x");
+    CHECK(targets.by_name.count("pd") == 0);
+    REQUIRE(targets.errors.size() == 1);
+    CHECK(targets.errors[0] ==
+          "receiver 'pd' (rules/x.json:9): 'routing_key': environment variable 'PD_KEY' is not "
+          "set or empty; set it in cerberus's environment (for a unit: Environment= or "
+          "EnvironmentFile=)");
+
+    hook.secret = rules::Secret{rules::Secret::Kind::Literal, "whsec_!!notbase64!!"};
+    const auto bad = notify::resolveTargets({hook}, env);
+    REQUIRE(bad.errors.size() == 1);
+    CHECK(bad.errors[0].find("'secret'") != std::string::npos);
+    CHECK(bad.errors[0].find("notbase64") == std::string::npos);
+}
+
+TEST_CASE("a signed webhook request carries the Standard Webhooks headers") {
+    notify::Target target;
+    target.receiver.type = rules::ReceiverType::Webhook;
+    target.url = "http://127.0.0.1:9/hook";
+    target.signing_secret = WEBHOOK_SECRET;
+    const auto n = firing();
+    const auto request = notify::buildRequest(target, n, 1614265330 * core::USEC_PER_SEC);
+    const std::string id_header = "webhook-id: " + n.id;
+    CHECK(std::find(request.headers.begin(), request.headers.end(), id_header) !=
+          request.headers.end());
+    const std::string signature =
+        "webhook-signature: " +
+        notify::webhookSignature(WEBHOOK_SECRET, n.id, 1614265330, request.body);
+    CHECK(std::find(request.headers.begin(), request.headers.end(), signature) !=
+          request.headers.end());
+    CHECK(request.body == notify::webhookBody(n));
 }

@@ -670,3 +670,56 @@ TEST_CASE("the example queries in examples/queries.sql answer correctly on known
         CHECK(rows == want);
     }
 }
+
+TEST_CASE("an alert's outbox rows commit with it, load as pending, and take delivery outcomes") {
+    TempDir dir;
+    auto db = Database::open(dir.file("c.db"), OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    store::AlertWrite fire;
+    fire.kind = store::AlertWrite::Kind::Fire;
+    fire.rule = "crashloop";
+    fire.unit = "web.service";
+    fire.host = "h";
+    fire.severity = "critical";
+    fire.count = 3;
+    fire.started_usec = 1000;
+    fire.at_usec = 2000;
+    fire.notifications = {{"hook", "trigger", "{\"a\":1}"}, {"log", "trigger", "{\"a\":1}"}};
+    writer.addAlert(fire);
+    const auto flushed = writer.flush();
+    REQUIRE(flushed.ok);
+    CHECK(flushed.notifications == 2);
+
+    const auto pending = store::loadPendingNotifications(db);
+    REQUIRE(pending.size() == 2);
+    CHECK(pending[0].receiver == "hook");
+    CHECK(pending[0].action == "trigger");
+    CHECK(pending[0].payload == "{\"a\":1}");
+    CHECK(pending[0].created_usec == 2000);
+    CHECK(pending[0].alert_id == store::queryAlerts(db, "firing").at(0).id);
+    CHECK(store::loadPendingNotifications(db, pending[0].id).size() == 1);
+    CHECK(store::firingTriggers(db).size() == 2);
+
+    store::OutboxUpdate sent;
+    sent.id = pending[0].id;
+    sent.status = "sent";
+    sent.attempts = 2;
+    sent.sent_usec = 3000;
+    writer.updateNotification(sent);
+    store::AlertWrite resolve = fire;
+    resolve.kind = store::AlertWrite::Kind::Resolve;
+    resolve.at_usec = 4000;
+    resolve.notifications = {{"hook", "resolve", "{\"a\":2}"}};
+    writer.addAlert(resolve);
+    REQUIRE(writer.flush().ok);
+
+    const auto left = store::loadPendingNotifications(db);
+    REQUIRE(left.size() == 2);
+    CHECK(left[0].receiver == "log");
+    CHECK(left[1].action == "resolve");
+    CHECK(left[1].alert_id == pending[0].alert_id);
+    CHECK(store::firingTriggers(db).empty());
+    const auto counts = store::countNotifications(db);
+    CHECK(counts.at("sent") == 1);
+    CHECK(counts.at("pending") == 2);
+}
