@@ -9,3 +9,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 /usr/bin/env python3 "$here/replay.py" "$build/src/cli/cerberus"
 CERBERUS="$build/src/cli/cerberus" CERBERUS_SOURCE_ROOT="$here/.." \
     /usr/bin/env python3 "$here/footprint.py"
+BENCH_POST="$build/bench/bench_post" CERBERUS="$build/src/cli/cerberus" CERBERUS_SOURCE_ROOT="$here/.." \
+    /usr/bin/env python3 "$here/alert_latency.py"

@@ -1,5 +1,6 @@
 """HTTP sinks on 127.0.0.1 for delivery tests: each path answers from a script of
 behaviours, one per request (the last one repeats), and records every request."""
+import http
 import http.server
 import json
 import threading
@@ -13,7 +14,8 @@ class Sink:
 
     def __init__(self, scripts):
         self.scripts = {path: list(script) for path, script in scripts.items()}
-        self.requests = []  # dicts: path, time (wall), headers (lowercase), body (bytes)
+        # dicts: path, time (wall), mono (CLOCK_MONOTONIC), headers (lowercase), body (bytes)
+        self.requests = []
         self.lock = threading.Lock()
         self.release = threading.Event()
         sink = self
@@ -31,6 +33,7 @@ class Sink:
                     script = sink.scripts.get(self.path, ["404"])
                     behaviour = script.pop(0) if len(script) > 1 else script[0]
                     sink.requests.append({"path": self.path, "time": time.time(),
+                                          "mono": time.monotonic(),
                                           "headers": {k.lower(): v for k, v in self.headers.items()},
                                           "body": body})
                 if behaviour == "hang":
@@ -43,13 +46,13 @@ class Sink:
                     self.close_connection = True
                     return
                 status, _, retry_after = behaviour.partition(":")
-                answer = b"ok"
-                self.send_response(int(status))
+                # One write: a response split in pieces meets Nagle and delayed ACKs (40 ms).
+                head = f"HTTP/1.1 {status} {http.HTTPStatus(int(status)).phrase}\r\n"
                 if retry_after:
-                    self.send_header("Retry-After", retry_after)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                    head += f"Retry-After: {retry_after}\r\n"
+                head += "Content-Length: 2\r\n\r\n"
+                self.wfile.write(head.encode() + b"ok")
+                self.wfile.flush()
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
