@@ -25,15 +25,16 @@ int main(int argc, char** argv) {
     curl_easy_setopt(easy, CURLOPT_URL, argv[1]);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
-                     +[](char*, size_t size, size_t count, void*) { return size * count; });
+    curl_easy_setopt(
+        easy, CURLOPT_WRITEFUNCTION,
+        +[](char*, size_t size, size_t count, void*) { return size * count; });
     std::vector<double> ms;
     for (int i = 0; i < n; ++i) {
         const auto start = std::chrono::steady_clock::now();
         if (curl_easy_perform(easy) != CURLE_OK) return 1;
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                               start)
-                         .count());
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count());
     }
     std::sort(ms.begin(), ms.end());
     std::printf("%.3f %.3f\n", ms[ms.size() / 2], ms[(ms.size() * 99) / 100]);
