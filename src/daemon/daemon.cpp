@@ -21,6 +21,7 @@
 #include "notify/http.hpp"
 #include "notify/journal.hpp"
 #include "notify/secrets.hpp"
+#include "store/checkpoint.hpp"
 #include "store/store.hpp"
 
 namespace cerberus::daemon {
@@ -112,9 +113,11 @@ class Loop {
 public:
     Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
          store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting,
-         notify::HttpClient& http, notify::Dispatcher& dispatcher)
+         notify::HttpClient& http, notify::Dispatcher& dispatcher,
+         store::Checkpointer& checkpointer)
         : options_(options),
           db_(db),
+          checkpointer_(checkpointer),
           source_(source),
           writer_(writer),
           sink_(sink),
@@ -141,6 +144,7 @@ private:
 
     const Options& options_;
     store::Database& db_;
+    store::Checkpointer& checkpointer_;
     ingest::SystemdSource& source_;
     store::HistoryWriter& writer_;
     StoreSink& sink_;
@@ -162,6 +166,7 @@ private:
     Backoff flush_backoff_;
     Usec flush_at_ = 0;
     bool flush_failing_ = false;
+    bool checkpoint_failing_ = false;
     std::uint64_t dropped_reported_ = 0;
     std::optional<Usec> retention_at_;
     std::optional<Usec> watchdog_every_;
@@ -347,6 +352,11 @@ void Loop::flush(Usec now) {
         flush_failing_ = false;
         flush_backoff_.reset();
         flush_at_ = 0;
+        const auto checkpoint_error = checkpointer_.takeError();
+        if (!checkpoint_error.empty() && !checkpoint_failing_)
+            logLine("cannot checkpoint '%s': %s; its -wal file grows until a checkpoint succeeds",
+                    db_.path().c_str(), checkpoint_error.c_str());
+        checkpoint_failing_ = !checkpoint_error.empty();
     } else {
         if (!flush_failing_)
             logLine("cannot write to '%s': %s; keeping %zu changes queued and retrying",
@@ -481,6 +491,7 @@ int run(const Options& options) {
 
     db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
     writer.emplace(*db);
+    store::Checkpointer checkpointer(*db);
     notify::JournalReader journal;
     alerting.emplace(std::move(rule_set), *db, *writer, hostName(), &journal);
     // Windows first, from the stored history; then what systemd reports now.
@@ -501,7 +512,7 @@ int run(const Options& options) {
     for (const auto& row : store::firingTriggers(*db))
         if (auto n = notify::decode(row.payload))
             dispatcher.rememberFiring(row.receiver, row.alert_id, std::move(*n));
-    Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher);
+    Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher, checkpointer);
     return loop.run();
 }
 

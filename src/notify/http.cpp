@@ -160,7 +160,15 @@ void HttpClient::post(const HttpRequest& request, Callback done) {
         }
     }
     void* key = transfer->easy ? static_cast<void*>(transfer->easy) : transfer.get();
+    const bool started = transfer->easy != nullptr;
     transfers_.emplace(key, std::move(transfer));
+    // Connect and write now rather than on the next wakeup: on a loopback or LAN receiver
+    // the request is usually on the wire before this returns. Outcomes still come from
+    // process().
+    if (started) {
+        int running = 0;
+        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
 }
 
 void HttpClient::process() {

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -9,11 +10,13 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.hpp"
 #include "core/time.hpp"
 #include "core/transition.hpp"
+#include "store/checkpoint.hpp"
 #include "store/store.hpp"
 
 namespace fs = std::filesystem;
@@ -722,4 +725,33 @@ TEST_CASE("an alert's outbox rows commit with it, load as pending, and take deli
     const auto counts = store::countNotifications(db);
     CHECK(counts.at("sent") == 1);
     CHECK(counts.at("pending") == 2);
+}
+
+TEST_CASE("the checkpoint thread checkpoints a WAL past 1000 pages; the rows stay intact") {
+    TempDir dir;
+    const auto path = dir.file("history.db");
+    auto db = Database::open(path, OpenMode::ReadWrite);
+    store::Checkpointer checkpointer(db);
+    REQUIRE(sqlite3_exec(db.handle(), "CREATE TABLE scratch (b BLOB)", nullptr, nullptr, nullptr) ==
+            SQLITE_OK);
+    // Each commit adds at least one 4 KiB page to the WAL.
+    const auto insert = [&](int commits) {
+        for (int i = 0; i < commits; ++i)
+            REQUIRE(sqlite3_exec(db.handle(), "INSERT INTO scratch VALUES (zeroblob(4000))",
+                                 nullptr, nullptr, nullptr) == SQLITE_OK);
+    };
+    insert(1500);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (checkpointer.completed() == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CHECK(checkpointer.completed() > 0);
+    CHECK(checkpointer.takeError().empty());
+    insert(1500);
+
+    sqlite3_stmt* count = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db.handle(), "SELECT count(*) FROM scratch", -1, &count, nullptr) ==
+            SQLITE_OK);
+    REQUIRE(sqlite3_step(count) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(count, 0) == 3000);
+    sqlite3_finalize(count);
 }

@@ -1,0 +1,48 @@
+#pragma once
+
+// The daemon's WAL checkpoints, away from its commits.
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "store/store.hpp"
+
+namespace cerberus::store {
+
+// Moves WAL checkpoints off the writer's commits: a thread with its own connection runs a
+// passive checkpoint whenever the WAL has grown past SQLite's usual 1000 pages, so a
+// commit never waits for the fsync of a checkpoint. Past 10000 pages (the thread cannot
+// keep up) and without a second connection, the writer checkpoints itself as usual.
+class Checkpointer {
+public:
+    explicit Checkpointer(Database& db);
+    Checkpointer(const Checkpointer&) = delete;
+    Checkpointer& operator=(const Checkpointer&) = delete;
+    ~Checkpointer();
+
+    // Checkpoints the thread has run to the end.
+    std::uint64_t completed();
+    // The last checkpoint failure since the previous call, or "".
+    std::string takeError();
+
+private:
+    static int onCommit(void* self, sqlite3* db, const char* name, int pages);
+    void work();
+
+    Database& db_;
+    sqlite3* own_ = nullptr;
+    std::thread thread_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool due_ = false;
+    bool stop_ = false;
+    std::string error_;
+    std::uint64_t completed_ = 0;
+};
+
+}  // namespace cerberus::store
