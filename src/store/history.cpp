@@ -171,6 +171,8 @@ bool hasGlobMeta(std::string_view pattern) {
 HistoryWriter::HistoryWriter(Database& db, std::size_t max_queued)
     : db_(db),
       max_queued_(std::max<std::size_t>(max_queued, 1)),
+      begin_(db.handle(), "BEGIN IMMEDIATE"),
+      commit_(db.handle(), "COMMIT"),
       insert_transition_(db.handle(), INSERT_TRANSITION_SQL),
       upsert_unit_(db.handle(), UPSERT_UNIT_SQL) {}
 
@@ -206,8 +208,7 @@ FlushResult HistoryWriter::flush() {
         return result;
     };
     try {
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
-            return failed(sqlite3_errmsg(db));
+        if (run(begin_.get()) != SQLITE_OK) return failed(sqlite3_errmsg(db));
         int rc = SQLITE_OK;
         for (auto it = queue_.begin(); rc == SQLITE_OK && it != queue_.end(); ++it)
             rc = insertTransition(insert_transition_.get(), *it);
@@ -217,7 +218,7 @@ FlushResult HistoryWriter::flush() {
             rc = detail::writeAlert(db, *it);
         for (auto it = updates_.begin(); rc == SQLITE_OK && it != updates_.end(); ++it)
             rc = detail::writeOutboxUpdate(db, *it);
-        if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+        if (rc == SQLITE_OK) rc = run(commit_.get());
         if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
     } catch (const std::exception& e) {
         return failed(e.what());

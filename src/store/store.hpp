@@ -131,6 +131,8 @@ private:
     std::vector<AlertWrite> alerts_;
     std::vector<OutboxUpdate> updates_;
     std::uint64_t dropped_ = 0;
+    Statement begin_;  // prepared once: a flush parses no SQL of its own
+    Statement commit_;
     Statement insert_transition_;
     Statement upsert_unit_;
 };
