@@ -1,6 +1,7 @@
 #pragma once
 
-// The running daemon: one thread, one epoll loop over the bus, a signalfd and deadlines.
+// The running daemon: one epoll loop over the bus, a signalfd and deadlines; the WAL
+// checkpoints run beside it on a thread of their own (store/checkpoint.hpp).
 
 #include <optional>
 #include <string>
