@@ -15,6 +15,7 @@ struct RunArgs {
     std::string db;
     std::string bus;
     std::string keep;
+    std::string metrics;
     std::vector<std::string> rules;
 };
 
@@ -33,6 +34,10 @@ void addRunCommand(CLI::App& app, Action& action) {
                     "/etc/cerberus/rules, else the shipped rules/default.json)");
     cmd->add_option("--keep", args->keep,
                     "Delete transitions older than this duration (e.g. 30d); default: keep all");
+    cmd->add_option("--metrics", args->metrics,
+                    "Serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9469 "
+                    "or [::1]:9469 (0.0.0.0:9469 for every interface); default: off")
+        ->type_name("HOST:PORT");
     cmd->callback([&action, args] {
         action = [args] {
             daemon::Options options;
@@ -46,6 +51,14 @@ void addRunCommand(CLI::App& app, Action& action) {
                         core::ExitCode::Usage,
                         "--keep '" + args->keep + "' is not a duration; use e.g. 30d, 12h or 90m");
                 options.keep_usec = *keep;
+            }
+            if (!args->metrics.empty()) {
+                options.metrics = daemon::parseMetricsAddress(args->metrics);
+                if (!options.metrics)
+                    throw core::Error(core::ExitCode::Usage,
+                                      "--metrics '" + args->metrics +
+                                          "' is not HOST:PORT; use e.g. 127.0.0.1:9469 or "
+                                          "[::1]:9469, with a port from 1 to 65535");
             }
             return daemon::run(options);
         };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,12 +12,16 @@ namespace cerberus::core {
 
 // The derived meaning of one stored transition (DESIGN.md, "Ingestion").
 enum class Event : std::uint8_t { Start, Stop, Crash, Restart, Fail, GiveUp };
+inline constexpr std::array<Event, 6> EVENTS{Event::Start,   Event::Stop, Event::Crash,
+                                             Event::Restart, Event::Fail, Event::GiveUp};
 
 std::string_view toString(Event event);
 std::optional<Event> parseEvent(std::string_view text);
 
 // Where a row came from: seen live, inferred at reconcile, or fed by another init.
 enum class Source : std::uint8_t { Systemd, Reconcile, Emit, Supervisor };
+inline constexpr std::array<Source, 4> SOURCES{Source::Systemd, Source::Reconcile, Source::Emit,
+                                               Source::Supervisor};
 
 std::string_view toString(Source source);
 std::optional<Source> parseSource(std::string_view text);

@@ -180,6 +180,13 @@ void Alerting::reload(rules::RuleSet rules, core::Usec now_usec) {
     rebuild(now_usec);
 }
 
+std::map<std::string, std::size_t> Alerting::firingByRule() const {
+    std::map<std::string, std::size_t> out;
+    for (const auto& rule : evaluator_.ruleSet().rules) out[rule.name] = 0;
+    for (const auto& alert : evaluator_.firing()) ++out[alert.rule];
+    return out;
+}
+
 void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
     for (const auto& change : changes) {
         store::AlertWrite write;

@@ -42,7 +42,10 @@ public:
     void reload(rules::RuleSet rules, core::Usec now_usec);
 
     std::size_t firing() const { return evaluator_.firing().size(); }
+    // Every rule, with the number of its alerts firing now (silenced ones included).
+    std::map<std::string, std::size_t> firingByRule() const;
     std::size_t ruleCount() const { return evaluator_.ruleSet().rules.size(); }
+    const rules::RuleSet& rules() const { return evaluator_.ruleSet(); }
 
 private:
     void handle(const std::vector<rules::AlertChange>& changes);

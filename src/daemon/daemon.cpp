@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "core/fd.hpp"
 #include "daemon/alerting.hpp"
+#include "daemon/metrics.hpp"
 #include "ingest/systemd_source.hpp"
 #include "notify/dispatcher.hpp"
 #include "notify/http.hpp"
@@ -73,6 +74,8 @@ private:
     Usec current_ = RETRY_MIN_USEC;
 };
 
+using TransitionCounts = std::map<std::pair<core::Event, core::Source>, std::uint64_t>;
+
 // Feeds what the source sees into the history writer.
 class StoreSink final : public ingest::TransitionSink {
 public:
@@ -80,18 +83,30 @@ public:
         : writer_(writer), alerting_(alerting) {}
     void onTransition(core::Transition transition) override {
         ++transitions_;
+        ++by_event_[{transition.event, transition.source}];
         // The transition goes first so that its alert change lands in the same flush.
         alerting_.observe(transition);
         writer_.add(std::move(transition));
     }
     void onUnit(const core::UnitSnapshot& snapshot) override { writer_.putUnit(snapshot); }
     std::uint64_t transitions() const { return transitions_; }
+    const TransitionCounts& byEvent() const { return by_event_; }
 
 private:
     store::HistoryWriter& writer_;
     Alerting& alerting_;
     std::uint64_t transitions_ = 0;
+    TransitionCounts by_event_;
 };
+
+std::string_view outcomeLabel(notify::Status status) {
+    switch (status) {
+    case notify::Status::Sent: return OUTCOME_SENT;
+    case notify::Status::Pending: return OUTCOME_RETRIED;
+    case notify::Status::Failed: return OUTCOME_FAILED;
+    }
+    return OUTCOME_FAILED;
+}
 
 core::UniqueFd makeSignalFd() {
     sigset_t mask;
@@ -114,7 +129,7 @@ public:
     Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
          store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting,
          notify::HttpClient& http, notify::Dispatcher& dispatcher,
-         store::Checkpointer& checkpointer)
+         store::Checkpointer& checkpointer, MetricsServer* metrics)
         : options_(options),
           db_(db),
           checkpointer_(checkpointer),
@@ -123,7 +138,8 @@ public:
           sink_(sink),
           alerting_(alerting),
           http_(http),
-          dispatcher_(dispatcher) {}
+          dispatcher_(dispatcher),
+          metrics_(metrics) {}
 
     int run();
 
@@ -136,10 +152,15 @@ private:
     void retention(Usec now);
     std::optional<Usec> alertDeadline(Usec now) const;
     std::optional<Usec> wallDeadline(std::optional<Usec> at, Usec now) const;
-    void status();
+    void status(std::size_t firing);
+    void publish();
+    MetricsSnapshot snapshot(std::map<std::string, std::size_t> firing) const;
     void reload();
+    void reloadRules();
     void loadOutbox();
+    void record(const std::string& receiver, std::string_view outcome, store::OutboxUpdate update);
     void collectOutcomes();
+    void countOutbox();
     void drainDeliveries();
 
     const Options& options_;
@@ -151,6 +172,7 @@ private:
     Alerting& alerting_;
     notify::HttpClient& http_;
     notify::Dispatcher& dispatcher_;
+    MetricsServer* metrics_;  // null without --metrics
     core::SystemClock clock_;
     std::int64_t outbox_loaded_ = 0;  // the highest outbox row id handed to the dispatcher
     bool outbox_stale_ = true;
@@ -171,6 +193,25 @@ private:
     std::optional<Usec> retention_at_;
     std::optional<Usec> watchdog_every_;
     Usec watchdog_at_ = 0;
+
+    // What STATUS= and /metrics show, republished only when it changed: the counters below
+    // are compared each iteration; changed_ marks what they cannot see (a tick, a reload,
+    // delivery outcomes, a new outbox depth).
+    struct Seen {
+        std::uint64_t transitions = 0;
+        std::uint64_t dropped = 0;
+        std::uint64_t reconciles = 0;
+        std::size_t units = 0;
+        bool connected = false;
+        bool operator==(const Seen&) const = default;
+    };
+    Seen seen_;
+    bool changed_ = true;
+    std::string status_;
+    std::map<std::pair<std::string, std::string>, std::uint64_t> notifications_;
+    std::optional<std::int64_t> outbox_pending_;  // nullopt: could not be read
+    bool outbox_changed_ = true;
+    std::optional<Usec> last_reconcile_usec_;
 };
 
 void Loop::watchBus() {
@@ -258,7 +299,15 @@ std::optional<Usec> Loop::alertDeadline(Usec now) const {
     return wallDeadline(alerting_.nextDeadline(), now);
 }
 
+// systemctl waits for READY=1 after RELOADING=1 (what Type=notify-reload does in newer
+// systemd), so `systemctl reload` returns once the rules are in force or refused.
 void Loop::reload() {
+    sd_notify(0, "RELOADING=1");
+    reloadRules();
+    sd_notify(0, "READY=1");
+}
+
+void Loop::reloadRules() {
     auto loaded = rules::loadRules(options_.rules_paths);
     std::string errors;
     for (const auto& error : loaded.errors) errors += "\n  " + error;
@@ -272,7 +321,7 @@ void Loop::reload() {
     dispatcher_.setTargets(std::move(*targets));
     logLine("rules reloaded: %zu rules, %zu alerts firing", alerting_.ruleCount(),
             alerting_.firing());
-    status();
+    changed_ = true;
 }
 
 // Rows committed since the last load go to the dispatcher; a payload that cannot be read
@@ -289,7 +338,7 @@ void Loop::loadOutbox() {
                 update.status = "failed";
                 update.attempts = row.attempts;
                 update.last_error = "the payload is not a notification; not sent";
-                writer_.updateNotification(std::move(update));
+                record(row.receiver, OUTCOME_FAILED, std::move(update));
                 continue;
             }
             notify::Delivery d;
@@ -308,6 +357,14 @@ void Loop::loadOutbox() {
     }
 }
 
+void Loop::record(const std::string& receiver, std::string_view outcome,
+                  store::OutboxUpdate update) {
+    ++notifications_[{receiver, std::string(outcome)}];
+    writer_.updateNotification(std::move(update));
+    outbox_changed_ = true;
+    changed_ = true;
+}
+
 void Loop::collectOutcomes() {
     for (auto& outcome : dispatcher_.takeOutcomes()) {
         store::OutboxUpdate update;
@@ -317,8 +374,23 @@ void Loop::collectOutcomes() {
         update.next_attempt_usec = outcome.next_attempt_usec;
         update.last_error = std::move(outcome.last_error);
         update.sent_usec = outcome.sent_usec;
-        writer_.updateNotification(std::move(update));
+        record(outcome.receiver, outcomeLabel(outcome.status), std::move(update));
     }
+}
+
+// Read again only after a flush that changed the outbox; a failed read shows as unknown,
+// never as an empty outbox.
+void Loop::countOutbox() {
+    if (!outbox_changed_) return;
+    try {
+        const auto counts = store::countNotifications(db_);
+        const auto pending = counts.find("pending");
+        outbox_pending_ = pending == counts.end() ? 0 : pending->second;
+        outbox_changed_ = false;
+    } catch (const core::Error&) {
+        outbox_pending_.reset();
+    }
+    changed_ = true;
 }
 
 // Requests already on the wire get a bounded time to finish; what does not stays pending
@@ -337,16 +409,58 @@ void Loop::drainDeliveries() {
     collectOutcomes();
 }
 
-void Loop::status() {
-    sd_notifyf(0, "STATUS=Tracking %zu units, %zu alerts firing", source_.unitsTracked(),
-               alerting_.firing());
+void Loop::status(std::size_t firing) {
+    char text[256];
+    if (source_.connected())
+        std::snprintf(text, sizeof text, "Tracking %zu units, %zu alerts firing",
+                      source_.unitsTracked(), firing);
+    else
+        std::snprintf(
+            text, sizeof text, "Reconnecting to the %s; %zu units tracked, %zu alerts firing",
+            ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(), firing);
+    if (status_ == text) return;
+    status_ = text;
+    sd_notify(0, ("STATUS=" + status_).c_str());
+}
+
+MetricsSnapshot Loop::snapshot(std::map<std::string, std::size_t> firing) const {
+    MetricsSnapshot out;
+    out.transitions = sink_.byEvent();
+    out.transitions_dropped = writer_.dropped();
+    out.alerts_firing = std::move(firing);
+    out.notifications = notifications_;
+    // Every configured receiver shows each outcome, 0 until it happens.
+    for (const auto& receiver : alerting_.rules().receivers)
+        for (const auto outcome : {OUTCOME_SENT, OUTCOME_RETRIED, OUTCOME_FAILED})
+            out.notifications.try_emplace({receiver.name, std::string(outcome)}, 0);
+    out.outbox_pending = outbox_pending_;
+    out.units_tracked = source_.unitsTracked();
+    out.bus_connected = source_.connected();
+    out.last_reconcile_usec = last_reconcile_usec_;
+    return out;
+}
+
+// Once per loop iteration; cheap unless something changed.
+void Loop::publish() {
+    const Seen seen{sink_.transitions(), writer_.dropped(), source_.stats().reconciles,
+                    source_.unitsTracked(), source_.connected()};
+    if (seen.reconciles != seen_.reconciles) last_reconcile_usec_ = clock_.realtime();
+    if (!changed_ && seen == seen_) return;
+    seen_ = seen;
+    changed_ = false;
+    auto firing = alerting_.firingByRule();
+    std::size_t total = 0;
+    for (const auto& [rule, count] : firing) total += count;
+    status(total);
+    if (metrics_) metrics_->publish(snapshot(std::move(firing)));
 }
 
 void Loop::flush(Usec now) {
     if (writer_.pending() == 0 || now < flush_at_) return;
     const auto result = writer_.flush();
     if (result.ok) {
-        if (result.notifications > 0) outbox_stale_ = true;
+        if (result.notifications > 0) outbox_stale_ = outbox_changed_ = true;
+        countOutbox();
         if (flush_failing_)
             logLine("writing to '%s' again; the queued transitions are stored", db_.path().c_str());
         flush_failing_ = false;
@@ -407,8 +521,13 @@ int Loop::run() {
     logLine("following the %s: %zu units tracked, %zu rules, %zu alerts firing, history in '%s'",
             ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(),
             alerting_.ruleCount(), alerting_.firing(), db_.path().c_str());
+    countOutbox();
+    publish();
+    if (metrics_) {
+        metrics_->start();
+        logLine("serving metrics at http://%s/metrics", options_.metrics->describe().c_str());
+    }
     sd_notify(0, "READY=1");
-    status();
 
     bool stop = false;
     epoll_event events[4];
@@ -423,7 +542,7 @@ int Loop::run() {
         processBus(now);
         if (const auto due = alertDeadline(now); due && *due <= now) {
             alerting_.tick(clock_.realtime());
-            status();
+            changed_ = true;
         }
         http_.process();
         collectOutcomes();
@@ -436,9 +555,10 @@ int Loop::run() {
             sd_notify(0, "WATCHDOG=1");
             watchdog_at_ = now + *watchdog_every_;
         }
+        publish();
     }
 
-    sd_notify(0, "STOPPING=1");
+    sd_notify(0, "STOPPING=1\nSTATUS=Stopping: finishing deliveries and writes");
     drainDeliveries();
     // Intake has stopped; give the store a bounded time to take what is queued.
     const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
@@ -471,6 +591,9 @@ int run(const Options& options) {
     auto targets = targetsOf(rule_set, errors);
     if (!targets)
         throw core::Error(core::ExitCode::Failure, "the receivers are unusable:" + errors);
+    // Bound first: a port in use stops the start-up before anything is written.
+    std::optional<MetricsServer> metrics;
+    if (options.metrics) metrics.emplace(*options.metrics);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
     std::optional<store::Database> db;
     std::optional<store::HistoryWriter> writer;
@@ -512,7 +635,8 @@ int run(const Options& options) {
     for (const auto& row : store::firingTriggers(*db))
         if (auto n = notify::decode(row.payload))
             dispatcher.rememberFiring(row.receiver, row.alert_id, std::move(*n));
-    Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher, checkpointer);
+    Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher, checkpointer,
+              metrics ? &*metrics : nullptr);
     return loop.run();
 }
 

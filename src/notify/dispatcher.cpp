@@ -85,6 +85,7 @@ Outcome decide(const Delivery& delivery, const HttpResponse& response,
                core::Usec give_up_after_usec, core::Usec now_usec, std::uint64_t random) {
     Outcome out;
     out.id = delivery.id;
+    out.receiver = delivery.receiver;
     out.attempts = delivery.attempts;
     out.http_status = response.status;
     out.response = response.body;
@@ -219,6 +220,7 @@ void Dispatcher::run() {
         if (target == targets_.end()) {
             Outcome out;
             out.id = id;
+            out.receiver = delivery.receiver;
             out.status = Status::Failed;
             out.attempts = delivery.attempts;
             out.last_error = "receiver '" + delivery.receiver +
@@ -233,6 +235,7 @@ void Dispatcher::run() {
             log_(logLine(delivery.notification));
             Outcome out;
             out.id = id;
+            out.receiver = delivery.receiver;
             out.status = Status::Sent;
             out.attempts = delivery.attempts + 1;
             out.sent_usec = now;

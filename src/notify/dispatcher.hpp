@@ -43,6 +43,7 @@ std::string_view toString(Status status);
 
 struct Outcome {
     std::int64_t id = 0;
+    std::string receiver;
     Status status = Status::Pending;
     std::int64_t attempts = 0;
     core::Usec next_attempt_usec = 0;

@@ -1,9 +1,8 @@
 #include "store/checkpoint.hpp"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <utility>
+
+#include "core/thread.hpp"
 
 namespace cerberus::store {
 
@@ -26,13 +25,7 @@ Checkpointer::Checkpointer(Database& db) : db_(db) {
     sqlite3_busy_timeout(own_, 5000);
     // Replaces the automatic checkpoint the writer's commits would otherwise run.
     sqlite3_wal_hook(db_.handle(), &Checkpointer::onCommit, this);
-    // The thread takes no signal: the daemon reads them from a signalfd on its own thread.
-    sigset_t all;
-    sigset_t before;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &before);
-    thread_ = std::thread([this] { work(); });
-    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    thread_ = core::startThreadWithoutSignals([this] { work(); });
 }
 
 Checkpointer::~Checkpointer() {
