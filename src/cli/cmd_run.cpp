@@ -17,6 +17,8 @@ struct RunArgs {
     std::string keep;
     std::string metrics;
     std::vector<std::string> rules;
+    std::string emit_socket;
+    std::string emit_group;
 };
 
 }  // namespace
@@ -38,11 +40,21 @@ void addRunCommand(CLI::App& app, Action& action) {
                     "Serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9469 "
                     "or [::1]:9469 (0.0.0.0:9469 for every interface); default: off")
         ->type_name("HOST:PORT");
+    cmd->add_option("--emit-socket", args->emit_socket,
+                    "Listen for `cerberus emit` here, or 'none' (default: /run/cerberus/emit.sock "
+                    "for root, else $XDG_RUNTIME_DIR/cerberus/emit.sock)")
+        ->type_name("PATH");
+    cmd->add_option("--emit-group", args->emit_group,
+                    "A group whose members may emit events besides root (the socket becomes "
+                    "0660 with that group; without it 0600)")
+        ->type_name("NAME");
     cmd->callback([&action, args] {
         action = [args] {
             daemon::Options options;
             options.db_path = args->db;
             options.rules_paths = args->rules.empty() ? defaultRulesPaths() : args->rules;
+            options.emit_socket = args->emit_socket;
+            options.emit_group = args->emit_group;
             options.bus = args->bus.empty() ? (geteuid() == 0 ? "system" : "user") : args->bus;
             if (!args->keep.empty()) {
                 const auto keep = core::parseDuration(args->keep);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "ingest/emit.hpp"
 #include "rules/rules.hpp"
 
 namespace cerberus::cli {
@@ -20,6 +21,17 @@ void addAlertsCommand(CLI::App& app, Action& action);
 void addReplayCommand(CLI::App& app, Action& action);
 void addSilenceCommand(CLI::App& app, Action& action);
 void addTestReceiverCommand(CLI::App& app, Action& action);
+void addEmitCommand(CLI::App& app, Action& action);
+void addSupervisorListenerCommand(CLI::App& app, Action& action);
+
+// `--socket PATH` (also $CERBERUS_EMIT_SOCKET) and `--db FILE`: where storeEvent() sends.
+void addEmitTargetOptions(CLI::App* cmd, std::string& socket, std::string& db);
+
+// Sends an event to the daemon's emit socket (`socket_path`, or the default when empty) and
+// waits until it is stored; when no daemon listens, appends it to `db_path` directly and
+// says so on stderr. Throws core::Error(Failure) when the daemon does not take it.
+void storeEvent(const ingest::EmitRequest& request, const std::string& socket_path,
+                const std::string& db_path);
 
 // Loads the rules; when they are invalid, prints every error to stderr, one per line as the
 // loader words them, and throws core::Error(Failure) with their count.

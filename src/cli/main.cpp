@@ -19,6 +19,8 @@ int run(int argc, char** argv) {
     cerberus::cli::addReplayCommand(app, action);
     cerberus::cli::addSilenceCommand(app, action);
     cerberus::cli::addTestReceiverCommand(app, action);
+    cerberus::cli::addEmitCommand(app, action);
+    cerberus::cli::addSupervisorListenerCommand(app, action);
 
     if (argc > 1 && argv[1][0] != '-') {
         bool known = false;

@@ -86,13 +86,30 @@ std::vector<store::OutboxWrite> Alerting::outbox(const rules::AlertChange& chang
 }
 
 void Alerting::rebuild(core::Usec now_usec) {
+    replay(now_usec);
+    tick(now_usec);
+}
+
+void Alerting::start(core::Usec now_usec) {
+    replay(now_usec);
+    for (const auto& row : store::loadUnevaluated(db_)) {
+        observe(row.transition);
+        writer_.markEvaluated(row.id);
+    }
+    tick(now_usec);
+}
+
+void Alerting::replay(core::Usec now_usec) {
     const core::Usec since = now_usec - replayHorizon(evaluator_.ruleSet());
     // What the replay decides was already decided (and recorded) when it happened.
-    store::forEachTransition(db_, since, std::nullopt, [this](const core::Transition& t) {
-        scratch_.clear();
-        evaluator_.observe(t, t.ts_usec, scratch_);
-        return true;
-    });
+    store::forEachTransition(
+        db_, since, std::nullopt,
+        [this](const core::Transition& t) {
+            scratch_.clear();
+            evaluator_.observe(t, t.ts_usec, scratch_);
+            return true;
+        },
+        true);
     // Alerts a silence held back before cerberus stopped are told when it ends.
     silenced_.clear();
     for (const auto& alert : store::queryAlerts(db_, "firing")) {
@@ -100,7 +117,6 @@ void Alerting::rebuild(core::Usec now_usec) {
             silenced_[{alert.rule, alert.unit}] =
                 silencedUntil(alert.rule, alert.unit, now_usec).value_or(now_usec);
     }
-    tick(now_usec);
 }
 
 std::optional<core::Usec> Alerting::silencedUntil(const std::string& rule, const std::string& unit,

@@ -35,6 +35,10 @@ public:
     // Rebuilds every window from the stored history (nothing is told again), then applies
     // what fell due while cerberus was not running.
     void rebuild(core::Usec now_usec);
+    // rebuild() at start-up: the transitions `cerberus emit` stored while no daemon
+    // listened are evaluated as if seen live (their alerts are told), and their marks are
+    // cleared in the flush that records what they caused, so each is evaluated once.
+    void start(core::Usec now_usec);
     void observe(const core::Transition& transition);
     std::optional<core::Usec> nextDeadline() const;  // wall clock
     void tick(core::Usec now_usec);
@@ -48,6 +52,8 @@ public:
     const rules::RuleSet& rules() const { return evaluator_.ruleSet(); }
 
 private:
+    // Replays the evaluated history into the windows and restores the silenced alerts.
+    void replay(core::Usec now_usec);
     void handle(const std::vector<rules::AlertChange>& changes);
     // The rows telling each of the rule's receivers about `change`.
     std::vector<store::OutboxWrite> outbox(const rules::AlertChange& change, notify::Change kind);

@@ -11,12 +11,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
 #include "daemon/alerting.hpp"
 #include "daemon/metrics.hpp"
+#include "ingest/emit.hpp"
 #include "ingest/systemd_source.hpp"
 #include "notify/dispatcher.hpp"
 #include "notify/http.hpp"
@@ -129,7 +131,7 @@ public:
     Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
          store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting,
          notify::HttpClient& http, notify::Dispatcher& dispatcher,
-         store::Checkpointer& checkpointer, MetricsServer* metrics)
+         store::Checkpointer& checkpointer, MetricsServer* metrics, ingest::EmitServer* emit)
         : options_(options),
           db_(db),
           checkpointer_(checkpointer),
@@ -139,7 +141,8 @@ public:
           alerting_(alerting),
           http_(http),
           dispatcher_(dispatcher),
-          metrics_(metrics) {}
+          metrics_(metrics),
+          emit_(emit) {}
 
     int run();
 
@@ -172,7 +175,8 @@ private:
     Alerting& alerting_;
     notify::HttpClient& http_;
     notify::Dispatcher& dispatcher_;
-    MetricsServer* metrics_;  // null without --metrics
+    MetricsServer* metrics_;    // null without --metrics
+    ingest::EmitServer* emit_;  // null when the daemon has no emit socket
     core::SystemClock clock_;
     std::int64_t outbox_loaded_ = 0;  // the highest outbox row id handed to the dispatcher
     bool outbox_stale_ = true;
@@ -246,6 +250,7 @@ int Loop::timeoutMs(Usec now) const {
     consider(http_.deadline());
     consider(wallDeadline(dispatcher_.nextDeadline(), now));
     if (watchdog_every_) consider(watchdog_at_);
+    if (emit_) consider(emit_->deadline());
     if (!deadline) return -1;
     if (*deadline <= now) return 0;
     // Round up so that we never wake a millisecond early and spin.
@@ -510,6 +515,10 @@ int Loop::run() {
     epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, signals_.get(), &ev);
     ev.data.fd = http_.fd();
     epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, http_.fd(), &ev);
+    if (emit_) {
+        ev.data.fd = emit_->fd();
+        epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, emit_->fd(), &ev);
+    }
 
     std::uint64_t watchdog_usec = 0;
     if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
@@ -518,6 +527,10 @@ int Loop::run() {
 
     // Everything loaded has been read and reconciled by the caller's first process().
     flush(clock_.monotonic());
+    // What start-up decided (rows `cerberus emit` stored while no daemon ran, deadlines that
+    // fell due) is delivered now, not at the first wakeup, which an idle host may not bring.
+    loadOutbox();
+    dispatcher_.run();
     logLine("following the %s: %zu units tracked, %zu rules, %zu alerts firing, history in '%s'",
             ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(),
             alerting_.ruleCount(), alerting_.firing(), db_.path().c_str());
@@ -540,6 +553,7 @@ int Loop::run() {
         handleSignals(stop);
         const Usec now = clock_.monotonic();
         processBus(now);
+        if (emit_) emit_->process(clock_.realtime(), now);
         if (const auto due = alertDeadline(now); due && *due <= now) {
             alerting_.tick(clock_.realtime());
             changed_ = true;
@@ -547,6 +561,8 @@ int Loop::run() {
         http_.process();
         collectOutcomes();
         flush(now);
+        // An emit request is answered once what it delivered is committed.
+        if (emit_ && writer_.pending() == 0) emit_->committed();
         loadOutbox();
         dispatcher_.run();
         collectOutcomes();
@@ -566,6 +582,7 @@ int Loop::run() {
         if (writer_.flush().ok) break;
         usleep(static_cast<useconds_t>(RETRY_MIN_USEC));
     }
+    if (emit_ && writer_.pending() == 0) emit_->committed();
     if (writer_.pending() > 0) {
         logLine("stopping with %zu changes not written to '%s'", writer_.pending(),
                 db_.path().c_str());
@@ -577,6 +594,44 @@ int Loop::run() {
 }
 
 }  // namespace
+
+// Where and for whom the emit socket listens; nullopt for none. Checked before anything is
+// written: an unknown group is a usage error.
+static std::optional<ingest::EmitSocketOptions> emitOptions(const Options& options) {
+    if (options.emit_socket == "none") return std::nullopt;
+    ingest::EmitSocketOptions emit;
+    emit.path = options.emit_socket.empty() ? ingest::defaultSocketPath() : options.emit_socket;
+    if (!options.emit_group.empty()) {
+        emit.group = ingest::groupId(options.emit_group);
+        if (!emit.group)
+            throw core::Error(core::ExitCode::Usage, "--emit-group '" + options.emit_group +
+                                                         "' is not a group on this host; "
+                                                         "create it or name another");
+        emit.group_name = options.emit_group;
+    }
+    if (emit.path.empty()) {
+        logLine("no emit socket: XDG_RUNTIME_DIR is not set; pass --emit-socket PATH");
+        return std::nullopt;
+    }
+    return emit;
+}
+
+// An explicit --emit-socket must work; the default one is best effort.
+static std::unique_ptr<ingest::EmitServer> listenForEmit(const Options& options,
+                                                         ingest::EmitSocketOptions emit,
+                                                         store::Database& db,
+                                                         ingest::TransitionSink& sink) {
+    try {
+        return std::make_unique<ingest::EmitServer>(
+            std::move(emit), [&sink](core::Transition t) { sink.onTransition(std::move(t)); },
+            [&db](const std::string& unit) { return store::lastTransition(db, unit); },
+            [](const std::string& line) { logLine("%s", line.c_str()); });
+    } catch (const core::Error& e) {
+        if (!options.emit_socket.empty()) throw;
+        logLine("%s; running without an emit socket", e.what());
+        return nullptr;
+    }
+}
 
 static std::string hostName() {
     char name[256] = {};
@@ -594,6 +649,7 @@ int run(const Options& options) {
     // Bound first: a port in use stops the start-up before anything is written.
     std::optional<MetricsServer> metrics;
     if (options.metrics) metrics.emplace(*options.metrics);
+    auto emit_options = emitOptions(options);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
     std::optional<store::Database> db;
     std::optional<store::HistoryWriter> writer;
@@ -617,9 +673,13 @@ int run(const Options& options) {
     store::Checkpointer checkpointer(*db);
     notify::JournalReader journal;
     alerting.emplace(std::move(rule_set), *db, *writer, hostName(), &journal);
-    // Windows first, from the stored history; then what systemd reports now.
-    alerting->rebuild(clock.realtime());
     sink.emplace(*writer, *alerting);
+    // Listening before the catch-up: a `cerberus emit` from now on talks to the daemon
+    // instead of appending rows that this start would not see.
+    std::unique_ptr<ingest::EmitServer> emit;
+    if (emit_options) emit = listenForEmit(options, std::move(*emit_options), *db, *sink);
+    // Windows first, from the stored history; then what systemd reports now.
+    alerting->start(clock.realtime());
     deferred.target = &*sink;
     source.seed(store::loadUnits(*db));
 
@@ -636,7 +696,7 @@ int run(const Options& options) {
         if (auto n = notify::decode(row.payload))
             dispatcher.rememberFiring(row.receiver, row.alert_id, std::move(*n));
     Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher, checkpointer,
-              metrics ? &*metrics : nullptr);
+              metrics ? &*metrics : nullptr, emit.get());
     return loop.run();
 }
 

@@ -18,11 +18,16 @@ struct Options {
     std::optional<core::Usec> keep_usec;    // prune transitions older than this
     std::vector<std::string> rules_paths;   // files and directories of *.json
     std::optional<MetricsAddress> metrics;  // serve /metrics there
+    // The `cerberus emit` socket: empty for ingest::defaultSocketPath(), which is best
+    // effort (a failure is logged and the daemon runs without it); "none" for no socket.
+    std::string emit_socket;
+    std::string emit_group;  // may feed events besides root; empty: none
 };
 
 // Runs until SIGTERM or SIGINT and returns the exit code (0 after a clean stop). Start-up
 // failures throw core::Error, before anything is written: ExitCode::Failure for invalid
-// rules or a --metrics address that cannot be bound, ExitCode::Bus when systemd cannot be
+// rules, a --metrics address that cannot be bound or an --emit-socket that cannot listen,
+// ExitCode::Usage for an unknown --emit-group, ExitCode::Bus when systemd cannot be
 // followed, ExitCode::Database when the store cannot open.
 int run(const Options& options);
 

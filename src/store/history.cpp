@@ -85,6 +85,15 @@ int insertTransition(sqlite3_stmt* stmt, const core::Transition& t) {
     return run(stmt);
 }
 
+// Runs a statement whose one parameter is a transition id.
+int runWithId(sqlite3_stmt* stmt, std::int64_t transition_id) {
+    detail::rewind(stmt);
+    Binder bind(stmt);
+    bind.int64(transition_id);
+    if (bind.rc() != SQLITE_OK) return bind.rc();
+    return run(stmt);
+}
+
 int upsertUnit(sqlite3_stmt* stmt, const core::UnitSnapshot& u) {
     detail::rewind(stmt);
     Binder bind(stmt);
@@ -174,12 +183,17 @@ HistoryWriter::HistoryWriter(Database& db, std::size_t max_queued)
       begin_(db.handle(), "BEGIN IMMEDIATE"),
       commit_(db.handle(), "COMMIT"),
       insert_transition_(db.handle(), INSERT_TRANSITION_SQL),
-      upsert_unit_(db.handle(), UPSERT_UNIT_SQL) {}
+      upsert_unit_(db.handle(), UPSERT_UNIT_SQL),
+      delete_unevaluated_(db.handle(), "DELETE FROM unevaluated WHERE transition_id = ?1") {}
 
 void HistoryWriter::addAlert(AlertWrite change) { alerts_.push_back(std::move(change)); }
 
 void HistoryWriter::updateNotification(OutboxUpdate update) {
     updates_.push_back(std::move(update));
+}
+
+void HistoryWriter::markEvaluated(std::int64_t transition_id) {
+    evaluated_.push_back(transition_id);
 }
 
 void HistoryWriter::add(core::Transition transition) {
@@ -218,6 +232,8 @@ FlushResult HistoryWriter::flush() {
             rc = detail::writeAlert(db, *it);
         for (auto it = updates_.begin(); rc == SQLITE_OK && it != updates_.end(); ++it)
             rc = detail::writeOutboxUpdate(db, *it);
+        for (auto it = evaluated_.begin(); rc == SQLITE_OK && it != evaluated_.end(); ++it)
+            rc = runWithId(delete_unevaluated_.get(), *it);
         if (rc == SQLITE_OK) rc = run(commit_.get());
         if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
     } catch (const std::exception& e) {
@@ -229,6 +245,7 @@ FlushResult HistoryWriter::flush() {
     units_.clear();
     alerts_.clear();
     updates_.clear();
+    evaluated_.clear();
     return result;
 }
 
@@ -304,8 +321,10 @@ namespace cerberus::store {
 
 void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
                        std::optional<core::Usec> until_usec,
-                       const std::function<bool(const core::Transition&)>& visit) {
+                       const std::function<bool(const core::Transition&)>& visit,
+                       bool evaluated_only) {
     std::string sql = "SELECT " + std::string(TRANSITION_COLUMNS) + " FROM transitions WHERE 1";
+    if (evaluated_only) sql += " AND id NOT IN (SELECT transition_id FROM unevaluated)";
     if (since_usec) sql += " AND ts_usec >= ?";
     if (until_usec) sql += " AND ts_usec < ?";
     sql += " ORDER BY ts_usec, id";
@@ -318,6 +337,53 @@ void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
     while ((rc = sqlite3_step(select.get())) == SQLITE_ROW)
         if (!visit(readTransition(db, select.get()).transition)) return;
     if (rc != SQLITE_DONE) fail(db, "read the history");
+}
+
+std::optional<core::Transition> lastTransition(Database& db, const std::string& unit) {
+    Statement select(db.handle(), "SELECT " + std::string(TRANSITION_COLUMNS) +
+                                      " FROM transitions WHERE unit = ?1"
+                                      " ORDER BY ts_usec DESC, id DESC LIMIT 1");
+    Binder bind(select.get());
+    bind.text(unit);
+    if (bind.rc() != SQLITE_OK) fail(db, "read the last transition of unit '" + unit + "'");
+    const int rc = sqlite3_step(select.get());
+    if (rc == SQLITE_DONE) return std::nullopt;
+    if (rc != SQLITE_ROW) fail(db, "read the last transition of unit '" + unit + "'");
+    return readTransition(db, select.get()).transition;
+}
+
+void appendUnevaluated(Database& db, const std::vector<core::Transition>& transitions) {
+    Statement mark(db.handle(), "INSERT INTO unevaluated (transition_id) VALUES (?1)");
+    sqlite3* handle = db.handle();
+    if (sqlite3_exec(handle, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+        fail(db, "append transitions");
+    Statement insert(handle, INSERT_TRANSITION_SQL);
+    int rc = SQLITE_OK;
+    for (auto it = transitions.begin(); rc == SQLITE_OK && it != transitions.end(); ++it) {
+        rc = insertTransition(insert.get(), *it);
+        if (rc == SQLITE_OK) rc = runWithId(mark.get(), sqlite3_last_insert_rowid(handle));
+    }
+    if (rc == SQLITE_OK) rc = sqlite3_exec(handle, "COMMIT", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+        const std::string message = sqlite3_errmsg(handle);
+        if (sqlite3_get_autocommit(handle) == 0)
+            sqlite3_exec(handle, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw core::Error(core::ExitCode::Database, "cannot append transitions to database '" +
+                                                        db.path() + "': " + message +
+                                                        "; check the file or pass --db");
+    }
+}
+
+std::vector<StoredTransition> loadUnevaluated(Database& db) {
+    Statement select(db.handle(), "SELECT " + std::string(TRANSITION_COLUMNS) +
+                                      " FROM transitions WHERE id IN"
+                                      " (SELECT transition_id FROM unevaluated) ORDER BY id");
+    std::vector<StoredTransition> rows;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW)
+        rows.push_back(readTransition(db, select.get()));
+    if (rc != SQLITE_DONE) fail(db, "read the unevaluated transitions");
+    return rows;
 }
 
 }  // namespace cerberus::store

@@ -116,10 +116,13 @@ public:
     void addAlert(AlertWrite change);
     // Records the outcome of a delivery in the next flush.
     void updateNotification(OutboxUpdate update);
+    // Clears an unevaluated transition's mark in the next flush, with the alert changes its
+    // evaluation caused.
+    void markEvaluated(std::int64_t transition_id);
 
     FlushResult flush();
     std::size_t pending() const {
-        return queue_.size() + units_.size() + alerts_.size() + updates_.size();
+        return queue_.size() + units_.size() + alerts_.size() + updates_.size() + evaluated_.size();
     }
     std::uint64_t dropped() const { return dropped_; }
 
@@ -130,11 +133,13 @@ private:
     std::map<std::string, core::UnitSnapshot> units_;
     std::vector<AlertWrite> alerts_;
     std::vector<OutboxUpdate> updates_;
+    std::vector<std::int64_t> evaluated_;
     std::uint64_t dropped_ = 0;
     Statement begin_;  // prepared once: a flush parses no SQL of its own
     Statement commit_;
     Statement insert_transition_;
     Statement upsert_unit_;
+    Statement delete_unevaluated_;
 };
 
 // Deletes up to `batch` transitions older than `before_usec`; returns how many it deleted.
@@ -160,10 +165,22 @@ struct StoredTransition {
 std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& query);
 
 // Transitions in stored order with ts_usec in [since, until), for replaying them through the
-// rules; `visit` returns false to stop early.
+// rules; `visit` returns false to stop early. `evaluated_only` leaves out the transitions
+// still marked unevaluated (appendUnevaluated).
 void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
                        std::optional<core::Usec> until_usec,
-                       const std::function<bool(const core::Transition&)>& visit);
+                       const std::function<bool(const core::Transition&)>& visit,
+                       bool evaluated_only = false);
+
+// The newest stored transition of `unit` (the exact name), if any.
+std::optional<core::Transition> lastTransition(Database& db, const std::string& unit);
+
+// Appends transitions in one transaction and marks each unevaluated: what `cerberus emit`
+// stores when no daemon listens. The daemon evaluates them when it starts.
+void appendUnevaluated(Database& db, const std::vector<core::Transition>& transitions);
+
+// The transitions still marked unevaluated, in stored order.
+std::vector<StoredTransition> loadUnevaluated(Database& db);
 
 struct StoredAlert {
     std::int64_t id = 0;

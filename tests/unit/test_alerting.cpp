@@ -61,6 +61,14 @@ void feed(daemon::Alerting& alerting, store::HistoryWriter& writer, core::Transi
     writer.add(std::move(t));
 }
 
+// Three crashes appended as `cerberus emit` does while no daemon runs.
+void appendCrashLoop(store::Database& db) {
+    std::vector<core::Transition> down;
+    for (int i = 1; i <= 3; ++i)
+        down.push_back(event("job.service", core::Event::Crash, T0 + i * S));
+    store::appendUnevaluated(db, down);
+}
+
 store::StoredAlert onlyAlert(store::Database& db) {
     const auto alerts = store::queryAlerts(db, "");
     REQUIRE(alerts.size() == 1);
@@ -149,4 +157,45 @@ TEST_CASE("after a restart the windows are rebuilt and a firing alert is not fir
     restarted.rebuild(T0 + 60 * S);
     REQUIRE(writer2.flush().ok);
     CHECK(onlyAlert(db).state == "resolved");
+}
+
+TEST_CASE("rows appended while no daemon ran fire their alert at start, and only once") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    appendCrashLoop(db);
+    {
+        store::HistoryWriter writer(db);
+        daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+        alerting.start(T0 + 5 * S);
+        REQUIRE(writer.flush().ok);
+        CHECK(onlyAlert(db).state == "firing");
+        CHECK(store::loadUnevaluated(db).empty());
+        // The alert is told: its outbox row is pending.
+        CHECK(store::loadPendingNotifications(db).size() == 1);
+    }
+    store::HistoryWriter writer(db);
+    daemon::Alerting again(crashloopRules(), db, writer, "host");
+    again.start(T0 + 6 * S);
+    REQUIRE(writer.flush().ok);
+    CHECK(again.firing() == 1);
+    CHECK(store::queryAlerts(db, "").size() == 1);
+    CHECK(store::loadPendingNotifications(db).size() == 1);
+}
+
+TEST_CASE("a start that cannot flush evaluates the appended rows again at the next start") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    appendCrashLoop(db);
+    {
+        store::HistoryWriter writer(db);
+        daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+        alerting.start(T0 + 5 * S);  // crashes before its flush: nothing recorded
+    }
+    CHECK(store::loadUnevaluated(db).size() == 3);
+    store::HistoryWriter writer(db);
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    alerting.start(T0 + 6 * S);
+    REQUIRE(writer.flush().ok);
+    CHECK(onlyAlert(db).state == "firing");
+    CHECK(store::loadUnevaluated(db).empty());
 }

@@ -755,3 +755,38 @@ TEST_CASE("the checkpoint thread checkpoints a WAL past 1000 pages; the rows sta
     CHECK(sqlite3_column_int(count, 0) == 3000);
     sqlite3_finalize(count);
 }
+
+TEST_CASE("appended transitions stay marked unevaluated until a flush clears them") {
+    TempDir tmp;
+    auto db = Database::open(tmp.file("h.db"), OpenMode::ReadWrite);
+    core::Transition t;
+    t.unit = "job";
+    t.event = core::Event::Crash;
+    t.source = core::Source::Emit;
+    t.ts_usec = 10;
+    store::HistoryWriter writer(db);
+    writer.add(t);
+    REQUIRE(writer.flush().ok);
+    t.ts_usec = 20;
+    store::appendUnevaluated(db, {t, t});
+    const auto marked = store::loadUnevaluated(db);
+    REQUIRE(marked.size() == 2);
+    CHECK(marked[0].id < marked[1].id);
+    CHECK(core::toString(marked[0].transition.source) == "emit");
+    REQUIRE(store::lastTransition(db, "job"));
+    CHECK(store::lastTransition(db, "job")->ts_usec == 20);
+    CHECK_FALSE(store::lastTransition(db, "other"));
+
+    int evaluated = 0;
+    store::forEachTransition(
+        db, std::nullopt, std::nullopt, [&](const core::Transition&) { return ++evaluated > 0; },
+        true);
+    CHECK(evaluated == 1);
+
+    writer.markEvaluated(marked[0].id);
+    REQUIRE(writer.flush().ok);
+    CHECK(store::loadUnevaluated(db).size() == 1);
+    // Pruning a transition drops its mark with it.
+    CHECK(store::pruneTransitions(db, 100) == 3);
+    CHECK(scalar(db, "SELECT count(*) FROM unevaluated") == "0");
+}

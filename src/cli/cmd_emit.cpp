@@ -1,0 +1,137 @@
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/time.hpp"
+#include "ingest/emit.hpp"
+#include "store/store.hpp"
+
+namespace cerberus::cli {
+
+namespace {
+
+constexpr core::Usec REPLY_TIMEOUT_USEC = 5 * core::USEC_PER_SEC;
+
+struct EmitArgs {
+    std::string db;
+    std::string socket;
+    std::string unit;
+    std::string event;
+    std::optional<int> exit_status;
+    std::string signal;
+    bool failed = false;
+};
+
+[[noreturn]] void usage(const std::string& message) {
+    throw core::Error(core::ExitCode::Usage, message);
+}
+
+ingest::EmitRequest requestOf(const EmitArgs& args, const core::Clock& clock) {
+    ingest::EmitRequest request;
+    if (auto why = ingest::checkUnitName(args.unit); !why.empty())
+        usage("--unit '" + args.unit + "': " + why);
+    request.unit = args.unit;
+    const auto event = ingest::parseEmitEvent(args.event);
+    if (!event)
+        usage("--event '" + args.event +
+              "' is not one of starting, started, stopping, stopped, gave_up");
+    request.event = *event;
+    const bool ends =
+        request.event == ingest::EmitEvent::Stopping || request.event == ingest::EmitEvent::Stopped;
+    if (args.exit_status) {
+        if (!ends) usage("--exit-status applies to --event stopping or stopped only");
+        if (*args.exit_status < 0 || *args.exit_status > 255)
+            usage("--exit-status " + std::to_string(*args.exit_status) +
+                  " is out of range; an exit status is 0 to 255");
+        request.exit_status = args.exit_status;
+    }
+    if (!args.signal.empty()) {
+        if (!ends) usage("--signal applies to --event stopping or stopped only");
+        request.signal = ingest::parseSignal(args.signal);
+        if (!request.signal)
+            usage("--signal '" + args.signal + "' is not a signal; use a number or a name (SEGV)");
+    }
+    if (args.failed) {
+        if (!ends) usage("--failed applies to --event stopping or stopped only");
+        request.failed = true;
+    }
+    request.ts_usec = clock.realtime();
+    request.mono_usec = clock.monotonic();
+    return request;
+}
+
+// No daemon listens: the rows go straight into the database, marked for the daemon to
+// evaluate when it starts.
+void appendDirectly(const std::string& db_path, const ingest::EmitRequest& request,
+                    const std::string& why) {
+    auto db = store::Database::open(db_path, store::OpenMode::ReadWrite);
+    const auto transitions = ingest::mapEmit(request, store::lastTransition(db, request.unit));
+    store::appendUnevaluated(db, transitions);
+    std::fprintf(stderr,
+                 "cerberus: %s; appended %zu transition(s) to '%s' directly, evaluated when the "
+                 "daemon starts\n",
+                 why.c_str(), transitions.size(), db_path.c_str());
+}
+
+}  // namespace
+
+void addEmitTargetOptions(CLI::App* cmd, std::string& socket, std::string& db) {
+    cmd->add_option("--socket", socket,
+                    "The daemon's emit socket (default: $CERBERUS_EMIT_SOCKET, else "
+                    "/run/cerberus/emit.sock for root, else $XDG_RUNTIME_DIR/cerberus/emit.sock)")
+        ->envname("CERBERUS_EMIT_SOCKET")
+        ->type_name("PATH");
+    addDbOption(cmd, db);
+}
+
+void storeEvent(const ingest::EmitRequest& request, const std::string& socket_path,
+                const std::string& db_path) {
+    const std::string socket = socket_path.empty() ? ingest::defaultSocketPath() : socket_path;
+    if (socket.empty())
+        return appendDirectly(db_path, request, "no emit socket (XDG_RUNTIME_DIR is not set)");
+    const auto sent = ingest::sendEvent(socket, request, REPLY_TIMEOUT_USEC);
+    switch (sent.status) {
+    case ingest::SendStatus::Stored: return;
+    case ingest::SendStatus::NoDaemon:
+        return appendDirectly(db_path, request, "no daemon listens (" + sent.message + ")");
+    case ingest::SendStatus::Refused:
+        throw core::Error(core::ExitCode::Failure,
+                          "the daemon did not take the event: " + sent.message);
+    case ingest::SendStatus::Failed: break;
+    }
+    throw core::Error(core::ExitCode::Failure, sent.message);
+}
+
+void addEmitCommand(CLI::App& app, Action& action) {
+    auto args = std::make_shared<EmitArgs>();
+    auto* cmd = app.add_subcommand(
+        "emit",
+        "Record a start or stop reported by another init system (Upstart, runit, s6, ...). "
+        "Exit 0 once stored, 1 when the daemon refuses it, 2 for bad arguments");
+    cmd->add_option("--unit", args->unit, "The job or service name")->required();
+    cmd->add_option("--event", args->event,
+                    "starting, started, stopping, stopped, or gave_up (the init stopped "
+                    "restarting it)")
+        ->required();
+    cmd->add_option("--exit-status", args->exit_status,
+                    "How the process exited (0-255); stopping/stopped only. Non-zero is a crash");
+    cmd->add_option("--signal", args->signal,
+                    "The signal that killed the process (number or name, e.g. SEGV); a crash");
+    cmd->add_flag("--failed", args->failed,
+                  "The process ended abnormally but the init does not say how; a crash");
+    addEmitTargetOptions(cmd, args->socket, args->db);
+    cmd->footer(
+        "When no daemon listens on the socket, the transitions are appended to --db directly "
+        "and the daemon evaluates them when it starts.");
+    cmd->callback([&action, args] {
+        action = [args] {
+            const core::SystemClock clock;
+            storeEvent(requestOf(*args, clock), args->socket, args->db);
+            return 0;
+        };
+    });
+}
+
+}  // namespace cerberus::cli

@@ -1,0 +1,76 @@
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/time.hpp"
+#include "ingest/emit.hpp"
+
+namespace cerberus::cli {
+
+namespace {
+
+constexpr std::size_t PAYLOAD_MAX = 1 << 20;
+
+struct ListenerArgs {
+    std::string socket;
+    std::string db;
+};
+
+// One READY/event/RESULT round of supervisord's event listener protocol. Returns false at
+// the end of input. Only the protocol goes to stdout; everything else to stderr.
+bool serveOne(const ListenerArgs& args, const core::Clock& clock, const std::string& self) {
+    std::cout << "READY\n" << std::flush;
+    std::string line;
+    if (!std::getline(std::cin, line)) return false;
+    const auto header = ingest::parseSupervisorHeader(line);
+    if (!header || header->length > PAYLOAD_MAX)
+        throw core::Error(core::ExitCode::Failure,
+                          "supervisord sent a header that is not a listener header: '" + line +
+                              "'; is this running as an [eventlistener:...]?");
+    std::string payload(header->length, '\0');
+    if (!std::cin.read(payload.data(), static_cast<std::streamsize>(payload.size()))) return false;
+
+    bool ok = true;
+    auto request = ingest::supervisorRequest(header->event_name, payload);
+    // Our own states are not a service's.
+    if (request && request->unit != "supervisor:" + self) {
+        request->ts_usec = clock.realtime();
+        request->mono_usec = clock.monotonic();
+        try {
+            storeEvent(*request, args.socket, args.db);
+        } catch (const core::Error& e) {
+            // FAIL: supervisord keeps the event and sends it again later.
+            std::fprintf(stderr, "cerberus: %s: %s; supervisord will send it again\n",
+                         request->unit.c_str(), e.what());
+            ok = false;
+        }
+    }
+    std::cout << (ok ? "RESULT 2\nOK" : "RESULT 4\nFAIL") << std::flush;
+    return true;
+}
+
+}  // namespace
+
+void addSupervisorListenerCommand(CLI::App& app, Action& action) {
+    auto args = std::make_shared<ListenerArgs>();
+    auto* cmd = app.add_subcommand(
+        "supervisor-listener",
+        "Run as a supervisord [eventlistener] (events=PROCESS_STATE) and record its programs' "
+        "starts, exits and give-ups as units 'supervisor:NAME'");
+    addEmitTargetOptions(cmd, args->socket, args->db);
+    cmd->callback([&action, args] {
+        action = [args] {
+            const core::SystemClock clock;
+            const char* self = std::getenv("SUPERVISOR_PROCESS_NAME");
+            while (serveOne(*args, clock, self ? self : "")) {
+            }
+            return 0;
+        };
+    });
+}
+
+}  // namespace cerberus::cli
