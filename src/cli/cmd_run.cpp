@@ -26,7 +26,9 @@ struct RunArgs {
 void addRunCommand(CLI::App& app, Action& action) {
     auto args = std::make_shared<RunArgs>();
     auto* cmd = app.add_subcommand(
-        "run", "Follow every unit of systemd and record each transition in the history database");
+        "run",
+        "Follow every unit of systemd (and what cerberus emit reports), record each transition "
+        "in the history database, evaluate the rules and deliver their alerts");
     addDbOption(cmd, args->db);
     cmd->add_option("--bus", args->bus,
                     "system, user, or a D-Bus address such as unix:path=/run/user/1000/bus "
