@@ -51,6 +51,14 @@ for name in ("crashloop", "give-up", "respawn"):
           f"check does not list rule '{name}': {out.stdout!r}")
 check("receiver" in out.stdout and "log" in out.stdout, f"check lists no receiver: {out.stdout!r}")
 
+# check: the recipes docs/RULES.md points to are valid, every one of them.
+recipes = os.path.join(SOURCE_ROOT, "examples", "rules")
+out = run_cli("check", "--rules", recipes)
+expect_exit(out, 0, "check on examples/rules")
+for name in ("oom-killed", "segfaults", "worker-flapping", "supervised-loop", "entered-failed"):
+    check(any(line.startswith("rule") and name in line for line in out.stdout.splitlines()),
+          f"check does not list the recipe '{name}': {out.stdout!r}")
+
 # check: secrets are shown redacted, references by name only.
 secret_url = "https://hooks.slack.com/services/T000/B000/very-secret-token"
 secrets = write("secrets.json", json.dumps({
