@@ -18,6 +18,13 @@ start)
     id -u "$name" >/dev/null 2>&1 || useradd -m -s /bin/bash "$name"
     uid=$(id -u "$name"); home=$(getent passwd "$name" | cut -d: -f6)
     rt=/run/user/$uid
+    # The user is the harness's alone: a manager left by a run that was killed would fight
+    # the new one for the bus, so it goes first.
+    if pgrep -u "$name" -x systemd >/dev/null; then
+        pkill -KILL -u "$name" || true
+        for _ in $(seq 100); do pgrep -u "$name" >/dev/null || break; sleep 0.05; done
+        rm -rf "$rt"
+    fi
     mkdir -p "$rt" /run/systemd/system
     chown "$name:" "$rt"; chmod 0700 "$rt"
     cg=user.slice/user-$uid.slice/user@$uid.service
@@ -77,21 +84,24 @@ UNIT
         done
         exec su '"$name"' -c "'"$env_line"' exec /usr/lib/systemd/systemd --user"
     ' > "$state/systemd.log" 2>&1 < /dev/null &
-    echo $! > "$state/systemd.pid"
+    supid=$!
+    echo "$supid" > "$state/systemd.pid"
     st=
     for _ in $(seq 200); do
-        st=$(su "$name" -c "$env_line systemctl --user is-system-running" 2>/dev/null || true)
+        st=$(timeout 5 su "$name" -c "$env_line systemctl --user is-system-running" 2>/dev/null || true)
         case "$st" in running|degraded) break ;; esac
         sleep 0.05
     done
     case "$st" in running|degraded) ;; *) die "the user manager did not start (state '$st'); see $state/systemd.log" ;; esac
     # The PID written is su's; the manager itself is its child.
-    smpid=$(pgrep -u "$name" -x systemd | head -n1)
+    smpid=$(pgrep -P "$supid" -x systemd | head -n1)
+    [ -n "$smpid" ] || die "the user manager is running but not as the child of su $supid"
     echo "$smpid" > "$state/systemd.pid"
     # The first client activates the bus; the manager joins it once dbus.service runs.
     owner=
     for _ in $(seq 200); do
-        owner=$(dbus-send --bus="unix:path=$rt/bus" --print-reply --dest=org.freedesktop.DBus \
+        # Bounded: a client that connects while the bus is being activated can wait forever.
+        owner=$(timeout 2 dbus-send --bus="unix:path=$rt/bus" --print-reply --dest=org.freedesktop.DBus \
             /org/freedesktop/DBus org.freedesktop.DBus.GetNameOwner string:org.freedesktop.systemd1 \
             2>/dev/null | sed -n 's/.*string "\(.*\)"/\1/p' || true)
         [ -n "$owner" ] && break
