@@ -1,5 +1,6 @@
 #include "daemon/daemon.hpp"
 
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -640,6 +641,12 @@ static std::string hostName() {
 }
 
 int run(const Options& options) {
+    // glibc gives the top of the heap back to the kernel once 128 KiB are free there, and
+    // each commit frees and takes back about that much: every alert's commit then paid for
+    // a brk() and the page faults of fresh memory (measured: 2 rows took 430 us to insert,
+    // 50 us with this). A few MiB kept instead cost nothing on a daemon's footprint.
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+    mallopt(M_TOP_PAD, 1 << 20);
     core::SystemClock clock;
     auto rule_set = loadRulesOrThrow(options.rules_paths);
     std::string errors;
