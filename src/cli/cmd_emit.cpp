@@ -66,7 +66,8 @@ ingest::EmitRequest requestOf(const EmitArgs& args, const core::Clock& clock) {
 // evaluate when it starts.
 void appendDirectly(const std::string& db_path, const ingest::EmitRequest& request,
                     const std::string& why) {
-    auto db = store::Database::open(db_path, store::OpenMode::ReadWrite);
+    // An existing one only: a mistyped --db must not swallow the event in a new file.
+    auto db = store::Database::open(db_path, store::OpenMode::ReadWriteExisting);
     const auto transitions = ingest::mapEmit(request, store::lastTransition(db, request.unit));
     store::appendUnevaluated(db, transitions);
     std::fprintf(stderr,
@@ -86,19 +87,23 @@ void addEmitTargetOptions(CLI::App* cmd, std::string& socket, std::string& db) {
     addDbOption(cmd, db);
 }
 
-void storeEvent(const ingest::EmitRequest& request, const std::string& socket_path,
-                const std::string& db_path) {
-    const std::string socket = socket_path.empty() ? ingest::defaultSocketPath() : socket_path;
-    if (socket.empty())
-        return appendDirectly(db_path, request, "no emit socket (XDG_RUNTIME_DIR is not set)");
+std::optional<std::string> storeEvent(const ingest::EmitRequest& request,
+                                      const std::string& socket_path, const std::string& db_path) {
+    const std::string socket = socket_path.empty() ? ingest::clientSocketPath() : socket_path;
+    if (socket.empty()) {
+        appendDirectly(db_path, request, "no emit socket (XDG_RUNTIME_DIR is not set)");
+        return std::nullopt;
+    }
     const auto sent = ingest::sendEvent(socket, request, REPLY_TIMEOUT_USEC);
     switch (sent.status) {
-    case ingest::SendStatus::Stored: return;
+    case ingest::SendStatus::Stored: return std::nullopt;
     case ingest::SendStatus::NoDaemon:
-        return appendDirectly(db_path, request, "no daemon listens (" + sent.message + ")");
+        appendDirectly(db_path, request, "no daemon takes events (" + sent.message + ")");
+        return std::nullopt;
     case ingest::SendStatus::Refused:
         throw core::Error(core::ExitCode::Failure,
                           "the daemon did not take the event: " + sent.message);
+    case ingest::SendStatus::Unknown: return sent.message;
     case ingest::SendStatus::Failed: break;
     }
     throw core::Error(core::ExitCode::Failure, sent.message);
@@ -128,7 +133,8 @@ void addEmitCommand(CLI::App& app, Action& action) {
     cmd->callback([&action, args] {
         action = [args] {
             const core::SystemClock clock;
-            storeEvent(requestOf(*args, clock), args->socket, args->db);
+            if (auto unknown = storeEvent(requestOf(*args, clock), args->socket, args->db))
+                throw core::Error(core::ExitCode::Failure, *unknown);
             return 0;
         };
     });

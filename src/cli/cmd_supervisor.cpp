@@ -41,7 +41,10 @@ bool serveOne(const ListenerArgs& args, const core::Clock& clock, const std::str
         request->ts_usec = clock.realtime();
         request->mono_usec = clock.monotonic();
         try {
-            storeEvent(*request, args.socket, args.db);
+            // Sent again, an event the daemon may still store could be stored twice (a
+            // false restart and crash); one possibly late is the lesser harm.
+            if (auto unknown = storeEvent(*request, args.socket, args.db))
+                std::fprintf(stderr, "cerberus: %s: %s\n", request->unit.c_str(), unknown->c_str());
         } catch (const core::Error& e) {
             // FAIL: supervisord keeps the event and sends it again later.
             std::fprintf(stderr, "cerberus: %s: %s; supervisord will send it again\n",

@@ -28,10 +28,12 @@ void addSupervisorListenerCommand(CLI::App& app, Action& action);
 void addEmitTargetOptions(CLI::App* cmd, std::string& socket, std::string& db);
 
 // Sends an event to the daemon's emit socket (`socket_path`, or the default when empty) and
-// waits until it is stored; when no daemon listens, appends it to `db_path` directly and
-// says so on stderr. Throws core::Error(Failure) when the daemon does not take it.
-void storeEvent(const ingest::EmitRequest& request, const std::string& socket_path,
-                const std::string& db_path);
+// waits until it is stored; when no daemon listens (or it is stopping), appends it to the
+// existing database `db_path` directly and says so on stderr. Returns the reason when the
+// daemon did not answer in time (it may still store the event: sending it again could
+// store it twice), else nullopt. Throws core::Error when the event is not stored.
+std::optional<std::string> storeEvent(const ingest::EmitRequest& request,
+                                      const std::string& socket_path, const std::string& db_path);
 
 // Loads the rules; when they are invalid, prints every error to stderr, one per line as the
 // loader words them, and throws core::Error(Failure) with their count.

@@ -576,6 +576,8 @@ int Loop::run() {
     }
 
     sd_notify(0, "STOPPING=1\nSTATUS=Stopping: finishing deliveries and writes");
+    // From here a `cerberus emit` appends to the database itself.
+    if (emit_) emit_->stopListening();
     drainDeliveries();
     // Intake has stopped; give the store a bounded time to take what is queued.
     const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
@@ -647,6 +649,9 @@ int run(const Options& options) {
     // 50 us with this). A few MiB kept instead cost nothing on a daemon's footprint.
     mallopt(M_TRIM_THRESHOLD, 4 << 20);
     mallopt(M_TOP_PAD, 1 << 20);
+    // A peer that closes its end (an emit client, a metrics scraper, a receiver) is an
+    // error on that write, not the end of the daemon.
+    signal(SIGPIPE, SIG_IGN);
     core::SystemClock clock;
     auto rule_set = loadRulesOrThrow(options.rules_paths);
     std::string errors;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "core/names.hpp"
@@ -17,6 +18,8 @@
 namespace cerberus::ingest {
 
 namespace {
+
+constexpr const char* SYSTEM_SOCKET = "/run/cerberus/emit.sock";
 
 using core::Event;
 using core::Transition;
@@ -202,12 +205,22 @@ ParsedRequest parseRequest(std::string_view line, core::Usec now_usec, core::Use
     }
     request.ts_usec = now_usec;
     request.mono_usec = now_mono;
-    for (auto [key, field] :
-         {std::pair{"ts_usec", &request.ts_usec}, std::pair{"mono_usec", &request.mono_usec}}) {
+    // The client stamps the event just before sending it. A time far from the daemon's own
+    // is a broken client, and would push windows and deadlines out of range.
+    for (auto [key, field, now] : {std::tuple{"ts_usec", &request.ts_usec, now_usec},
+                                   std::tuple{"mono_usec", &request.mono_usec, now_mono}}) {
         if (!object.contains(key)) continue;
-        const auto value = integerField(object, key, 0, INT64_MAX, parsed.error);
-        if (!value) return parsed;
-        *field = *value;
+        const auto low = std::max<std::int64_t>(0, now - EMIT_CLOCK_PAST_USEC);
+        const auto high = now + EMIT_CLOCK_AHEAD_USEC;
+        const auto& value = object[key];
+        if (!value.is_number_integer() || value.get<std::int64_t>() < low ||
+            value.get<std::int64_t>() > high) {
+            parsed.error = "field '" + std::string(key) +
+                           "' must be an integer within a day before and a minute after the "
+                           "daemon's clock; send the time of the event or leave the field out";
+            return parsed;
+        }
+        *field = value.get<std::int64_t>();
     }
     parsed.request = std::move(request);
     return parsed;
@@ -215,7 +228,9 @@ ParsedRequest parseRequest(std::string_view line, core::Usec now_usec, core::Use
 
 std::string encodeReply(const Reply& reply) {
     if (reply.ok) return json{{"ok", true}, {"stored", reply.stored}}.dump();
-    return json{{"ok", false}, {"error", reply.error}}.dump();
+    json out = {{"ok", false}, {"error", reply.error}};
+    if (reply.stopping) out["stopping"] = true;
+    return out.dump();
 }
 
 std::optional<Reply> parseReply(std::string_view line) {
@@ -230,6 +245,7 @@ std::optional<Reply> parseReply(std::string_view line) {
     if (!reply.ok) {
         if (!object.contains("error") || !object["error"].is_string()) return std::nullopt;
         reply.error = object["error"].get<std::string>();
+        reply.stopping = object.contains("stopping") && object["stopping"] == true;
     }
     return reply;
 }
@@ -259,10 +275,17 @@ std::vector<Transition> mapEmit(const EmitRequest& request, const std::optional<
 }
 
 std::string defaultSocketPath() {
-    if (geteuid() == 0) return "/run/cerberus/emit.sock";
+    if (geteuid() == 0) return SYSTEM_SOCKET;
     const char* runtime = std::getenv("XDG_RUNTIME_DIR");
     if (runtime == nullptr || *runtime == '\0') return {};
     return std::string(runtime) + "/cerberus/emit.sock";
+}
+
+std::string clientSocketPath() {
+    std::string own = defaultSocketPath();
+    if (own == SYSTEM_SOCKET || (!own.empty() && access(own.c_str(), F_OK) == 0)) return own;
+    if (access(SYSTEM_SOCKET, F_OK) == 0) return SYSTEM_SOCKET;
+    return own;
 }
 
 namespace {

@@ -59,14 +59,22 @@ struct ParsedRequest {
     std::string error;  // one sentence naming the field, when !request
 };
 
+// How far a request's times may be from the receiver's clocks.
+constexpr core::Usec EMIT_CLOCK_PAST_USEC = 24 * 3600 * core::USEC_PER_SEC;
+constexpr core::Usec EMIT_CLOCK_AHEAD_USEC = 60 * core::USEC_PER_SEC;
+
 // Parses one request line (without its newline). Missing times are taken from `now_usec`
-// and `now_mono`, the receiver's clocks.
+// and `now_mono`, the receiver's clocks; given ones must lie within EMIT_CLOCK_PAST_USEC
+// before and EMIT_CLOCK_AHEAD_USEC after them.
 ParsedRequest parseRequest(std::string_view line, core::Usec now_usec, core::Usec now_mono);
 
 struct Reply {
     bool ok = false;
     std::size_t stored = 0;  // transitions committed for the request (ok)
     std::string error;       // why not (!ok)
+    // !ok: the daemon is stopping and has stored nothing of the request; the client may
+    // append it to the database itself.
+    bool stopping = false;
 };
 
 std::string encodeReply(const Reply& reply);  // one JSON object, no newline
@@ -85,9 +93,14 @@ std::optional<Reply> parseReply(std::string_view line);
 std::vector<core::Transition> mapEmit(const EmitRequest& request,
                                       const std::optional<core::Transition>& last);
 
-// root: /run/cerberus/emit.sock; else $XDG_RUNTIME_DIR/cerberus/emit.sock; empty when
-// XDG_RUNTIME_DIR is not set.
+// Where the daemon listens by default. root: /run/cerberus/emit.sock; else
+// $XDG_RUNTIME_DIR/cerberus/emit.sock; empty when XDG_RUNTIME_DIR is not set.
 std::string defaultSocketPath();
+
+// Where a client sends by default: defaultSocketPath(), except that a user other than root
+// whose own daemon's socket does not exist sends to the system daemon's
+// /run/cerberus/emit.sock when that exists (a member of its --emit-group).
+std::string clientSocketPath();
 
 // supervisord's event listener protocol: one event's header line (without '\n') says its
 // name and payload length; nullopt when the header is malformed.
@@ -134,7 +147,12 @@ public:
     void process(core::Usec now_usec, core::Usec now_mono);
     // Everything delivered so far is stored: answers the requests waiting for it.
     void committed();
-    std::optional<core::Usec> deadline() const;  // monotonic: the next connection timeout
+    // No new events: closes and removes the socket, and tells the clients whose requests
+    // were not taken yet (Reply::stopping) so they append them to the database. Requests
+    // waiting for their commit are answered by committed(), or as not stored when the
+    // server is destroyed first.
+    void stopListening();
+    std::optional<core::Usec> deadline() const;  // monotonic: the next timeout or retry
 
 private:
     struct Connection {
@@ -152,6 +170,7 @@ private:
                 core::Usec now_mono);
     void finish(int fd, const Reply& reply);
     void expire(core::Usec now_mono);
+    bool watchListening();
 
     EmitSocketOptions options_;
     Deliver deliver_;
@@ -163,9 +182,13 @@ private:
     std::map<int, Connection> connections_;
     std::map<std::string, core::Transition> last_seen_;  // delivered, maybe not yet stored
     std::set<uid_t> refused_logged_;
+    std::optional<core::Usec> accept_paused_until_;  // monotonic; out of file descriptors
+    bool accept_failure_logged_ = false;
 };
 
-enum class SendStatus : std::uint8_t { Stored, NoDaemon, Refused, Failed };
+// NoDaemon: nothing of the event is stored (no socket, connection refused or reset, or
+// the daemon is stopping). Unknown: no answer in time; the daemon may still store it.
+enum class SendStatus : std::uint8_t { Stored, NoDaemon, Refused, Unknown, Failed };
 
 struct SendResult {
     SendStatus status = SendStatus::Failed;
@@ -173,8 +196,7 @@ struct SendResult {
     std::string message;  // why not stored
 };
 
-// Sends one request and waits up to `timeout_usec` for its reply. NoDaemon: nothing listens
-// at `path` (no socket, or connection refused), so nothing was sent.
+// Sends one request and waits up to `timeout_usec` for the connection and for its reply.
 SendResult sendEvent(const std::string& path, const EmitRequest& request, core::Usec timeout_usec);
 
 }  // namespace cerberus::ingest

@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -28,6 +29,11 @@ constexpr core::Usec READ_TIMEOUT_USEC = 5 * core::USEC_PER_SEC;
 // A request whose transitions cannot be stored (the database is failing) is told so after
 // this long; they stay queued in the daemon.
 constexpr core::Usec COMMIT_TIMEOUT_USEC = 30 * core::USEC_PER_SEC;
+// Out of file descriptors: connections wait in the backlog this long before the next try,
+// instead of the loop spinning on a listening socket that stays readable.
+constexpr core::Usec ACCEPT_PAUSE_USEC = 100 * core::USEC_PER_MSEC;
+constexpr const char* STOPPING =
+    "the daemon is stopping and stored nothing of this event; append it to the database";
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
     throw core::Error(core::ExitCode::Failure, "cannot " + what + " emit socket '" + path +
@@ -120,35 +126,68 @@ EmitServer::EmitServer(EmitSocketOptions options, Deliver deliver, LastTransitio
         bind(listen_.get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address);
     umask(old_umask);
     if (bound < 0) fail(path, "bind");
-    struct stat st {};
-    if (stat(path.c_str(), &st) < 0) fail(path, "stat");
-    inode_ = st.st_ino;
-    if (options_.group) {
-        if (chown(path.c_str(), static_cast<uid_t>(-1), *options_.group) < 0)
-            fail(path, "give group '" + options_.group_name + "' the");
-        if (chmod(path.c_str(), 0660) < 0) fail(path, "make group-writable the");
+    try {
+        struct stat st {};
+        if (stat(path.c_str(), &st) < 0) fail(path, "stat");
+        inode_ = st.st_ino;
+        if (options_.group) {
+            if (chown(path.c_str(), static_cast<uid_t>(-1), *options_.group) < 0)
+                fail(path, "give group '" + options_.group_name + "' the");
+            if (chmod(path.c_str(), 0660) < 0) fail(path, "make group-writable the");
+        }
+        if (::listen(listen_.get(), 64) < 0) fail(path, "listen on");
+        epoll_ = core::UniqueFd(epoll_create1(EPOLL_CLOEXEC));
+        if (!epoll_) fail(path, "create an epoll fd for the");
+        if (!watchListening()) fail(path, "watch the");
+    } catch (...) {
+        // A bound file nobody will listen on would only be removed by the next start.
+        unlink(path.c_str());
+        throw;
     }
-    if (::listen(listen_.get(), 64) < 0) fail(path, "listen on");
-    epoll_ = core::UniqueFd(epoll_create1(EPOLL_CLOEXEC));
-    if (!epoll_) fail(path, "create an epoll fd for the");
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = listen_.get();
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listen_.get(), &ev) < 0) fail(path, "watch the");
 }
 
 EmitServer::~EmitServer() {
+    stopListening();
+    // What is still waiting was not committed: the client may store it itself.
+    for (auto it = connections_.begin(); it != connections_.end();) {
+        auto next = std::next(it);
+        finish(it->first, Reply{false, 0, STOPPING, true});
+        it = next;
+    }
+}
+
+bool EmitServer::watchListening() {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = listen_.get();
+    return epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listen_.get(), &ev) == 0;
+}
+
+void EmitServer::stopListening() {
+    if (!listen_) return;
     // Only our own socket: another daemon may have replaced a file we thought stale.
     struct stat st {};
     if (stat(options_.path.c_str(), &st) == 0 && st.st_ino == inode_) unlink(options_.path.c_str());
+    // Connections still in the backlog are reset; their clients append the event themselves.
+    listen_.reset();
+    accept_paused_until_.reset();
+    for (auto it = connections_.begin(); it != connections_.end();) {
+        auto next = std::next(it);
+        if (!it->second.awaiting_commit) finish(it->first, Reply{false, 0, STOPPING, true});
+        it = next;
+    }
 }
 
 void EmitServer::process(core::Usec now_usec, core::Usec now_mono) {
+    if (accept_paused_until_ && *accept_paused_until_ <= now_mono) {
+        accept_paused_until_.reset();
+        watchListening();
+    }
     epoll_event events[32];
     const int n = epoll_wait(epoll_.get(), events, 32, 0);
     for (int i = 0; i < n; ++i) {
         const int fd = events[i].data.fd;
-        if (fd == listen_.get()) {
+        if (listen_ && fd == listen_.get()) {
             accept(now_mono);
         } else if (auto it = connections_.find(fd); it != connections_.end()) {
             read(it->second, now_usec, now_mono);
@@ -179,7 +218,18 @@ void EmitServer::accept(core::Usec now_mono) {
     // At most one backlog's worth per wakeup; the listening fd stays readable for the rest.
     for (std::size_t i = 0; i < CONNECTIONS_MAX; ++i) {
         core::UniqueFd fd(accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        if (!fd) return;  // EAGAIN, or a connection already gone
+        if (!fd) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                if (!accept_failure_logged_)
+                    log_("emit socket '" + options_.path + "': cannot accept a connection: " +
+                         std::strerror(errno) + "; retrying every " +
+                         core::formatDuration(ACCEPT_PAUSE_USEC) + ", logged once");
+                accept_failure_logged_ = true;
+                epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listen_.get(), nullptr);
+                accept_paused_until_ = now_mono + ACCEPT_PAUSE_USEC;
+            }
+            return;  // EAGAIN, or a connection already gone
+        }
         Reply refused;
         if (connections_.size() >= CONNECTIONS_MAX)
             refused.error =
@@ -189,7 +239,8 @@ void EmitServer::accept(core::Usec now_mono) {
         if (!refused.error.empty()) {
             const std::string line = encodeReply(refused) + "\n";
             // A fresh socket's buffer takes one short line; a failure only loses the reason.
-            [[maybe_unused]] const auto written = ::write(fd.get(), line.data(), line.size());
+            [[maybe_unused]] const auto written =
+                ::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL);
             continue;
         }
         epoll_event ev{};
@@ -290,7 +341,7 @@ void EmitServer::expire(core::Usec now_mono) {
 }
 
 std::optional<core::Usec> EmitServer::deadline() const {
-    std::optional<core::Usec> earliest;
+    std::optional<core::Usec> earliest = accept_paused_until_;
     for (const auto& [fd, connection] : connections_)
         if (!earliest || connection.deadline_mono < *earliest) earliest = connection.deadline_mono;
     return earliest;
@@ -308,10 +359,17 @@ SendResult sendEvent(const std::string& path, const EmitRequest& request, core::
         result.message = std::string("cannot create a socket: ") + std::strerror(errno);
         return result;
     }
+    // A daemon whose backlog is full would keep connect() waiting for ever.
+    const timeval send_timeout{static_cast<time_t>(timeout_usec / core::USEC_PER_SEC),
+                               static_cast<suseconds_t>(timeout_usec % core::USEC_PER_SEC)};
+    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
     if (connectTo(fd.get(), *address) < 0) {
         result.status =
             errno == ENOENT || errno == ECONNREFUSED ? SendStatus::NoDaemon : SendStatus::Failed;
-        result.message = "cannot connect to '" + path + "': " + std::strerror(errno);
+        result.message = errno == EAGAIN
+                             ? "the daemon at '" + path + "' took no connection within " +
+                                   core::formatDuration(timeout_usec) + "; nothing was sent"
+                             : "cannot connect to '" + path + "': " + std::strerror(errno);
         return result;
     }
     const std::string line = encodeRequest(request) + "\n";
@@ -329,6 +387,7 @@ SendResult sendEvent(const std::string& path, const EmitRequest& request, core::
             left > 0 ? poll(&pfd, 1, static_cast<int>(left / core::USEC_PER_MSEC) + 1) : 0;
         if (ready < 0 && errno == EINTR) continue;
         if (ready <= 0) {
+            result.status = SendStatus::Unknown;
             result.message = "the daemon at '" + path + "' did not answer within " +
                              core::formatDuration(timeout_usec) +
                              "; the event may be queued but is not known to be stored";
@@ -337,6 +396,13 @@ SendResult sendEvent(const std::string& path, const EmitRequest& request, core::
         char buffer[512];
         const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == ECONNRESET && reply.empty()) {
+            // Reset before any answer: the daemon closed its socket with the connection
+            // still in the backlog, never having read the request.
+            result.status = SendStatus::NoDaemon;
+            result.message = "the daemon at '" + path + "' stopped before taking the event";
+            return result;
+        }
         if (n <= 0) break;
         reply.append(buffer, static_cast<std::size_t>(n));
     }
@@ -347,7 +413,9 @@ SendResult sendEvent(const std::string& path, const EmitRequest& request, core::
     }
     result.stored = parsed->stored;
     result.message = parsed->error;
-    result.status = parsed->ok ? SendStatus::Stored : SendStatus::Refused;
+    result.status = parsed->ok         ? SendStatus::Stored
+                    : parsed->stopping ? SendStatus::NoDaemon
+                                       : SendStatus::Refused;
     return result;
 }
 

@@ -219,7 +219,7 @@ Database Database::open(const std::string& path, OpenMode mode) {
         }
         if (!S_ISREG(st.st_mode))
             fail(quoted(path) + " is not a cerberus database (not a regular file); pass --db");
-        flags |= SQLITE_OPEN_READONLY;
+        flags |= mode == OpenMode::ReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     }
 
     sqlite3* raw = nullptr;
@@ -233,9 +233,9 @@ Database Database::open(const std::string& path, OpenMode mode) {
         fail("cannot set a busy timeout on database " + quoted(path) + ": " + sqliteMessage(raw));
 
     const int version = checkSchema(raw, path);
+    if (mode != OpenMode::ReadWrite && version == 0)
+        fail("database " + quoted(path) + " is empty; run 'cerberus run' first or pass --db");
     if (mode == OpenMode::ReadOnly) {
-        if (version == 0)
-            fail("database " + quoted(path) + " is empty; run 'cerberus run' first or pass --db");
         if (version < latestSchemaVersion())
             fail("database " + quoted(path) + " has schema version " + std::to_string(version) +
                  " but this cerberus reads " + std::to_string(latestSchemaVersion()) +

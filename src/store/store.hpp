@@ -21,12 +21,13 @@ namespace cerberus::store {
 // The newest schema this build knows (the highest schema/sql/NNN_*.sql).
 int latestSchemaVersion();
 
-enum class OpenMode { ReadWrite, ReadOnly };
+// ReadWriteExisting: read-write, but the database must exist and hold a schema already.
+enum class OpenMode { ReadWrite, ReadWriteExisting, ReadOnly };
 
 // Owns one sqlite3 connection. Opening read-write creates the file 0600 (never its
-// directory), switches to WAL and migrates to latestSchemaVersion(). Failures throw
-// core::Error(ExitCode::Database) with one sentence naming the file and the fix; a file
-// from a newer schema is refused before anything is written.
+// directory) unless it exists, switches to WAL and migrates to latestSchemaVersion(). Failures
+// throw core::Error(ExitCode::Database) with one sentence naming the file and the fix; a file from
+// a newer schema is refused before anything is written.
 class Database {
 public:
     static Database open(const std::string& path, OpenMode mode);

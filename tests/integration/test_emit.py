@@ -107,6 +107,28 @@ told = json.loads(slow.recv(4096))
 slow.close()
 check(told["ok"] is False and "within 5s" in told["error"], f"the slow client was told: {told}")
 
+# A time far from the daemon's clock is refused by name (it would overflow the windows).
+far = ask(json.dumps({"unit": unit, "event": "started", "ts_usec": 2**62}).encode() + b"\n")
+check(far["ok"] is False and "field 'ts_usec'" in far["error"], f"far future reply: {far}")
+
+# Every connection slot taken, then clients that hang up before their "busy" answer: writing
+# it to a closed socket must not kill the daemon (SIGPIPE).
+held = []
+for _ in range(64):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock)
+    held.append(s)
+for _ in range(8):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(sock)
+busy = ask(json.dumps({"unit": "upstart-busy", "event": "started"}).encode() + b"\n")
+check(busy["ok"] is False and busy["error"].startswith("busy"), f"the 65th client was told {busy}")
+check(cerberus.alive(), f"cerberus died answering closed connections: {cerberus.output()}")
+for s in held:
+    s.close()
+emitted("upstart-busy", "started")
+check(events("upstart-busy") == ["start"], "an emit after the busy spell was not stored")
+
 # The shipped hooks, run as their init would run them (the socket from the environment).
 hook_env = dict(os.environ, CERBERUS_EMIT_SOCKET=sock,
                 PATH=os.path.dirname(CERBERUS) + ":" + os.environ["PATH"])
@@ -165,8 +187,21 @@ for _ in range(2):
 check(cerberus.output().count(f"refused uid {um.uid}") == 1,
       f"the refusal is not logged once: {cerberus.output()}")
 check(events("upstart-user") == [], "a refused event was stored")
+# A client mid-request when the daemon stops is told that nothing was stored (or reset, when
+# it was still in the backlog), never left to guess: `cerberus emit` then appends it itself.
+late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+late.connect(sock)
+late.sendall(b'{"unit": "upstart-late",')
 check(cerberus.stop() == 0, "cerberus did not stop cleanly")
 check(not os.path.exists(sock), "the socket outlived the daemon")
+late.settimeout(10)
+try:
+    told = json.loads(late.recv(4096))
+    check(told["ok"] is False and told.get("stopping") is True,
+          f"a client mid-request at the stop was told {told}")
+except ConnectionResetError:
+    pass
+late.close()
 
 # With --emit-group naming a group the user belongs to (a supplementary one), it may feed.
 subprocess.run(["groupdel", group], capture_output=True)
@@ -191,6 +226,12 @@ for _ in range(2):
 check(events(down) == ["crash", "restart", "crash", "restart", "crash"],
       f"unexpected rows while down: {events(down)}")
 check(db_rows(db, "SELECT count(*) FROM unevaluated")[0][0] == 5, "the rows are not marked")
+# Only into a database that exists: a mistyped --db does not swallow the event.
+missing = os.path.join(work, "typo.db")
+out = run_cli("emit", "--unit", down, "--event", "started", "--socket", sock, "--db", missing)
+check(out.returncode == 3 and f"no database at '{missing}'" in out.stderr,
+      f"emit into a missing database exited {out.returncode}: {out.stderr}")
+check(not os.path.exists(missing), "the fallback created a database")
 
 # The next start evaluates them: the alert fires once; a second restart does not repeat it.
 cerberus = daemon()

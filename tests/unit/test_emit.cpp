@@ -120,7 +120,7 @@ TEST_CASE("runit's finish reports every end as stopped: consecutive ends are res
 
 TEST_CASE("a request survives its encoding") {
     auto r = request(EmitEvent::Stopped, 7, SIGKILL, 123456789);
-    const auto parsed = ingest::parseRequest(ingest::encodeRequest(r), 1, 1);
+    const auto parsed = ingest::parseRequest(ingest::encodeRequest(r), r.ts_usec + 1, r.mono_usec);
     REQUIRE(parsed.request);
     CHECK(parsed.request->unit == "web");
     CHECK(ingest::toString(parsed.request->event) == "stopped");
@@ -152,6 +152,26 @@ TEST_CASE("bad requests are refused with the field named") {
     CHECK(error(R"({"unit":"a","event":"stopped","extra":1})") == "unknown field 'extra'");
 }
 
+TEST_CASE("a request's times must be near the receiver's clocks") {
+    using ingest::EMIT_CLOCK_AHEAD_USEC;
+    using ingest::EMIT_CLOCK_PAST_USEC;
+    const core::Usec now = 1'800'000'000'000'000;
+    const core::Usec mono = 3'600'000'000;
+    auto parse = [&](core::Usec ts, core::Usec mono_usec) {
+        return ingest::parseRequest(R"({"unit":"a","event":"started","ts_usec":)" +
+                                        std::to_string(ts) + R"(,"mono_usec":)" +
+                                        std::to_string(mono_usec) + "}",
+                                    now, mono);
+    };
+    CHECK(parse(now - EMIT_CLOCK_PAST_USEC, 0).request);
+    CHECK(parse(now + EMIT_CLOCK_AHEAD_USEC, mono + EMIT_CLOCK_AHEAD_USEC).request);
+    CHECK(parse(now + EMIT_CLOCK_AHEAD_USEC + 1, mono).error.find("field 'ts_usec'") == 0);
+    CHECK(parse(now - EMIT_CLOCK_PAST_USEC - 1, mono).error.find("field 'ts_usec'") == 0);
+    CHECK(parse(INT64_MAX, mono).error.find("field 'ts_usec'") == 0);
+    CHECK(parse(now, mono + EMIT_CLOCK_AHEAD_USEC + 1).error.find("field 'mono_usec'") == 0);
+    CHECK(parse(now, -1).error.find("field 'mono_usec'") == 0);
+}
+
 TEST_CASE("unit names are non-empty, bounded, printable") {
     CHECK(ingest::checkUnitName("nginx").empty());
     CHECK(ingest::checkUnitName("tty@1").empty());
@@ -180,6 +200,11 @@ TEST_CASE("replies round trip") {
     REQUIRE(no);
     CHECK_FALSE(no->ok);
     CHECK(no->error == "uid 5 is not root");
+    CHECK_FALSE(no->stopping);
+    const auto stopping = ingest::parseReply(ingest::encodeReply({false, 0, "stopping", true}));
+    REQUIRE(stopping);
+    CHECK_FALSE(stopping->ok);
+    CHECK(stopping->stopping);
     CHECK_FALSE(ingest::parseReply("nonsense"));
 }
 
