@@ -145,7 +145,11 @@ running|degraded)
     manager_started=1
     # Each daemon the demo starts runs in a session of its own (setsid), so a Ctrl-C reaches
     # only the demo, whose cleanup then stops them in order.
-    eval "$(setsid "$root/tests/harness/usermgr.sh" start "$DEMO_USER" "$state")"
+    if ! um_env=$(setsid "$root/tests/harness/usermgr.sh" start "$DEMO_USER" "$state"); then
+        echo "demo: could not start a systemd user manager for '$DEMO_USER' (the reason is above)" >&2
+        exit 1
+    fi
+    eval "$um_env"
     uid=$UM_UID
     unit_dir=$UM_UNITDIR
     bus=$UM_BUS
@@ -208,7 +212,10 @@ fi
 say "Starting cerberus: it follows every unit on the bus and records each transition"
 show "cerberus run --bus $bus --db $db --rules $rules"
 # setsid and setpriv exec, so the PID recorded below is cerberus itself.
-setsid "${run_as[@]}" "$bin" run --bus "$bus" --db "$db" --rules "$rules" >"$work/cerberus.log" 2>&1 &
+# No emit socket: the demo feeds nothing through it, and an installed cerberus may own the
+# default path.
+setsid "${run_as[@]}" "$bin" run --bus "$bus" --db "$db" --rules "$rules" --emit-socket none \
+    >"$work/cerberus.log" 2>&1 &
 cerberus_pid=$!
 wait_until 20 "cerberus to be ready" cerberus_ready
 echo "cerberus is PID $cerberus_pid and ready"

@@ -1,6 +1,6 @@
 #pragma once
 
-// Events fed by other init systems through `cerberus emit` (docs: DOCS-emit.md): the
+// Events fed by other init systems through `cerberus emit` (docs/OTHER-INITS.md): the
 // request and reply lines, their mapping to transitions, the daemon's Unix socket and the
 // client that talks to it.
 

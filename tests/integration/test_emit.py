@@ -145,17 +145,36 @@ for upstart_env in [{"UPSTART_EVENTS": "started"},
 rows = db_rows(db, "SELECT event, exit_code, exit_status FROM transitions WHERE unit = ? "
                    "ORDER BY ts_usec, id", ("upstart-job@tty1",))
 check(rows == [("start", "", None), ("crash", "exited", 2), ("restart", "exited", 2),
-               ("crash", "killed", 11), ("restart", "killed", 11), ("crash", "", None)],
+               ("crash", "killed", 11), ("give_up", "", None)],
       f"the Upstart hook stored {rows}")
 service = os.path.join(work, "upstart-runit")
 os.mkdir(service)
 finish = os.path.join(SOURCE_ROOT, "examples", "runit", "finish")
-for args in (["0", "0"], ["-1", "9"]):
-    out = subprocess.run([finish] + args, cwd=service, env=hook_env, capture_output=True,
+
+def run_finish(*args):
+    out = subprocess.run([finish] + list(args), cwd=service, env=hook_env, capture_output=True,
                          text=True)
     check(out.returncode == 0, f"the runit finish failed on {args}: {out.stderr}")
-check(events("upstart-runit") == ["stop", "restart", "crash"],
-      f"the runit finish stored {events('upstart-runit')}")
+
+
+def runsv_wants(want):
+    """supervise/status as runsv writes it: 20 bytes, byte 17 'u' or 'd' (what sv asked)."""
+    os.makedirs(os.path.join(service, "supervise"), exist_ok=True)
+    with open(os.path.join(service, "supervise", "status"), "wb") as f:
+        f.write(bytes(17) + want.encode() + bytes(2))
+
+
+run_finish("0", "0")
+runsv_wants("u")
+run_finish("-1", "139")  # SEGV with a core dump: the low byte of the wait status
+# `sv down`: runsv sends TERM and wants the service down; that end is an operator's stop.
+runsv_wants("d")
+run_finish("-1", "15")
+rows = db_rows(db, "SELECT event, exit_code, exit_status FROM transitions WHERE unit = ? "
+                   "ORDER BY ts_usec, id", ("upstart-runit",))
+check([r[0] for r in rows] == ["stop", "restart", "crash", "restart", "stop"],
+      f"the runit finish stored {rows}")
+check(rows[2][1:] == ("killed", 11), f"the core-dumping SEGV was stored as {rows[2]}")
 
 # Bad arguments: exit 2 naming the flag.
 for args, flag in [(("", "started"), "--unit"), (("a", "exploded"), "--event"),
