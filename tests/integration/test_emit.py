@@ -57,9 +57,14 @@ def fired(cerberus, unit):
 def ask(line):
     """Sends raw bytes to the socket and returns the parsed reply line."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
+        # Connected blocking: with a timeout, a full backlog fails at once with EAGAIN
+        # instead of waiting for the daemon to accept.
         s.connect(sock)
-        s.sendall(line)
+        s.settimeout(10)
+        try:
+            s.sendall(line)
+        except BrokenPipeError:
+            pass  # answered (busy, refused) and closed before the request: read the answer
         reply = b""
         while not reply.endswith(b"\n"):
             chunk = s.recv(4096)
