@@ -114,7 +114,8 @@ void addEmitCommand(CLI::App& app, Action& action) {
     auto* cmd = app.add_subcommand(
         "emit",
         "Record a start or stop reported by another init system (Upstart, runit, s6, ...). "
-        "Exit 0 once stored, 1 when the daemon refuses it, 2 for bad arguments");
+        "Exit 0 once stored, 1 when the daemon refuses it or does not answer, 2 for bad "
+        "arguments, 3 when no daemon listens and the database is missing or not writable");
     cmd->add_option("--unit", args->unit, "The job or service name")->required();
     cmd->add_option("--event", args->event,
                     "starting, started, stopping, stopped, or gave_up (the init stopped "
