@@ -37,7 +37,11 @@ int main(int argc, char** argv) {
                 .count());
     }
     std::sort(ms.begin(), ms.end());
-    std::printf("%.3f %.3f\n", ms[ms.size() / 2], ms[(ms.size() * 99) / 100]);
+    // Nearest rank, as bench/alert_latency.py: p99 of 100 is the 99th value, not the maximum.
+    const auto rank = [&ms](std::size_t p) {
+        return ms[std::max<std::size_t>(1, (p * ms.size() + 99) / 100) - 1];
+    };
+    std::printf("%.3f %.3f\n", rank(50), rank(99));
     curl_slist_free_all(headers);
     curl_easy_cleanup(easy);
     curl_global_cleanup();

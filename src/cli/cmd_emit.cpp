@@ -79,9 +79,11 @@ void appendDirectly(const std::string& db_path, const ingest::EmitRequest& reque
 }  // namespace
 
 void addEmitTargetOptions(CLI::App* cmd, std::string& socket, std::string& db) {
-    cmd->add_option("--socket", socket,
-                    "The daemon's emit socket (default: $CERBERUS_EMIT_SOCKET, else "
-                    "/run/cerberus/emit.sock for root, else $XDG_RUNTIME_DIR/cerberus/emit.sock)")
+    cmd->add_option(
+           "--socket", socket,
+           "The daemon's emit socket (default: $CERBERUS_EMIT_SOCKET, else "
+           "/run/cerberus/emit.sock for root, else $XDG_RUNTIME_DIR/cerberus/emit.sock, or "
+           "/run/cerberus/emit.sock when no daemon of the user's own ever ran)")
         ->envname("CERBERUS_EMIT_SOCKET")
         ->type_name("PATH");
     addDbOption(cmd, db);

@@ -576,16 +576,23 @@ int Loop::run() {
     }
 
     sd_notify(0, "STOPPING=1\nSTATUS=Stopping: finishing deliveries and writes");
-    // From here a `cerberus emit` appends to the database itself.
-    if (emit_) emit_->stopListening();
-    drainDeliveries();
-    // Intake has stopped; give the store a bounded time to take what is queued.
-    const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
-    while (writer_.pending() > 0 && clock_.monotonic() < give_up_at) {
-        if (writer_.flush().ok) break;
-        usleep(static_cast<useconds_t>(RETRY_MIN_USEC));
+    // Intake has stopped; the store gets a bounded time to take what is queued.
+    const auto flushQueued = [this] {
+        const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
+        while (writer_.pending() > 0 && clock_.monotonic() < give_up_at) {
+            if (writer_.flush().ok) break;
+            usleep(static_cast<useconds_t>(RETRY_MIN_USEC));
+        }
+        if (emit_ && writer_.pending() == 0) emit_->committed();
+    };
+    if (emit_) {
+        // From here a `cerberus emit` appends to the database itself. The clients waiting
+        // for their commit are answered before the deliveries' grace time, within theirs.
+        emit_->stopListening();
+        flushQueued();
     }
-    if (emit_ && writer_.pending() == 0) emit_->committed();
+    drainDeliveries();
+    flushQueued();
     if (writer_.pending() > 0) {
         logLine("stopping with %zu changes not written to '%s'", writer_.pending(),
                 db_.path().c_str());

@@ -283,7 +283,11 @@ std::string defaultSocketPath() {
 
 std::string clientSocketPath() {
     std::string own = defaultSocketPath();
-    if (own == SYSTEM_SOCKET || (!own.empty() && access(own.c_str(), F_OK) == 0)) return own;
+    if (own == SYSTEM_SOCKET) return own;
+    // The user's own daemon creates its socket's directory and leaves it: once it has run,
+    // its socket is the target, also while it restarts.
+    const std::string own_dir = own.empty() ? std::string() : own.substr(0, own.rfind('/'));
+    if (!own.empty() && access(own_dir.c_str(), F_OK) == 0) return own;
     if (access(SYSTEM_SOCKET, F_OK) == 0) return SYSTEM_SOCKET;
     return own;
 }

@@ -98,7 +98,7 @@ std::vector<core::Transition> mapEmit(const EmitRequest& request,
 std::string defaultSocketPath();
 
 // Where a client sends by default: defaultSocketPath(), except that a user other than root
-// whose own daemon's socket does not exist sends to the system daemon's
+// whose own daemon never ran (no $XDG_RUNTIME_DIR/cerberus) sends to the system daemon's
 // /run/cerberus/emit.sock when that exists (a member of its --emit-group).
 std::string clientSocketPath();
 

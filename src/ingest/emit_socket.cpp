@@ -359,7 +359,10 @@ SendResult sendEvent(const std::string& path, const EmitRequest& request, core::
         result.message = std::string("cannot create a socket: ") + std::strerror(errno);
         return result;
     }
-    // A daemon whose backlog is full would keep connect() waiting for ever.
+    // One deadline for the connection and the reply. A daemon whose backlog is full would
+    // keep connect() waiting for ever.
+    const core::SystemClock clock;
+    const core::Usec give_up_at = clock.monotonic() + timeout_usec;
     const timeval send_timeout{static_cast<time_t>(timeout_usec / core::USEC_PER_SEC),
                                static_cast<suseconds_t>(timeout_usec % core::USEC_PER_SEC)};
     setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
@@ -378,8 +381,6 @@ SendResult sendEvent(const std::string& path, const EmitRequest& request, core::
     [[maybe_unused]] const auto sent = ::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL);
 
     std::string reply;
-    const core::SystemClock clock;
-    const core::Usec give_up_at = clock.monotonic() + timeout_usec;
     while (reply.find('\n') == std::string::npos && reply.size() < EMIT_REQUEST_MAX) {
         const core::Usec left = give_up_at - clock.monotonic();
         pollfd pfd{fd.get(), POLLIN, 0};

@@ -148,8 +148,8 @@ void migrate(sqlite3* db, const std::string& path, int current) {
     }
 }
 
-// Creates the file 0600 (or opens it) before SQLite sees it, with a sentence per cause.
-void createFile(const std::string& path) {
+// The directory must be there and writable: WAL keeps two files next to the database.
+void checkDirectory(const std::string& path, bool exists) {
     const std::string dir = directoryOf(path);
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) {
@@ -162,8 +162,6 @@ void createFile(const std::string& path) {
     if (!S_ISDIR(st.st_mode))
         fail("cannot create database " + quoted(path) + ": " + quoted(dir) +
              " is not a directory; pass --db");
-    const bool exists = ::access(path.c_str(), F_OK) == 0;
-    // WAL keeps two files next to the database, so the directory must be writable too.
     if (::access(dir.c_str(), W_OK | X_OK) != 0) {
         if (exists)
             fail("cannot open database " + quoted(path) + " for writing: directory " + quoted(dir) +
@@ -171,6 +169,11 @@ void createFile(const std::string& path) {
         fail("cannot create database " + quoted(path) + ": directory " + quoted(dir) +
              " is not writable; fix its permissions or pass --db");
     }
+}
+
+// Creates the file 0600 (or opens it) before SQLite sees it, with a sentence per cause.
+void createFile(const std::string& path) {
+    checkDirectory(path, ::access(path.c_str(), F_OK) == 0);
     core::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (fd) {
         // The umask may have taken bits away; the history is private to its owner.
@@ -219,6 +222,13 @@ Database Database::open(const std::string& path, OpenMode mode) {
         }
         if (!S_ISREG(st.st_mode))
             fail(quoted(path) + " is not a cerberus database (not a regular file); pass --db");
+        if (mode == OpenMode::ReadWriteExisting) {
+            checkDirectory(path, true);
+            // SQLite would quietly open it read-only and fail at the first write.
+            if (::access(path.c_str(), W_OK) != 0)
+                fail("cannot open database " + quoted(path) + " for writing: " +
+                     std::strerror(errno) + "; fix its permissions or pass --db");
+        }
         flags |= mode == OpenMode::ReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     }
 

@@ -15,16 +15,20 @@ start)
     name=${2:?user name}; state=${3:?state dir}
     [ "$(id -u)" = 0 ] || die "must run as root to start a user manager"
     mkdir -p "$state"; chmod 0755 "$state"
-    # Users this script creates say so in their GECOS field; only theirs are ever killed.
+    # Users this script creates say so in their GECOS field; no other user's files or
+    # processes are touched.
     marker="cerberus test harness"
-    id -u "$name" >/dev/null 2>&1 || useradd -m -s /bin/bash -c "$marker" "$name"
+    if id -u "$name" >/dev/null 2>&1; then
+        [ "$(getent passwd "$name" | cut -d: -f5)" = "$marker" ] ||
+            die "user '$name' exists and was not created by this harness; use another user name"
+    else
+        useradd -m -s /bin/bash -c "$marker" "$name"
+    fi
     uid=$(id -u "$name"); home=$(getent passwd "$name" | cut -d: -f6)
     rt=/run/user/$uid
     # The user is the harness's alone: a manager left by a run that was killed would fight
     # the new one for the bus, so it goes first.
     if pgrep -u "$name" -x systemd >/dev/null; then
-        [ "$(getent passwd "$name" | cut -d: -f5)" = "$marker" ] ||
-            die "user '$name' already runs a systemd manager and was not created by this harness; use another user name"
         pkill -KILL -u "$name" || true
         for _ in $(seq 100); do pgrep -u "$name" >/dev/null || break; sleep 0.05; done
         rm -rf "$rt"

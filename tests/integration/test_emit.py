@@ -175,9 +175,11 @@ run_finish("-1", "139")  # SEGV with a core dump: the low byte of the wait statu
 # `sv down`: runsv sends TERM and wants the service down; that end is an operator's stop.
 runsv_wants("d")
 run_finish("-1", "15")
+# `sv once` also wants it down while it runs: a crash there is still a crash.
+run_finish("1", "0")
 rows = db_rows(db, "SELECT event, exit_code, exit_status FROM transitions WHERE unit = ? "
                    "ORDER BY ts_usec, id", ("upstart-runit",))
-check([r[0] for r in rows] == ["stop", "restart", "crash", "restart", "stop"],
+check([r[0] for r in rows] == ["stop", "restart", "crash", "restart", "stop", "restart", "crash"],
       f"the runit finish stored {rows}")
 check(rows[2][1:] == ("killed", 11), f"the core-dumping SEGV was stored as {rows[2]}")
 

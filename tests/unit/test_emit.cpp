@@ -1,8 +1,16 @@
 #include <doctest/doctest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <future>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/transition.hpp"
@@ -267,4 +275,76 @@ TEST_CASE("failed and source survive the request encoding") {
     CHECK(
         ingest::parseRequest(R"({"unit":"a","event":"started","source":"systemd"})", 0, 0).error ==
         "field 'source' must be emit or supervisor");
+}
+
+namespace {
+
+// A listening socket in a fresh directory, standing in for a daemon.
+struct FakeDaemon {
+    std::string dir;
+    std::string path;
+    int fd = -1;
+
+    FakeDaemon() {
+        char tmpl[] = "/tmp/cerberus-emit-test.XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        dir = tmpl;
+        path = dir + "/emit.sock";
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::strcpy(address.sun_path, path.c_str());
+        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+        REQUIRE(listen(fd, 4) == 0);
+    }
+    ~FakeDaemon() {
+        if (fd >= 0) close(fd);
+        unlink(path.c_str());
+        rmdir(dir.c_str());
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a daemon that is stopping and took nothing leaves the event to the client") {
+    FakeDaemon daemon;
+    std::thread server([&] {
+        const int connection = accept(daemon.fd, nullptr, nullptr);
+        char buffer[4096];
+        [[maybe_unused]] const auto n = read(connection, buffer, sizeof buffer);
+        const std::string reply =
+            ingest::encodeReply({false, 0, "the daemon is stopping", true}) + "\n";
+        [[maybe_unused]] const auto w = write(connection, reply.data(), reply.size());
+        close(connection);
+    });
+    const auto sent =
+        ingest::sendEvent(daemon.path, request(EmitEvent::Started), 5 * core::USEC_PER_SEC);
+    server.join();
+    CHECK(sent.status == ingest::SendStatus::NoDaemon);
+}
+
+TEST_CASE("a connection reset in the backlog, never read, leaves the event to the client") {
+    FakeDaemon daemon;
+    auto sending = std::async(std::launch::async, [&] {
+        return ingest::sendEvent(daemon.path, request(EmitEvent::Started), 5 * core::USEC_PER_SEC);
+    });
+    // The listening socket turns readable once the client waits in its backlog.
+    pollfd pfd{daemon.fd, POLLIN, 0};
+    REQUIRE(poll(&pfd, 1, 5000) == 1);
+    close(daemon.fd);
+    daemon.fd = -1;
+    const auto sent = sending.get();
+    CHECK(sent.status == ingest::SendStatus::NoDaemon);
+}
+
+TEST_CASE("a daemon that takes the request and never answers leaves it unknown") {
+    FakeDaemon daemon;
+    auto sending = std::async(std::launch::async, [&] {
+        return ingest::sendEvent(daemon.path, request(EmitEvent::Started),
+                                 200 * core::USEC_PER_MSEC);
+    });
+    const int connection = accept(daemon.fd, nullptr, nullptr);
+    const auto sent = sending.get();
+    close(connection);
+    CHECK(sent.status == ingest::SendStatus::Unknown);
 }
