@@ -210,17 +210,17 @@ ParsedRequest parseRequest(std::string_view line, core::Usec now_usec, core::Use
     for (auto [key, field, now] : {std::tuple{"ts_usec", &request.ts_usec, now_usec},
                                    std::tuple{"mono_usec", &request.mono_usec, now_mono}}) {
         if (!object.contains(key)) continue;
-        const auto low = std::max<std::int64_t>(0, now - EMIT_CLOCK_PAST_USEC);
-        const auto high = now + EMIT_CLOCK_AHEAD_USEC;
-        const auto& value = object[key];
-        if (!value.is_number_integer() || value.get<std::int64_t>() < low ||
-            value.get<std::int64_t>() > high) {
+        const auto value =
+            integerField(object, key, std::max<std::int64_t>(0, now - EMIT_CLOCK_PAST_USEC),
+                         now + EMIT_CLOCK_AHEAD_USEC, parsed.error);
+        if (!value) {
+            // Bounds in microseconds say less than what they stand for.
             parsed.error = "field '" + std::string(key) +
                            "' must be an integer within a day before and a minute after the "
                            "daemon's clock; send the time of the event or leave the field out";
             return parsed;
         }
-        *field = value.get<std::int64_t>();
+        *field = *value;
     }
     parsed.request = std::move(request);
     return parsed;

@@ -169,6 +169,8 @@ private:
     void handle(Connection& connection, std::string_view line, core::Usec now_usec,
                 core::Usec now_mono);
     void finish(int fd, const Reply& reply);
+    // Answers and closes each connection `reply_for` gives a reply for.
+    void finishEach(const std::function<std::optional<Reply>(const Connection&)>& reply_for);
     void expire(core::Usec now_mono);
     bool watchListening();
 

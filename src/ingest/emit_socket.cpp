@@ -149,11 +149,7 @@ EmitServer::EmitServer(EmitSocketOptions options, Deliver deliver, LastTransitio
 EmitServer::~EmitServer() {
     stopListening();
     // What is still waiting was not committed: the client may store it itself.
-    for (auto it = connections_.begin(); it != connections_.end();) {
-        auto next = std::next(it);
-        finish(it->first, Reply{false, 0, STOPPING, true});
-        it = next;
-    }
+    finishEach([](const Connection&) { return Reply{false, 0, STOPPING, true}; });
 }
 
 bool EmitServer::watchListening() {
@@ -171,11 +167,10 @@ void EmitServer::stopListening() {
     // Connections still in the backlog are reset; their clients append the event themselves.
     listen_.reset();
     accept_paused_until_.reset();
-    for (auto it = connections_.begin(); it != connections_.end();) {
-        auto next = std::next(it);
-        if (!it->second.awaiting_commit) finish(it->first, Reply{false, 0, STOPPING, true});
-        it = next;
-    }
+    finishEach([](const Connection& connection) -> std::optional<Reply> {
+        if (connection.awaiting_commit) return std::nullopt;
+        return Reply{false, 0, STOPPING, true};
+    });
 }
 
 void EmitServer::process(core::Usec now_usec, core::Usec now_mono) {
@@ -318,26 +313,32 @@ void EmitServer::finish(int fd, const Reply& reply) {
     connections_.erase(fd);
 }
 
-void EmitServer::committed() {
+void EmitServer::finishEach(
+    const std::function<std::optional<Reply>(const Connection&)>& reply_for) {
     for (auto it = connections_.begin(); it != connections_.end();) {
-        auto next = std::next(it);
-        if (it->second.awaiting_commit) finish(it->first, Reply{true, it->second.stored, {}});
+        auto next = std::next(it);  // finish() erases `it`
+        if (auto reply = reply_for(it->second)) finish(it->first, *reply);
         it = next;
     }
 }
 
+void EmitServer::committed() {
+    finishEach([](const Connection& connection) -> std::optional<Reply> {
+        if (!connection.awaiting_commit) return std::nullopt;
+        return Reply{true, connection.stored, {}};
+    });
+}
+
 void EmitServer::expire(core::Usec now_mono) {
-    for (auto it = connections_.begin(); it != connections_.end();) {
-        auto next = std::next(it);
-        if (it->second.deadline_mono <= now_mono)
-            finish(it->first, Reply{false, 0,
-                                    it->second.awaiting_commit
-                                        ? "queued but not stored yet: the daemon cannot write its "
-                                          "database; it keeps retrying"
-                                        : "no complete request line within " +
-                                              core::formatDuration(READ_TIMEOUT_USEC)});
-        it = next;
-    }
+    finishEach([now_mono](const Connection& connection) -> std::optional<Reply> {
+        if (connection.deadline_mono > now_mono) return std::nullopt;
+        return Reply{
+            false, 0,
+            connection.awaiting_commit
+                ? "queued but not stored yet: the daemon cannot write its database; it "
+                  "keeps retrying"
+                : "no complete request line within " + core::formatDuration(READ_TIMEOUT_USEC)};
+    });
 }
 
 std::optional<core::Usec> EmitServer::deadline() const {
