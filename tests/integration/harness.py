@@ -82,7 +82,9 @@ class UserManager:
     """A real `systemd --user` for a dedicated user, with its own session bus."""
 
     def __init__(self, test_name, journal=False):
-        self.user = ("cb-" + test_name.replace("_", ""))[:30]
+        # CERBERUS_TEST_USER_PREFIX keeps two checkouts testing at once off each other's users.
+        prefix = os.environ.get("CERBERUS_TEST_USER_PREFIX", "cb-")
+        self.user = (prefix + test_name.replace("_", ""))[:30]
         self.state = tempdir("um-" + test_name)
         env = dict(os.environ, UM_JOURNAL="1" if journal else "0")
         out = subprocess.run(["bash", USERMGR, "start", self.user, self.state], env=env,
