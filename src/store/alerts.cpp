@@ -35,6 +35,8 @@ int writeAlertRow(sqlite3* db, const AlertWrite& change) {
     case AlertWrite::Kind::Resolve:
         return updateFiring(db, "state = 'resolved', resolved_usec = ?, count = ?", change,
                             change.at_usec, change.count);
+    case AlertWrite::Kind::Count:
+        return updateFiring(db, "count = ?", change, change.count, std::nullopt);
     case AlertWrite::Kind::Unsilence:
         return updateFiring(db, "silenced = 0, last_notified_usec = ?", change, change.at_usec,
                             std::nullopt);

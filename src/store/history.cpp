@@ -117,6 +117,24 @@ int upsertUnit(sqlite3_stmt* stmt, const core::UnitSnapshot& u) {
     return run(stmt);
 }
 
+// Rare (once per connection at most): prepared when needed.
+int upsertManager(sqlite3* db, const std::string& identity) {
+    detail::StatementPtr stmt;
+    if (const int rc =
+            detail::prepare(db,
+                            "INSERT INTO manager (id, identity, updated_usec) VALUES (1, ?1,"
+                            " CAST(strftime('%s', 'now') AS INTEGER) * 1000000)"
+                            " ON CONFLICT (id) DO UPDATE SET identity = excluded.identity,"
+                            " updated_usec = excluded.updated_usec",
+                            stmt);
+        rc != SQLITE_OK)
+        return rc;
+    Binder bind(stmt.get());
+    bind.text(identity);
+    if (bind.rc() != SQLITE_OK) return bind.rc();
+    return run(stmt.get());
+}
+
 core::UnitSnapshot readUnit(sqlite3_stmt* stmt) {
     core::UnitSnapshot u;
     u.unit = columnText(stmt, 0);
@@ -208,6 +226,8 @@ void HistoryWriter::putUnit(const core::UnitSnapshot& snapshot) {
     units_.insert_or_assign(snapshot.unit, snapshot);
 }
 
+void HistoryWriter::putManager(std::string identity) { manager_ = std::move(identity); }
+
 FlushResult HistoryWriter::flush() {
     FlushResult result;
     if (pending() == 0) return result;
@@ -234,6 +254,7 @@ FlushResult HistoryWriter::flush() {
             rc = detail::writeOutboxUpdate(db, *it);
         for (auto it = evaluated_.begin(); rc == SQLITE_OK && it != evaluated_.end(); ++it)
             rc = runWithId(delete_unevaluated_.get(), *it);
+        if (rc == SQLITE_OK && manager_) rc = upsertManager(db, *manager_);
         if (rc == SQLITE_OK) rc = run(commit_.get());
         if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
     } catch (const std::exception& e) {
@@ -246,6 +267,7 @@ FlushResult HistoryWriter::flush() {
     alerts_.clear();
     updates_.clear();
     evaluated_.clear();
+    manager_.reset();
     return result;
 }
 
@@ -271,6 +293,14 @@ std::map<std::string, core::UnitSnapshot> loadUnits(Database& db) {
     }
     if (rc != SQLITE_DONE) fail(db, "read the unit snapshots");
     return units;
+}
+
+std::string loadManager(Database& db) {
+    Statement select(db.handle(), "SELECT identity FROM manager WHERE id = 1");
+    const int rc = sqlite3_step(select.get());
+    if (rc == SQLITE_ROW) return columnText(select.get(), 0);
+    if (rc != SQLITE_DONE) fail(db, "read which manager the unit snapshots belong to");
+    return {};
 }
 
 std::optional<core::UnitSnapshot> loadUnit(Database& db, const std::string& unit) {

@@ -79,7 +79,8 @@ struct OutboxWrite {
 // One change of an alert (rules::AlertChange as the store sees it), written in the same
 // transaction as the transitions that caused it.
 struct AlertWrite {
-    enum class Kind : std::uint8_t { Fire, Repeat, Resolve, Unsilence };
+    // Count: the firing alert counted another event (its count only; nothing is told).
+    enum class Kind : std::uint8_t { Fire, Repeat, Resolve, Unsilence, Count };
     Kind kind = Kind::Fire;
     std::string rule;
     std::string unit;
@@ -113,6 +114,8 @@ public:
     void add(core::Transition transition);
     // Persists the unit's latest snapshot (table `units`) in the next flush.
     void putUnit(const core::UnitSnapshot& snapshot);
+    // Records which systemd manager the snapshots belong to (table `manager`), next flush.
+    void putManager(std::string identity);
     // Records an alert change in the next flush, after that flush's transitions.
     void addAlert(AlertWrite change);
     // Records the outcome of a delivery in the next flush.
@@ -123,7 +126,8 @@ public:
 
     FlushResult flush();
     std::size_t pending() const {
-        return queue_.size() + units_.size() + alerts_.size() + updates_.size() + evaluated_.size();
+        return queue_.size() + units_.size() + alerts_.size() + updates_.size() +
+               evaluated_.size() + (manager_ ? 1 : 0);
     }
     std::uint64_t dropped() const { return dropped_; }
 
@@ -135,6 +139,7 @@ private:
     std::vector<AlertWrite> alerts_;
     std::vector<OutboxUpdate> updates_;
     std::vector<std::int64_t> evaluated_;
+    std::optional<std::string> manager_;
     std::uint64_t dropped_ = 0;
     Statement begin_;  // prepared once: a flush parses no SQL of its own
     Statement commit_;
@@ -149,6 +154,8 @@ std::int64_t pruneTransitions(Database& db, core::Usec before_usec, int batch = 
 // The persisted snapshots of every unit (for reconcile at start-up).
 std::map<std::string, core::UnitSnapshot> loadUnits(Database& db);
 std::optional<core::UnitSnapshot> loadUnit(Database& db, const std::string& unit);
+// The identity of the manager the snapshots belong to; empty when none was recorded.
+std::string loadManager(Database& db);
 
 struct HistoryQuery {
     std::optional<std::string> unit_glob;  // sqlite GLOB; an exact name uses the index

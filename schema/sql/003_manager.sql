@@ -1,0 +1,8 @@
+-- cerberus schema 3. Which systemd manager the unit snapshots in `units` belong to, so
+-- that a start after a reboot (or after the manager itself restarted) measures every unit
+-- against a new manager's zero, not against counters of the previous one. One row.
+CREATE TABLE manager (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    identity     TEXT    NOT NULL,   -- boot ID / the manager's start (CLOCK_MONOTONIC usec)
+    updated_usec INTEGER NOT NULL
+);
