@@ -92,6 +92,7 @@ public:
         writer_.add(std::move(transition));
     }
     void onUnit(const core::UnitSnapshot& snapshot) override { writer_.putUnit(snapshot); }
+    void onManager(const std::string& identity) override { writer_.putManager(identity); }
     std::uint64_t transitions() const { return transitions_; }
     const TransitionCounts& byEvent() const { return by_event_; }
 
@@ -682,6 +683,7 @@ int run(const Options& options) {
         ingest::TransitionSink* target = nullptr;
         void onTransition(core::Transition t) override { target->onTransition(std::move(t)); }
         void onUnit(const core::UnitSnapshot& s) override { target->onUnit(s); }
+        void onManager(const std::string& identity) override { target->onManager(identity); }
     } deferred;
 
     ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
@@ -700,7 +702,7 @@ int run(const Options& options) {
     // Windows first, from the stored history; then what systemd reports now.
     alerting->start(clock.realtime());
     deferred.target = &*sink;
-    source.seed(store::loadUnits(*db));
+    source.seed(store::loadUnits(*db), store::loadManager(*db));
 
     if (!source.process())
         throw core::Error(core::ExitCode::Bus, "systemd on the " +

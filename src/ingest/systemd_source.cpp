@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <utility>
 
 #include "core/error.hpp"
@@ -114,6 +115,24 @@ bool endsWith(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
+// What a unit is the moment systemd loads it: inactive, nothing run, no restarts.
+core::UnitSnapshot loadedBaseline(const std::string& name) {
+    core::UnitSnapshot s;
+    s.unit = name;
+    s.active_state = "inactive";
+    s.sub_state = "dead";
+    s.run_ended = true;  // no run is open
+    if (endsWith(name, ".service")) s.n_restarts = 0;
+    return s;
+}
+
+std::string bootId() {
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(in, id);
+    return id;
+}
+
 // The unit cerberus itself runs in, so that it never records its own restarts.
 std::string findOwnUnit(const std::string& bus) {
     char* unit = nullptr;
@@ -138,11 +157,14 @@ SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Cloc
 
 SystemdSource::~SystemdSource() { disconnect(); }
 
-void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known) {
+void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known,
+                         std::string manager) {
     for (const auto& [name, snapshot] : known) {
         Tracked& tracked = units_[name];
         if (!tracked.fresh) tracked.snapshot = snapshot;
     }
+    if (!known.empty() || !manager.empty()) watched_before_ = true;
+    if (manager_identity_.empty()) manager_identity_ = std::move(manager);
 }
 
 void SystemdSource::connect() {
@@ -183,6 +205,7 @@ void SystemdSource::disconnect() {
     connection_.reset();
     deferred_refresh_.clear();
     deferred_reconcile_ = false;
+    reloading_ = false;
     for (auto& [name, tracked] : units_) tracked.fresh = false;
 }
 
@@ -230,19 +253,61 @@ void SystemdSource::reconcileAll(core::Source source) {
     using UnitRow =
         sdbus::Struct<std::string, std::string, std::string, std::string, std::string, std::string,
                       sdbus::ObjectPath, std::uint32_t, std::string, sdbus::ObjectPath>;
+    checkManager();
     std::vector<UnitRow> rows;
     manager_->callMethod("ListUnits").onInterface(MANAGER_IFACE).storeResultsTo(rows);
     std::set<std::string> listed;
     for (const auto& row : rows) listed.insert(row.get<0>());
     for (auto& [name, tracked] : units_)
-        if (!listed.count(name)) tracked.fresh = false;
+        if (!listed.count(name)) unloaded(name, tracked);
     deferred_refresh_.clear();
     deferred_reconcile_ = false;
     for (const auto& name : listed) {
         if (name == own_unit_) continue;
         refresh(name, source);
     }
+    watched_before_ = true;
     ++stats_.reconciles;
+}
+
+// A manager other than the one the snapshots were read from (a reboot, a restarted user
+// manager) counts every unit from a new unit's zero: what the old one counted is gone.
+void SystemdSource::checkManager() {
+    std::uint64_t started = 0;
+    try {
+        const sdbus::Variant value =
+            manager_->getProperty("UserspaceTimestampMonotonic").onInterface(MANAGER_IFACE);
+        started = value.get<std::uint64_t>();
+    } catch (const sdbus::Error& e) {
+        if (e.getName() != "org.freedesktop.DBus.Error.UnknownProperty" &&
+            e.getName() != "org.freedesktop.DBus.Error.InvalidArgs")
+            throw;
+    }
+    const std::string boot = bootId();
+    if (boot.empty() || started == 0) return;  // nothing to tell managers apart by
+    const std::string identity = boot + "/" + std::to_string(started);
+    if (identity == manager_identity_) return;
+    if (!manager_identity_.empty()) {
+        for (auto& [name, tracked] : units_) {
+            tracked.fresh = false;
+            if (tracked.snapshot.active_state.empty()) continue;
+            tracked.snapshot = loadedBaseline(name);
+            sink_.onUnit(tracked.snapshot);
+        }
+    }
+    manager_identity_ = identity;
+    sink_.onManager(identity);
+}
+
+// The unit is no longer loaded: when systemd loads it again, its counters start at zero.
+// Outside a reload only; a reload announces every unit as removed and then new again.
+void SystemdSource::unloaded(const std::string& name, Tracked& tracked) {
+    tracked.fresh = false;
+    if (reloading_ || tracked.snapshot.active_state.empty()) return;
+    auto baseline = loadedBaseline(name);
+    if (tracked.snapshot == baseline) return;
+    tracked.snapshot = std::move(baseline);
+    sink_.onUnit(tracked.snapshot);
 }
 
 void SystemdSource::refresh(const std::string& name, core::Source source) {
@@ -271,14 +336,19 @@ void SystemdSource::refresh(const std::string& name, core::Source source) {
     }
     ++stats_.refreshes;
     Tracked& tracked = units_[name];
-    if (tracked.snapshot.active_state.empty() && source == core::Source::Systemd) {
-        // Loaded while we were listening: it was inactive, with no restarts, a moment ago.
-        // Measuring from there keeps the first start (or crash) of a new unit.
-        tracked.snapshot.unit = name;
-        tracked.snapshot.active_state = "inactive";
-        tracked.snapshot.sub_state = "dead";
-        tracked.snapshot.run_ended = true;  // no run was open
-        if (delta.n_restarts) tracked.snapshot.n_restarts = 0;
+    if (tracked.snapshot.active_state.empty() &&
+        (source == core::Source::Systemd || watched_before_)) {
+        // Loaded while we were listening, or while we were not but had been before: it was
+        // inactive, with no restarts, when it was loaded. Measuring from there keeps the
+        // first start (or crash) of a new unit, and the restarts nobody watched. Only a
+        // first start on a new database takes what it finds as a baseline.
+        tracked.snapshot = loadedBaseline(name);
+    }
+    if (source == core::Source::Reconcile && delta.n_restarts && *delta.n_restarts > 0 &&
+        tracked.snapshot == loadedBaseline(name)) {
+        // Restarted since it was loaded, unwatched: the run before the first restart ended
+        // unseen too.
+        tracked.snapshot.run_ended = false;
     }
     tracked.unit_read = unit_mark;
     tracked.service_read = service_mark;
@@ -336,24 +406,19 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
         msg >> id >> path;
         if (id == own_unit_) return;
         Tracked& tracked = units_[id];
-        if (tracked.fresh && sentBefore(msg.getSender(), cookieOf(msg), tracked.unit_read.sender,
-                                        tracked.unit_read.cookie))
-            return;  // read after it was loaded: the read already holds this and more
+        // A reload announces every loaded unit again, with its state and counters intact;
+        // a unit still loaded in our view, or read after it was loaded, is not new either.
+        if (!tracked.snapshot.active_state.empty() && (reloading_ || tracked.fresh)) return;
         // Just loaded: inactive, nothing run, no restarts. Every change from here on comes as
         // a signal, in order, so the unit's whole history is seen, even under load.
         tracked = Tracked{};
-        tracked.snapshot.unit = id;
-        tracked.snapshot.active_state = "inactive";
-        tracked.snapshot.sub_state = "dead";
-        tracked.snapshot.run_ended = true;
-        if (endsWith(id, ".service")) tracked.snapshot.n_restarts = 0;
+        tracked.snapshot = loadedBaseline(id);
         tracked.fresh = true;
     } else if (member == "UnitRemoved") {
         std::string id;
         sdbus::ObjectPath path;
         msg >> id >> path;
-        // Keep the snapshot: if the unit is loaded again, it is measured against it.
-        if (auto it = units_.find(id); it != units_.end()) it->second.fresh = false;
+        if (auto it = units_.find(id); it != units_.end()) unloaded(id, it->second);
     } else if (member == "JobRemoved") {
         std::uint32_t job_id = 0;
         sdbus::ObjectPath job;
@@ -365,6 +430,8 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
     } else if (member == "Reloading") {
         bool reloading = false;
         msg >> reloading;
+        reloading_ = reloading;
+        // Read everything again: what changed across the reload is derived from there.
         if (!reloading) deferred_reconcile_ = true;
     } else if (member == "NameOwnerChanged") {
         std::string name, old_owner, new_owner;
@@ -372,6 +439,9 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
         // systemd re-executed (or restarted) and is back on the bus: make sure we are
         // subscribed and read everything again.
         if (!new_owner.empty()) deferred_reconcile_ = true;
+        // Gone without a hand-over (a re-exec hands the name over directly): whatever
+        // comes next is a new manager, not the end of a reload.
+        if (new_owner.empty()) reloading_ = false;
     }
 }
 

@@ -28,6 +28,8 @@ public:
     virtual ~TransitionSink() = default;
     virtual void onTransition(core::Transition transition) = 0;
     virtual void onUnit(const core::UnitSnapshot& snapshot) = 0;
+    // The manager the snapshots belong to changed (first read, reboot, manager restart).
+    virtual void onManager(const std::string& identity) { (void)identity; }
 };
 
 // "system", "user", or a D-Bus address such as "unix:path=/run/user/1000/bus".
@@ -57,8 +59,12 @@ public:
     // sentence when the bus or systemd is not there.
     void connect();
     // Snapshots persisted by an earlier run, for units not read on this connection yet:
-    // reconcile measures what systemd reports against them.
-    void seed(const std::map<std::string, core::UnitSnapshot>& known);
+    // reconcile measures what systemd reports against them. `manager` is the identity of
+    // the manager they were read from (empty: not recorded). With nothing known, the units
+    // read at the first reconcile are a baseline (a first install); once anything is known,
+    // a unit never seen before is measured from a new unit's zero, since it was loaded
+    // while cerberus was not listening.
+    void seed(const std::map<std::string, core::UnitSnapshot>& known, std::string manager = {});
     bool connected() const { return connection_ != nullptr; }
     // Drops the connection (after a failure); the caller reconnects later.
     void disconnect();
@@ -100,6 +106,8 @@ private:
     void onPropertiesChanged(sdbus::Message& msg);
     void onManagerSignal(sdbus::Message& msg);
     void update(Tracked& tracked, core::UnitSnapshot after, core::Source source);
+    void checkManager();
+    void unloaded(const std::string& name, Tracked& tracked);
     void runDeferred();
     bool drain();
 
@@ -110,6 +118,12 @@ private:
     std::unordered_map<std::string, Tracked> units_;
     std::set<std::string> deferred_refresh_;
     bool deferred_reconcile_ = false;
+    // Between Reloading(true) and Reloading(false) (daemon-reload, daemon-reexec) systemd
+    // announces every unit as removed and new again; their state and counters carry over.
+    bool reloading_ = false;
+    // Something was watched before: a unit seen for the first time was loaded unwatched.
+    bool watched_before_ = false;
+    std::string manager_identity_;  // of the manager the snapshots belong to
     bool lost_ = false;
     std::string last_error_;
     SourceStats stats_;
