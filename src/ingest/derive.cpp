@@ -210,6 +210,18 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     if (a.active_state == "failed" && b.active_state != "failed")
         out.push_back(make(a, Event::Fail, stamp));
 
+    // 4b. An operator stopped the unit while it waited to be restarted (`systemctl stop`
+    // during RestartSec): the pending restart was cancelled and nothing runs. The run's end
+    // was stored when it crashed; this row says the operator ended the loop. A give-up looks
+    // alike but comes after a restart (NRestarts grew, in_restart_cycle).
+    const bool waiting = b.active_state == "activating" && b.sub_state == "auto-restart";
+    if (waiting && !b.in_restart_cycle && restarts == 0 && !spawned && !new_invocation &&
+        (a.active_state == "inactive" || a.active_state == "failed")) {
+        Transition stop = make(a, Event::Stop, stamp);
+        if (b.n_restarts >= 0) stop.n_restarts = b.n_restarts;
+        out.push_back(std::move(stop));
+    }
+
     // 5. Became active: a new run is up. A process that has exited already did not leave the
     // unit active: only the old state is in view until the Unit signal comes.
     const bool gone_before_seen = spawned && exit_new && state_stale;

@@ -603,14 +603,32 @@ TEST_CASE("a unit given up and started again can give up again") {
     CHECK(in.count(Event::Crash) == static_cast<std::size_t>(svc.runEnds()));
 }
 
-TEST_CASE("a restart cancelled by an operator is no restart and no give_up") {
+TEST_CASE("a restart cancelled by an operator is a stop: no restart and no give_up") {
+    // `systemctl stop` between two crashes: the operator ended the loop, and the stop row
+    // is what resolves its alert.
     Ingest in("app.service");
     FakeService svc = runningService(in);
     svc.crash();
     svc.cancelRestart();
     in.feed(svc);
     CAPTURE(in.events());
-    CHECK(in.events() == "crash fail");
+    CHECK(in.events() == "crash fail stop");
+    CHECK(in.of(Event::Stop).at(0).sub_state == "dead");
+}
+
+TEST_CASE("a give-up is no operator's stop, even with its signals split") {
+    Ingest in("app.service");
+    FakeService svc = runningService(in);
+    for (int i = 0; i < 3; ++i) {
+        svc.crash();
+        svc.refusedRestart();
+        in.feed(svc);
+        svc.startByHand();
+        in.feed(svc);
+    }
+    CAPTURE(in.events());
+    CHECK(in.count(Event::GiveUp) == 3);
+    CHECK(in.count(Event::Stop) == 0);
 }
 
 TEST_CASE("an ExecStartPre= that fails on every restart is no give_up") {
