@@ -157,6 +157,7 @@ private:
                 if (w) w->times.clear();  // as the evaluator empties its window on firing
                 break;
             case rules::ChangeKind::Repeat: ++summary.repeats; break;
+            case rules::ChangeKind::Count: break;
             case rules::ChangeKind::Resolve:
                 ++summary.resolved;
                 if (w) w->times.clear();
@@ -199,6 +200,7 @@ std::string kindWord(rules::ChangeKind kind) {
     case rules::ChangeKind::Fire: return "FIRE";
     case rules::ChangeKind::Repeat: return "REPEAT";
     case rules::ChangeKind::Resolve: return "RESOLVE";
+    case rules::ChangeKind::Count: return "COUNT";
     }
     return "?";
 }

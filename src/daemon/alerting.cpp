@@ -20,8 +20,15 @@ store::AlertWrite::Kind kindOf(rules::ChangeKind kind) {
     case rules::ChangeKind::Fire: return store::AlertWrite::Kind::Fire;
     case rules::ChangeKind::Repeat: return store::AlertWrite::Kind::Repeat;
     case rules::ChangeKind::Resolve: return store::AlertWrite::Kind::Resolve;
+    case rules::ChangeKind::Count: return store::AlertWrite::Kind::Count;
     }
     return store::AlertWrite::Kind::Fire;
+}
+
+rules::EvaluatorOptions evaluatorOptions() {
+    rules::EvaluatorOptions options;
+    options.report_counts = true;
+    return options;
 }
 
 }  // namespace
@@ -46,7 +53,7 @@ core::Usec replayHorizon(const rules::RuleSet& rules) {
 
 Alerting::Alerting(rules::RuleSet rules, store::Database& db, store::HistoryWriter& writer,
                    std::string host, notify::JournalReader* journal)
-    : evaluator_(std::move(rules)),
+    : evaluator_(std::move(rules), evaluatorOptions()),
       db_(db),
       writer_(writer),
       host_(std::move(host)),
@@ -192,7 +199,7 @@ void Alerting::tick(core::Usec now_usec) {
 }
 
 void Alerting::reload(rules::RuleSet rules, core::Usec now_usec) {
-    evaluator_ = rules::Evaluator(std::move(rules));
+    evaluator_ = rules::Evaluator(std::move(rules), evaluatorOptions());
     rebuild(now_usec);
 }
 
@@ -214,6 +221,10 @@ void Alerting::handle(const std::vector<rules::AlertChange>& changes) {
         write.count = static_cast<std::int64_t>(change.count);
         write.started_usec = change.started_usec;
         write.at_usec = change.at_usec;
+        if (change.kind == rules::ChangeKind::Count) {
+            writer_.addAlert(std::move(write));
+            continue;
+        }
 
         // Silenced alerts are recorded, not told; the silence's end is a deadline.
         const std::pair<std::string, std::string> key{change.rule, change.unit};

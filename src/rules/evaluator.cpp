@@ -238,6 +238,9 @@ struct Evaluator::State {
 
     static bool qualifies(const Condition& c, const Transition& t, const Facts& f) {
         if (t.event != c.event) return false;
+        // Inferred at reconcile: it happened while nobody watched, at a time not known, so
+        // it is history, not a sign of a loop going on now (a loop that goes on is seen).
+        if (t.source == core::Source::Reconcile) return false;
         if (c.uptime_below_usec && f.uptime && *f.uptime >= *c.uptime_below_usec) return false;
         if (!c.results.empty() &&
             std::find(c.results.begin(), c.results.end(), f.result) == c.results.end())
@@ -288,7 +291,11 @@ struct Evaluator::State {
                 } else if (leavesUp(t.event)) {
                     disarm(rs.alert.resolve_at, u, slot, DeadlineKind::Resolve);
                 }
-                if (qualifies(rule.when, t, facts)) ++rs.alert.count;
+                if (qualifies(rule.when, t, facts)) {
+                    ++rs.alert.count;
+                    if (options.report_counts)
+                        out.push_back(change(ChangeKind::Count, unit, rs, ts));
+                }
                 continue;
             }
             if (!qualifies(rule.when, t, facts)) continue;
@@ -311,6 +318,7 @@ std::string_view toString(ChangeKind kind) {
     case ChangeKind::Fire: return "fire";
     case ChangeKind::Repeat: return "repeat";
     case ChangeKind::Resolve: return "resolve";
+    case ChangeKind::Count: return "count";
     }
     return "?";
 }

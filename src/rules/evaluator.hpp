@@ -19,7 +19,8 @@
 
 namespace cerberus::rules {
 
-enum class ChangeKind : std::uint8_t { Fire, Repeat, Resolve };
+// Count: a firing alert counted one more qualifying event (only with report_counts).
+enum class ChangeKind : std::uint8_t { Fire, Repeat, Resolve, Count };
 std::string_view toString(ChangeKind kind);
 
 enum class ResolveReason : std::uint8_t { None, UpFor, OperatorStop };
@@ -63,6 +64,9 @@ struct EvaluatorOptions {
     // A clean stop not followed by a restart or start within this time was an operator's.
     // A respawn stores stop then restart, and the restart comes after RestartSec.
     core::Usec operator_stop_confirm_usec = 5 * core::USEC_PER_SEC;
+    // Emit a Count change each time a firing alert counts another event, so that what is
+    // stored says how many happened since it fired.
+    bool report_counts = false;
 };
 
 class Evaluator {

@@ -114,7 +114,8 @@ private:
 // one timer fired when the clock passes nextDeadline().
 class Live {
 public:
-    explicit Live(rules::RuleSet rules) : evaluator_(std::move(rules)) {}
+    explicit Live(rules::RuleSet rules, rules::EvaluatorOptions options = {})
+        : evaluator_(std::move(rules), options) {}
 
     void feed(const Transition& t) {
         advance(t.ts_usec);
@@ -348,6 +349,58 @@ TEST_CASE("an operator's clean stop resolves the alert once no restart follows")
     REQUIRE(resolved.size() == 1);
     CHECK((resolved[0].reason == ResolveReason::OperatorStop));
     CHECK(resolved[0].at_usec == stopped + 5 * SEC);
+}
+
+TEST_CASE("an operator's stop during RestartSec resolves the alert") {
+    // The run's end was stored when it crashed; the stop comes while the manager waits to
+    // restart it (cancelled), so no start precedes it.
+    Live live(ruleSet(CRASH_3_IN_5M));
+    Unit u;
+    for (int i = 0; i < 3; ++i) live.feed(u.crashCycle(1 * SEC, 1 * SEC));
+    live.feed(u.start());
+    live.feed(u.wait(1 * SEC).crash());
+    live.feed(u.fail());
+    live.feed(u.wait(300 * MS).row(Event::Stop, "inactive", "dead", "exit-code"));
+    const Usec stopped = u.now();
+    live.advance(stopped + 5 * SEC);
+    const auto resolved = live.of(ChangeKind::Resolve);
+    REQUIRE(resolved.size() == 1);
+    CHECK((resolved[0].reason == ResolveReason::OperatorStop));
+}
+
+TEST_CASE("rows inferred at reconcile are history and fire nothing") {
+    // Restarts that happened while cerberus was not listening are stored with the time
+    // they were found, not the time they happened: they must not look like a loop now.
+    Live live(defaultRules());
+    Unit u;
+    for (int i = 0; i < 10; ++i) {
+        for (auto t : u.crashCycle(200 * MS, 800 * MS)) {
+            t.source = core::Source::Reconcile;
+            live.feed(t);
+        }
+    }
+    CHECK(live.of(ChangeKind::Fire).empty());
+    // The same loop seen live fires.
+    for (int i = 0; i < 3; ++i) live.feed(u.crashCycle(200 * MS, 800 * MS));
+    CHECK(live.of(ChangeKind::Fire).size() == 1);
+}
+
+TEST_CASE("with report_counts a firing alert reports each further qualifying event") {
+    rules::EvaluatorOptions options;
+    options.report_counts = true;
+    Live live(ruleSet(CRASH_3_IN_5M), options);
+    Unit u;
+    for (int i = 0; i < 13; ++i) live.feed(u.crashCycle(1 * SEC, 1 * SEC));
+    REQUIRE(live.of(ChangeKind::Fire).size() == 1);
+    const auto counts = live.of(ChangeKind::Count);
+    REQUIRE(counts.size() == 10);
+    CHECK(counts.back().count == 13);
+    CHECK(live.evaluator().firing().at(0).count == 13);
+    // Without it nothing but fire, repeat and resolve comes out.
+    Live plain(ruleSet(CRASH_3_IN_5M));
+    Unit v;
+    for (int i = 0; i < 13; ++i) plain.feed(v.crashCycle(1 * SEC, 1 * SEC));
+    CHECK(plain.of(ChangeKind::Count).empty());
 }
 
 TEST_CASE("a clean exit followed by an automatic restart is no operator stop") {
