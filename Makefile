@@ -4,8 +4,10 @@ DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	libsdbus-c++-dev libsystemd-dev libsqlite3-dev sqlite3 nlohmann-json3-dev \
 	libcli11-dev libfmt-dev libcpp-httplib-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor
 MESON_TEST_ARGS ?=
+SOAK_SEEDS ?= 50
+SOAK_OPS ?= 60
 
-.PHONY: all deps setup build test demo bench clean
+.PHONY: all deps setup build test demo bench soak clean
 
 all: build
 
@@ -38,6 +40,12 @@ demo: build
 bench: build
 	meson compile -C $(BUILD) bench
 	bash bench/run.sh $(BUILD)
+
+# The truth suite with many seeds and longer scenarios; a failing seed is printed with the
+# line that reruns it.
+soak: build
+	CERBERUS_TRUTH_SEEDS=$(SOAK_SEEDS) CERBERUS_TRUTH_OPS=$(SOAK_OPS) \
+		meson test -C $(BUILD) --print-errorlogs --timeout-multiplier 0 truth
 
 clean:
 	rm -rf $(BUILD)
