@@ -4,5 +4,10 @@
 CREATE TABLE manager (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     identity     TEXT    NOT NULL,   -- boot ID / the manager's start (CLOCK_MONOTONIC usec)
-    updated_usec INTEGER NOT NULL
+    updated_usec INTEGER NOT NULL    -- the last time the daemon was known to be watching
 );
+
+-- Rows inferred at reconcile (source 'reconcile') happened while nobody watched, at a time
+-- not known: at the earliest here (when cerberus last watched), at the latest at ts_usec.
+-- Rules count such a row only when that whole span fits their window. NULL: not known.
+ALTER TABLE transitions ADD COLUMN unwatched_since_usec INTEGER;

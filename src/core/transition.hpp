@@ -72,6 +72,9 @@ struct Transition {
     std::string invocation_id;
     std::optional<std::int64_t> main_pid;
     Source source = Source::Systemd;
+    // Reconcile rows: the earliest time it can have happened (when cerberus last watched);
+    // it happened between then and ts_usec. nullopt: not known.
+    std::optional<Usec> unwatched_since_usec;
 };
 
 }  // namespace cerberus::core

@@ -43,6 +43,7 @@ constexpr Usec RETENTION_NEXT_BATCH_USEC = 50 * USEC_PER_MSEC;
 constexpr Usec SHUTDOWN_FLUSH_USEC = 3 * USEC_PER_SEC;
 constexpr Usec SHUTDOWN_DELIVERY_USEC = 3 * USEC_PER_SEC;
 constexpr int RETENTION_BATCH = 2000;
+constexpr Usec HEARTBEAT_EVERY_USEC = 60 * USEC_PER_SEC;
 
 template <typename... Args>
 void logLine(const char* format, Args... args) {
@@ -199,6 +200,7 @@ private:
     std::optional<Usec> retention_at_;
     std::optional<Usec> watchdog_every_;
     Usec watchdog_at_ = 0;
+    Usec heartbeat_at_ = 0;
 
     // What STATUS= and /metrics show, republished only when it changed: the counters below
     // are compared each iteration; changed_ marks what they cannot see (a tick, a reload,
@@ -569,6 +571,11 @@ int Loop::run() {
         dispatcher_.run();
         collectOutcomes();
         retention(now);
+        // A flush records the heartbeat; on a quiet host one is made at most every minute.
+        if (now >= heartbeat_at_) {
+            writer_.beat();
+            heartbeat_at_ = now + HEARTBEAT_EVERY_USEC;
+        }
         if (watchdog_every_ && now >= watchdog_at_) {
             sd_notify(0, "WATCHDOG=1");
             watchdog_at_ = now + *watchdog_every_;
@@ -593,6 +600,7 @@ int Loop::run() {
         flushQueued();
     }
     drainDeliveries();
+    writer_.beat();  // the moment this run stopped watching
     flushQueued();
     if (writer_.pending() > 0) {
         logLine("stopping with %zu changes not written to '%s'", writer_.pending(),
@@ -702,7 +710,8 @@ int run(const Options& options) {
     // Windows first, from the stored history; then what systemd reports now.
     alerting->start(clock.realtime());
     deferred.target = &*sink;
-    source.seed(store::loadUnits(*db), store::loadManager(*db));
+    source.seed(store::loadUnits(*db), store::loadManager(*db), store::lastWatched(*db));
+    writer->keepHeartbeat();
 
     if (!source.process())
         throw core::Error(core::ExitCode::Bus, "systemd on the " +

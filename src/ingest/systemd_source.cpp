@@ -158,7 +158,8 @@ SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Cloc
 SystemdSource::~SystemdSource() { disconnect(); }
 
 void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known,
-                         std::string manager) {
+                         std::string manager, std::optional<core::Usec> last_watched) {
+    unwatched_since_ = last_watched;
     for (const auto& [name, snapshot] : known) {
         Tracked& tracked = units_[name];
         if (!tracked.fresh) tracked.snapshot = snapshot;
@@ -267,6 +268,7 @@ void SystemdSource::reconcileAll(core::Source source) {
         refresh(name, source);
     }
     watched_before_ = true;
+    if (!reloading_) unwatched_since_.reset();
     ++stats_.reconciles;
 }
 
@@ -431,6 +433,7 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
         bool reloading = false;
         msg >> reloading;
         reloading_ = reloading;
+        if (reloading && !unwatched_since_) unwatched_since_ = clock_.realtime();
         // Read everything again: what changed across the reload is derived from there.
         if (!reloading) deferred_reconcile_ = true;
     } else if (member == "NameOwnerChanged") {
@@ -448,7 +451,10 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
 void SystemdSource::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
     const Stamp stamp{clock_.realtime(), clock_.monotonic(), source};
     auto transitions = derive(tracked.snapshot, after, stamp);
-    for (auto& t : transitions) sink_.onTransition(std::move(t));
+    for (auto& t : transitions) {
+        if (source == core::Source::Reconcile) t.unwatched_since_usec = unwatched_since_;
+        sink_.onTransition(std::move(t));
+    }
     if (!(after == tracked.snapshot)) {
         tracked.snapshot = std::move(after);
         sink_.onUnit(tracked.snapshot);
@@ -487,6 +493,7 @@ bool SystemdSource::process() {
     }
     if (lost_) {
         if (last_error_.empty()) last_error_ = "the bus connection was closed";
+        if (!unwatched_since_) unwatched_since_ = clock_.realtime();
         disconnect();
         return false;
     }

@@ -64,7 +64,10 @@ public:
     // read at the first reconcile are a baseline (a first install); once anything is known,
     // a unit never seen before is measured from a new unit's zero, since it was loaded
     // while cerberus was not listening.
-    void seed(const std::map<std::string, core::UnitSnapshot>& known, std::string manager = {});
+    // `last_watched` (wall clock) is when an earlier run last recorded that it watched:
+    // what reconcile infers happened between then and now.
+    void seed(const std::map<std::string, core::UnitSnapshot>& known, std::string manager = {},
+              std::optional<core::Usec> last_watched = std::nullopt);
     bool connected() const { return connection_ != nullptr; }
     // Drops the connection (after a failure); the caller reconnects later.
     void disconnect();
@@ -124,6 +127,9 @@ private:
     // Something was watched before: a unit seen for the first time was loaded unwatched.
     bool watched_before_ = false;
     std::string manager_identity_;  // of the manager the snapshots belong to
+    // Since when nothing was watched (wall clock): a stop, a lost bus, a reload. Reconcile
+    // rows carry it; cleared once everything was read again. nullopt: not known.
+    std::optional<core::Usec> unwatched_since_;
     bool lost_ = false;
     std::string last_error_;
     SourceStats stats_;

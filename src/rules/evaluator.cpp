@@ -207,6 +207,15 @@ struct Evaluator::State {
     }
 
     Facts factsOf(const UnitState& unit, const Transition& t) const {
+        Facts f = observedFacts(unit, t);
+        if (t.source == core::Source::Reconcile && t.unwatched_since_usec) {
+            // Runs nobody saw: none lasted longer than the time nobody watched.
+            f.uptime = std::max(f.uptime.value_or(0), t.ts_usec - *t.unwatched_since_usec);
+        }
+        return f;
+    }
+
+    Facts observedFacts(const UnitState& unit, const Transition& t) const {
         const Usec ts = t.ts_usec;
         Facts f;
         if (t.event == Event::Start) {
@@ -238,9 +247,10 @@ struct Evaluator::State {
 
     static bool qualifies(const Condition& c, const Transition& t, const Facts& f) {
         if (t.event != c.event) return false;
-        // Inferred at reconcile: it happened while nobody watched, at a time not known, so
-        // it is history, not a sign of a loop going on now (a loop that goes on is seen).
-        if (t.source == core::Source::Reconcile) return false;
+        // Inferred at reconcile: it happened while nobody watched, at a time not known. It
+        // counts only with a known earliest time (then its run lasted no longer than that
+        // span); the window takes it at that earliest time, so a long absence fires nothing.
+        if (t.source == core::Source::Reconcile && !t.unwatched_since_usec) return false;
         if (c.uptime_below_usec && f.uptime && *f.uptime >= *c.uptime_below_usec) return false;
         if (!c.results.empty() &&
             std::find(c.results.begin(), c.results.end(), f.result) == c.results.end())
@@ -300,7 +310,10 @@ struct Evaluator::State {
             }
             if (!qualifies(rule.when, t, facts)) continue;
             const auto count = static_cast<std::size_t>(rule.when.count);
-            rs.window.push(ts, count);
+            const Usec at = t.source == core::Source::Reconcile && t.unwatched_since_usec
+                                ? *t.unwatched_since_usec
+                                : ts;
+            rs.window.push(at, count);
             // Inclusive: the count-th event exactly `within` after the first still fires.
             if (rs.window.size() == count &&
                 (count == 1 || ts - rs.window.oldest() <= rule.when.within_usec))

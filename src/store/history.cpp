@@ -32,8 +32,8 @@ using detail::columnText;
 
 constexpr std::string_view INSERT_TRANSITION_SQL =
     "INSERT INTO transitions (ts_usec, mono_usec, unit, event, active_state, sub_state, result,"
-    " exit_code, exit_status, n_restarts, invocation_id, main_pid, source)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    " exit_code, exit_status, n_restarts, invocation_id, main_pid, source, unwatched_since_usec)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 // updated_usec is the commit's wall time, in whole milliseconds.
 constexpr std::string_view UPSERT_UNIT_SQL =
@@ -60,7 +60,7 @@ constexpr std::string_view UNIT_COLUMNS =
 
 constexpr std::string_view TRANSITION_COLUMNS =
     "id, ts_usec, mono_usec, unit, event, active_state, sub_state, result, exit_code,"
-    " exit_status, n_restarts, invocation_id, main_pid, source";
+    " exit_status, n_restarts, invocation_id, main_pid, source, unwatched_since_usec";
 
 using detail::fail;
 using detail::run;
@@ -80,7 +80,8 @@ int insertTransition(sqlite3_stmt* stmt, const core::Transition& t) {
         .optionalInt(t.n_restarts)
         .text(t.invocation_id)
         .optionalInt(t.main_pid)
-        .text(core::toString(t.source));
+        .text(core::toString(t.source))
+        .optionalInt(t.unwatched_since_usec);
     if (bind.rc() != SQLITE_OK) return bind.rc();
     return run(stmt);
 }
@@ -123,7 +124,7 @@ int upsertManager(sqlite3* db, const std::string& identity) {
     if (const int rc =
             detail::prepare(db,
                             "INSERT INTO manager (id, identity, updated_usec) VALUES (1, ?1,"
-                            " CAST(strftime('%s', 'now') AS INTEGER) * 1000000)"
+                            " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000)"
                             " ON CONFLICT (id) DO UPDATE SET identity = excluded.identity,"
                             " updated_usec = excluded.updated_usec",
                             stmt);
@@ -133,6 +134,13 @@ int upsertManager(sqlite3* db, const std::string& identity) {
     bind.text(identity);
     if (bind.rc() != SQLITE_OK) return bind.rc();
     return run(stmt.get());
+}
+
+int recordHeartbeat(sqlite3* db) {
+    return sqlite3_exec(db,
+                        "UPDATE manager SET updated_usec ="
+                        " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000",
+                        nullptr, nullptr, nullptr);
 }
 
 core::UnitSnapshot readUnit(sqlite3_stmt* stmt) {
@@ -179,6 +187,7 @@ StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
     t.n_restarts = columnOptionalInt(stmt, 10);
     t.invocation_id = columnText(stmt, 11);
     t.main_pid = columnOptionalInt(stmt, 12);
+    t.unwatched_since_usec = columnOptionalInt(stmt, 14);
     const std::string source = columnText(stmt, 13);
     const auto parsed_source = core::parseSource(source);
     if (!parsed_source)
@@ -255,6 +264,7 @@ FlushResult HistoryWriter::flush() {
         for (auto it = evaluated_.begin(); rc == SQLITE_OK && it != evaluated_.end(); ++it)
             rc = runWithId(delete_unevaluated_.get(), *it);
         if (rc == SQLITE_OK && manager_) rc = upsertManager(db, *manager_);
+        if (rc == SQLITE_OK && heartbeat_) rc = recordHeartbeat(db);
         if (rc == SQLITE_OK) rc = run(commit_.get());
         if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
     } catch (const std::exception& e) {
@@ -268,6 +278,7 @@ FlushResult HistoryWriter::flush() {
     updates_.clear();
     evaluated_.clear();
     manager_.reset();
+    beat_ = false;
     return result;
 }
 
@@ -293,6 +304,14 @@ std::map<std::string, core::UnitSnapshot> loadUnits(Database& db) {
     }
     if (rc != SQLITE_DONE) fail(db, "read the unit snapshots");
     return units;
+}
+
+std::optional<core::Usec> lastWatched(Database& db) {
+    Statement select(db.handle(), "SELECT updated_usec FROM manager WHERE id = 1");
+    const int rc = sqlite3_step(select.get());
+    if (rc == SQLITE_ROW) return sqlite3_column_int64(select.get(), 0);
+    if (rc != SQLITE_DONE) fail(db, "read when cerberus last watched");
+    return std::nullopt;
 }
 
 std::string loadManager(Database& db) {

@@ -116,6 +116,11 @@ public:
     void putUnit(const core::UnitSnapshot& snapshot);
     // Records which systemd manager the snapshots belong to (table `manager`), next flush.
     void putManager(std::string identity);
+    // From now on every flush also records that the daemon was watching then
+    // (manager.updated_usec), so that a later start knows since when nobody watched.
+    void keepHeartbeat() { heartbeat_ = true; }
+    // Makes the next flush happen even with nothing else to write, for the heartbeat.
+    void beat() { beat_ = heartbeat_; }
     // Records an alert change in the next flush, after that flush's transitions.
     void addAlert(AlertWrite change);
     // Records the outcome of a delivery in the next flush.
@@ -127,7 +132,7 @@ public:
     FlushResult flush();
     std::size_t pending() const {
         return queue_.size() + units_.size() + alerts_.size() + updates_.size() +
-               evaluated_.size() + (manager_ ? 1 : 0);
+               evaluated_.size() + (manager_ ? 1 : 0) + (beat_ ? 1 : 0);
     }
     std::uint64_t dropped() const { return dropped_; }
 
@@ -140,6 +145,8 @@ private:
     std::vector<OutboxUpdate> updates_;
     std::vector<std::int64_t> evaluated_;
     std::optional<std::string> manager_;
+    bool heartbeat_ = false;
+    bool beat_ = false;
     std::uint64_t dropped_ = 0;
     Statement begin_;  // prepared once: a flush parses no SQL of its own
     Statement commit_;
@@ -156,6 +163,8 @@ std::map<std::string, core::UnitSnapshot> loadUnits(Database& db);
 std::optional<core::UnitSnapshot> loadUnit(Database& db, const std::string& unit);
 // The identity of the manager the snapshots belong to; empty when none was recorded.
 std::string loadManager(Database& db);
+// When a daemon last recorded that it was watching (its last flush); nullopt: never.
+std::optional<core::Usec> lastWatched(Database& db);
 
 struct HistoryQuery {
     std::optional<std::string> unit_glob;  // sqlite GLOB; an exact name uses the index

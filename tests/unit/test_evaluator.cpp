@@ -368,21 +368,52 @@ TEST_CASE("an operator's stop during RestartSec resolves the alert") {
     CHECK((resolved[0].reason == ResolveReason::OperatorStop));
 }
 
-TEST_CASE("rows inferred at reconcile are history and fire nothing") {
-    // Restarts that happened while cerberus was not listening are stored with the time
-    // they were found, not the time they happened: they must not look like a loop now.
-    Live live(defaultRules());
-    Unit u;
+// Ten crash cycles found at once by a reconcile at `found`, nobody having watched since
+// `since` (nullopt: not known).
+std::vector<Transition> reconciled(Unit& u, std::optional<Usec> since) {
+    std::vector<Transition> rows;
     for (int i = 0; i < 10; ++i) {
-        for (auto t : u.crashCycle(200 * MS, 800 * MS)) {
+        for (auto t : u.crashCycle(0, 0)) {
             t.source = core::Source::Reconcile;
-            live.feed(t);
+            t.unwatched_since_usec = since;
+            rows.push_back(t);
         }
     }
-    CHECK(live.of(ChangeKind::Fire).empty());
-    // The same loop seen live fires.
-    for (int i = 0; i < 3; ++i) live.feed(u.crashCycle(200 * MS, 800 * MS));
-    CHECK(live.of(ChangeKind::Fire).size() == 1);
+    return rows;
+}
+
+TEST_CASE("rows inferred at reconcile fire only when the time nobody watched fits the rule") {
+    // They are stored with the time they were found; they happened at most as long before
+    // as nobody watched. Yesterday's loop must not look like a loop now.
+    SUBCASE("since when is not known") {
+        Live live(defaultRules());
+        Unit u;
+        live.feed(reconciled(u, std::nullopt));
+        CHECK(live.of(ChangeKind::Fire).empty());
+    }
+    SUBCASE("nobody watched for a day") {
+        Live live(defaultRules());
+        Unit u("api.service", T0 + 24 * 60 * MIN);
+        live.feed(reconciled(u, T0));
+        CHECK(live.of(ChangeKind::Fire).empty());
+        // The same loop seen live fires after three live crashes.
+        for (int i = 0; i < 3; ++i) live.feed(u.crashCycle(200 * MS, 800 * MS));
+        CHECK(live.of(ChangeKind::Fire).size() == 1);
+    }
+    SUBCASE("nobody watched for 2 minutes: runs may have lasted that long") {
+        Live live(defaultRules());
+        Unit u("api.service", T0 + 2 * MIN);
+        live.feed(reconciled(u, T0));
+        CHECK(live.of(ChangeKind::Fire).empty());  // uptime_below 30s is not shown
+    }
+    SUBCASE("nobody watched for 5 seconds: the loop fired within them") {
+        Live live(defaultRules());
+        Unit u("api.service", T0 + 5 * SEC);
+        live.feed(reconciled(u, T0));
+        const auto fires = live.of(ChangeKind::Fire);
+        REQUIRE(fires.size() == 1);
+        CHECK(fires[0].rule == "crashloop");
+    }
 }
 
 TEST_CASE("with report_counts a firing alert reports each further qualifying event") {
