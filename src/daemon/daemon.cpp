@@ -132,9 +132,11 @@ public:
     Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
          store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting,
          notify::HttpClient& http, notify::Dispatcher& dispatcher,
-         store::Checkpointer& checkpointer, MetricsServer* metrics, ingest::EmitServer* emit)
+         store::Checkpointer& checkpointer, store::WriterLock& lock, MetricsServer* metrics,
+         ingest::EmitServer* emit)
         : options_(options),
           db_(db),
+          lock_(lock),
           checkpointer_(checkpointer),
           source_(source),
           writer_(writer),
@@ -169,6 +171,7 @@ private:
 
     const Options& options_;
     store::Database& db_;
+    store::WriterLock& lock_;
     store::Checkpointer& checkpointer_;
     ingest::SystemdSource& source_;
     store::HistoryWriter& writer_;
@@ -585,6 +588,9 @@ int Loop::run() {
         }
         if (emit_ && writer_.pending() == 0) emit_->committed();
     };
+    // From here a `cerberus emit` that finds no socket appends beside this daemon: the next
+    // start evaluates its rows.
+    lock_.markStopping();
     if (emit_) {
         // From here a `cerberus emit` appends to the database itself. The clients waiting
         // for their commit are answered before the deliveries' grace time, within theirs.
@@ -670,6 +676,8 @@ int run(const Options& options) {
     if (options.metrics) metrics.emplace(*options.metrics);
     auto emit_options = emitOptions(options);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
+    // Declared first, released last: after the database's connection has closed.
+    std::optional<store::WriterLock> lock;
     std::optional<store::Database> db;
     std::optional<store::HistoryWriter> writer;
     std::optional<StoreSink> sink;
@@ -687,6 +695,8 @@ int run(const Options& options) {
     ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
     source.connect();
 
+    // One writer per database, before the first write: a second daemon stops here.
+    lock.emplace(store::WriterLock::acquire(options.db_path));
     db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
     writer.emplace(*db);
     store::Checkpointer checkpointer(*db);
@@ -715,7 +725,7 @@ int run(const Options& options) {
         if (auto n = notify::decode(row.payload))
             dispatcher.rememberFiring(row.receiver, row.alert_id, std::move(*n));
     Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher, checkpointer,
-              metrics ? &*metrics : nullptr, emit.get());
+              *lock, metrics ? &*metrics : nullptr, emit.get());
     return loop.run();
 }
 

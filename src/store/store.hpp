@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/fd.hpp"
 #include "core/time.hpp"
 #include "core/transition.hpp"
 
@@ -46,6 +47,36 @@ private:
     Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
     sqlite3* db_ = nullptr;
     std::string path_;
+};
+
+// Who holds a database's writer lock, as its lock file says.
+struct LockHolder {
+    long pid = 0;           // 0: the file names nobody (being written, or damaged)
+    bool stopping = false;  // the holder has stopped taking events and is draining
+};
+
+// One writer per database: `cerberus run` holds an exclusive flock() on FILE.lock next to
+// the database (0600, its PID as text) from before its first write to its exit. The
+// kernel drops the lock with the process, so a killed daemon leaves no stale lock behind.
+// `cerberus emit` appends beside no daemon under a shared lock on the same file.
+class WriterLock {
+public:
+    // Exclusive. A daemon holding it: core::Error(Held) naming its PID. Appends of
+    // `cerberus emit` (milliseconds) are waited for, at most 5 s. The lock file cannot be
+    // created: core::Error(Database).
+    static WriterLock acquire(const std::string& db_path);
+    // Shared, for an append while no daemon runs; nullopt (and `holder` filled in) when a
+    // daemon holds the database. No lock file yet: no daemon ever held it, an empty lock.
+    static std::optional<WriterLock> tryShared(const std::string& db_path, LockHolder& holder);
+    static std::string pathOf(const std::string& db_path) { return db_path + ".lock"; }
+
+    // Says in the lock file that this daemon no longer takes events: `cerberus emit` may
+    // then append beside it (the next start evaluates those rows).
+    void markStopping();
+
+private:
+    explicit WriterLock(core::UniqueFd fd) : fd_(std::move(fd)) {}
+    core::UniqueFd fd_;  // closing it releases the lock
 };
 
 // Owns one prepared statement.
