@@ -155,6 +155,7 @@ private:
     void handleSignals(bool& stop);
     void processBus(Usec now);
     void flush(Usec now);
+    bool ownFile();
     void retention(Usec now);
     std::optional<Usec> alertDeadline(Usec now) const;
     std::optional<Usec> wallDeadline(std::optional<Usec> at, Usec now) const;
@@ -196,6 +197,7 @@ private:
     Backoff flush_backoff_;
     Usec flush_at_ = 0;
     bool flush_failing_ = false;
+    bool file_failing_ = false;  // the database's path holds no file, or another one
     bool checkpoint_failing_ = false;
     std::uint64_t dropped_reported_ = 0;
     std::optional<Usec> retention_at_;
@@ -464,15 +466,61 @@ void Loop::publish() {
     if (metrics_) metrics_->publish(snapshot(std::move(firing)));
 }
 
+// Whether the file at the database's path is still the one this daemon writes, checked with
+// one stat() before each flush. A deleted file is put back from the open connection, so
+// nothing stored is lost. Another file there is not ours to write: the queue waits.
+bool Loop::ownFile() {
+    switch (db_.checkFile()) {
+    case store::FileState::Same:
+    case store::FileState::Unknown:  // cannot tell; the open connection still works
+        return true;
+    case store::FileState::Deleted:
+        try {
+            checkpointer_.stop();
+            db_.restore();
+            checkpointer_.start();
+            logLine(
+                "database '%s' was deleted while cerberus ran; restored it from the open "
+                "connection, nothing is lost",
+                db_.path().c_str());
+            return true;
+        } catch (const core::Error& e) {
+            checkpointer_.start();
+            if (!file_failing_)
+                logLine(
+                    "database '%s' was deleted while cerberus ran: %s; keeping %zu changes "
+                    "queued and retrying",
+                    db_.path().c_str(), e.what(), writer_.pending());
+            file_failing_ = true;
+            return false;
+        }
+    case store::FileState::Replaced:
+        if (!file_failing_)
+            logLine(
+                "database '%s' was replaced by another file while cerberus ran; not writing "
+                "to it, keeping %zu changes queued and retrying: remove the new file to have "
+                "cerberus restore its own, or restart cerberus to use the new one",
+                db_.path().c_str(), writer_.pending());
+        file_failing_ = true;
+        return false;
+    }
+    return false;
+}
+
 void Loop::flush(Usec now) {
     if (writer_.pending() == 0 || now < flush_at_) return;
+    if (!ownFile()) {
+        flush_at_ = now + flush_backoff_.next();
+        return;
+    }
     const auto result = writer_.flush();
     if (result.ok) {
         if (result.notifications > 0) outbox_stale_ = outbox_changed_ = true;
         countOutbox();
-        if (flush_failing_)
+        if (flush_failing_ || file_failing_)
             logLine("writing to '%s' again; the queued transitions are stored", db_.path().c_str());
         flush_failing_ = false;
+        file_failing_ = false;
         flush_backoff_.reset();
         flush_at_ = 0;
         const auto checkpoint_error = checkpointer_.takeError();
@@ -583,7 +631,7 @@ int Loop::run() {
     const auto flushQueued = [this] {
         const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
         while (writer_.pending() > 0 && clock_.monotonic() < give_up_at) {
-            if (writer_.flush().ok) break;
+            if (ownFile() && writer_.flush().ok) break;
             usleep(static_cast<useconds_t>(RETRY_MIN_USEC));
         }
         if (emit_ && writer_.pending() == 0) emit_->committed();
@@ -599,6 +647,8 @@ int Loop::run() {
     }
     drainDeliveries();
     flushQueued();
+    // A file deleted while nothing was queued is put back before the connection closes.
+    ownFile();
     if (writer_.pending() > 0) {
         logLine("stopping with %zu changes not written to '%s'", writer_.pending(),
                 db_.path().c_str());

@@ -25,6 +25,14 @@ int latestSchemaVersion();
 // ReadWriteExisting: read-write, but the database must exist and hold a schema already.
 enum class OpenMode { ReadWrite, ReadWriteExisting, ReadOnly };
 
+// What is at the database's path now, against the file the connection opened.
+enum class FileState : std::uint8_t {
+    Same,      // the file it opened
+    Deleted,   // nothing: the open connection holds the only copy
+    Replaced,  // another file (another device or inode)
+    Unknown,   // the path cannot be checked (stat failed for another reason)
+};
+
 // Owns one sqlite3 connection. Opening read-write creates the file 0600 (never its
 // directory) unless it exists, switches to WAL and migrates to latestSchemaVersion(). Failures
 // throw core::Error(ExitCode::Database) with one sentence naming the file and the fix; a file from
@@ -43,10 +51,24 @@ public:
     const std::string& path() const { return path_; }
     int schemaVersion() const;
 
+    // One stat() of the path, compared with the (device, inode) the connection opened.
+    FileState checkFile() const;
+    // After FileState::Deleted: copies what the connection holds to a new file at path()
+    // (SQLite's online backup), then reopens on it. handle() changes and generation() grows:
+    // statements prepared on the old handle must be prepared again. Throws
+    // core::Error(Database) when the copy cannot be made; the old connection stays usable.
+    void restore();
+    // Grows by one each time handle() is replaced.
+    std::uint64_t generation() const { return generation_; }
+
 private:
     Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+    void rememberFile();
     sqlite3* db_ = nullptr;
     std::string path_;
+    std::uint64_t device_ = 0;
+    std::uint64_t inode_ = 0;
+    std::uint64_t generation_ = 0;
 };
 
 // Who holds a database's writer lock, as its lock file says.
@@ -84,6 +106,7 @@ class Statement {
 public:
     Statement(sqlite3* db, std::string_view sql);  // throws core::Error(Database)
     Statement(Statement&& other) noexcept;
+    Statement& operator=(Statement&& other) noexcept;
     Statement(const Statement&) = delete;
     Statement& operator=(const Statement&) = delete;
     ~Statement();
@@ -167,7 +190,11 @@ private:
     std::vector<OutboxUpdate> updates_;
     std::vector<std::int64_t> evaluated_;
     std::uint64_t dropped_ = 0;
-    Statement begin_;  // prepared once: a flush parses no SQL of its own
+    // Prepared once per connection (a restored database is a new one): a flush parses no
+    // SQL of its own.
+    void prepare();
+    std::uint64_t generation_ = 0;
+    Statement begin_;
     Statement commit_;
     Statement insert_transition_;
     Statement upsert_unit_;
