@@ -164,6 +164,10 @@ void checkDirectory(const std::string& path, bool exists) {
         fail("cannot create database " + quoted(path) + ": " + quoted(dir) +
              " is not a directory; pass --db");
     if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        if (errno == EROFS)
+            fail("cannot " + std::string(exists ? "write to" : "create") + " database " +
+                 quoted(path) + ": directory " + quoted(dir) +
+                 " is on a read-only file system; pass --db with a writable place");
         if (exists)
             fail("cannot open database " + quoted(path) + " for writing: directory " + quoted(dir) +
                  " is not writable; fix its permissions or pass --db");
@@ -188,9 +192,14 @@ void createFile(const std::string& path) {
              "; check the path or pass --db");
     fd.reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
     if (!fd) {
-        if (errno == EACCES || errno == EPERM)
+        if (errno == EACCES)
             fail("cannot open database " + quoted(path) +
-                 " for writing: permission denied; run as its owner or pass --db");
+                 " for writing: permission denied; make it writable for this user or pass --db");
+        // Even root gets EPERM for a file marked immutable (chattr +i).
+        if (errno == EPERM)
+            fail("cannot open database " + quoted(path) +
+                 " for writing: operation not permitted; if 'lsattr' shows it immutable, "
+                 "'chattr -i' it, or pass --db");
         if (errno == EROFS)
             fail("cannot open database " + quoted(path) +
                  " for writing: the file system is read-only; pass --db");
@@ -200,6 +209,10 @@ void createFile(const std::string& path) {
 }
 
 }  // namespace
+
+void detail::checkDirectory(const std::string& path, bool exists) {
+    store::checkDirectory(path, exists);
+}
 
 int latestSchemaVersion() {
     int latest = 0;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "store/detail.hpp"
 #include "store/store.hpp"
 
 namespace cerberus::store {
@@ -27,6 +28,15 @@ constexpr const char* STOPPING = "stopping";
                                                     "': " + why +
                                                     "; fix the directory's permissions or "
                                                     "pass --db");
+}
+
+[[noreturn]] void failLockFile(const std::string& lock_path, int error) {
+    if (error == EROFS)
+        throw core::Error(core::ExitCode::Database,
+                          "cannot create the lock file '" + lock_path +
+                              "' next to the database: the file system is read-only; pass --db "
+                              "with a writable place");
+    failLockFile(lock_path, std::strerror(error));
 }
 
 LockHolder readHolder(int fd) {
@@ -59,8 +69,10 @@ void writeHolder(int fd, const std::string& text, const std::string& lock_path) 
 
 WriterLock WriterLock::acquire(const std::string& db_path) {
     const std::string lock_path = pathOf(db_path);
+    // Its sentences name the database and the fix; the lock file's own would not.
+    detail::checkDirectory(db_path, ::access(db_path.c_str(), F_OK) == 0);
     core::UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!fd) failLockFile(lock_path, std::strerror(errno));
+    if (!fd) failLockFile(lock_path, errno);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) failLockFile(lock_path, std::strerror(errno));
     if (!S_ISREG(st.st_mode)) failLockFile(lock_path, "not a regular file");
