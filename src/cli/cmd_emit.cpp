@@ -1,3 +1,6 @@
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -13,6 +16,7 @@ namespace cerberus::cli {
 namespace {
 
 constexpr core::Usec REPLY_TIMEOUT_USEC = 5 * core::USEC_PER_SEC;
+constexpr core::Usec HELD_RETRY_USEC = 50 * core::USEC_PER_MSEC;
 
 struct EmitArgs {
     std::string db;
@@ -63,9 +67,13 @@ ingest::EmitRequest requestOf(const EmitArgs& args, const core::Clock& clock) {
 }
 
 // No daemon listens: the rows go straight into the database, marked for the daemon to
-// evaluate when it starts.
-void appendDirectly(const std::string& db_path, const ingest::EmitRequest& request,
-                    const std::string& why) {
+// evaluate when it starts. Returns false, appending nothing, while a daemon that still takes
+// events holds the database: it would not evaluate them until its next start.
+bool appendDirectly(const std::string& db_path, const ingest::EmitRequest& request,
+                    const std::string& why, store::LockHolder& holder) {
+    // Shared: a daemon starting meanwhile waits for this append, and then evaluates it.
+    const auto lock = store::WriterLock::tryShared(db_path, holder);
+    if (!lock && !holder.stopping) return false;
     // An existing one only: a mistyped --db must not swallow the event in a new file.
     auto db = store::Database::open(db_path, store::OpenMode::ReadWriteExisting);
     const auto transitions = ingest::mapEmit(request, store::lastTransition(db, request.unit));
@@ -74,6 +82,18 @@ void appendDirectly(const std::string& db_path, const ingest::EmitRequest& reque
                  "cerberus: %s; appended %zu transition(s) to '%s' directly, evaluated when the "
                  "daemon starts\n",
                  why.c_str(), transitions.size(), db_path.c_str());
+    return true;
+}
+
+[[noreturn]] void failHeld(const std::string& db_path, const std::string& socket,
+                           const store::LockHolder& holder) {
+    const std::string who =
+        holder.pid > 0 ? "cerberus PID " + std::to_string(holder.pid) : "a running cerberus";
+    throw core::Error(core::ExitCode::Held,
+                      "database '" + db_path + "' is held by " + who + ", which takes no events " +
+                          (socket.empty() ? std::string("here (XDG_RUNTIME_DIR is not set)")
+                                          : "on '" + socket + "'") +
+                          "; pass --socket with that daemon's --emit-socket");
 }
 
 }  // namespace
@@ -92,16 +112,31 @@ void addEmitTargetOptions(CLI::App* cmd, std::string& socket, std::string& db) {
 std::optional<std::string> storeEvent(const ingest::EmitRequest& request,
                                       const std::string& socket_path, const std::string& db_path) {
     const std::string socket = socket_path.empty() ? ingest::clientSocketPath() : socket_path;
+    store::LockHolder holder;
     if (socket.empty()) {
-        appendDirectly(db_path, request, "no emit socket (XDG_RUNTIME_DIR is not set)");
+        if (!appendDirectly(db_path, request, "no emit socket (XDG_RUNTIME_DIR is not set)",
+                            holder))
+            failHeld(db_path, socket, holder);
         return std::nullopt;
     }
-    const auto sent = ingest::sendEvent(socket, request, REPLY_TIMEOUT_USEC);
+    const core::SystemClock clock;
+    const core::Usec give_up_at = clock.monotonic() + REPLY_TIMEOUT_USEC;
+    auto sent = ingest::sendEvent(socket, request, REPLY_TIMEOUT_USEC);
+    // A daemon that holds the database but does not listen yet is starting: its socket
+    // comes within moments. One that never listens here listens elsewhere.
+    while (sent.status == ingest::SendStatus::NoDaemon) {
+        if (appendDirectly(db_path, request, "no daemon takes events (" + sent.message + ")",
+                           holder))
+            return std::nullopt;
+        const core::Usec left = give_up_at - clock.monotonic();
+        if (left <= 0) failHeld(db_path, socket, holder);
+        usleep(static_cast<useconds_t>(std::min<core::Usec>(left, HELD_RETRY_USEC)));
+        sent = ingest::sendEvent(socket, request,
+                                 std::max<core::Usec>(give_up_at - clock.monotonic(), 1));
+    }
     switch (sent.status) {
     case ingest::SendStatus::Stored: return std::nullopt;
-    case ingest::SendStatus::NoDaemon:
-        appendDirectly(db_path, request, "no daemon takes events (" + sent.message + ")");
-        return std::nullopt;
+    case ingest::SendStatus::NoDaemon: break;
     case ingest::SendStatus::Refused:
         throw core::Error(core::ExitCode::Failure,
                           "the daemon did not take the event: " + sent.message);
@@ -117,7 +152,8 @@ void addEmitCommand(CLI::App& app, Action& action) {
         "emit",
         "Record a start or stop reported by another init system (Upstart, runit, s6, ...). "
         "Exit 0 once stored, 1 when the daemon refuses it or does not answer, 2 for bad "
-        "arguments, 3 when no daemon listens and the database is missing or not writable");
+        "arguments, 3 when no daemon listens and the database is missing or not writable, 5 when "
+        "a daemon holds the database but takes no events on the socket");
     cmd->add_option("--unit", args->unit, "The job or service name")->required();
     cmd->add_option("--event", args->event,
                     "starting, started, stopping, stopped, or gave_up (the init stopped "

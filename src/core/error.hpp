@@ -14,6 +14,7 @@ enum class ExitCode : int {
     Usage = 2,     // unknown flag, bad value
     Database = 3,  // the database cannot be opened, created, migrated or read
     Bus = 4,       // the bus is not there or systemd does not answer on it
+    Held = 5,      // another `cerberus run` holds the database
 };
 
 // A failure that travels up to main(): one sentence for the operator and an exit code.

@@ -134,9 +134,11 @@ public:
     Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
          store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting,
          notify::HttpClient& http, notify::Dispatcher& dispatcher,
-         store::Checkpointer& checkpointer, MetricsServer* metrics, ingest::EmitServer* emit)
+         store::Checkpointer& checkpointer, store::WriterLock& lock, MetricsServer* metrics,
+         ingest::EmitServer* emit)
         : options_(options),
           db_(db),
+          lock_(lock),
           checkpointer_(checkpointer),
           source_(source),
           writer_(writer),
@@ -155,6 +157,7 @@ private:
     void handleSignals(bool& stop);
     void processBus(Usec now);
     void flush(Usec now);
+    bool ownFile();
     void retention(Usec now);
     std::optional<Usec> alertDeadline(Usec now) const;
     std::optional<Usec> wallDeadline(std::optional<Usec> at, Usec now) const;
@@ -171,6 +174,7 @@ private:
 
     const Options& options_;
     store::Database& db_;
+    store::WriterLock& lock_;
     store::Checkpointer& checkpointer_;
     ingest::SystemdSource& source_;
     store::HistoryWriter& writer_;
@@ -195,6 +199,7 @@ private:
     Backoff flush_backoff_;
     Usec flush_at_ = 0;
     bool flush_failing_ = false;
+    bool file_failing_ = false;  // the database's path holds no file, or another one
     bool checkpoint_failing_ = false;
     std::uint64_t dropped_reported_ = 0;
     std::optional<Usec> retention_at_;
@@ -464,15 +469,61 @@ void Loop::publish() {
     if (metrics_) metrics_->publish(snapshot(std::move(firing)));
 }
 
+// Whether the file at the database's path is still the one this daemon writes, checked with
+// one stat() before each flush. A deleted file is put back from the open connection, so
+// nothing stored is lost. Another file there is not ours to write: the queue waits.
+bool Loop::ownFile() {
+    switch (db_.checkFile()) {
+    case store::FileState::Same:
+    case store::FileState::Unknown:  // cannot tell; the open connection still works
+        return true;
+    case store::FileState::Deleted:
+        try {
+            checkpointer_.stop();
+            db_.restore();
+            checkpointer_.start();
+            logLine(
+                "database '%s' was deleted while cerberus ran; restored it from the open "
+                "connection, nothing is lost",
+                db_.path().c_str());
+            return true;
+        } catch (const core::Error& e) {
+            checkpointer_.start();
+            if (!file_failing_)
+                logLine(
+                    "database '%s' was deleted while cerberus ran: %s; keeping %zu changes "
+                    "queued and retrying",
+                    db_.path().c_str(), e.what(), writer_.pending());
+            file_failing_ = true;
+            return false;
+        }
+    case store::FileState::Replaced:
+        if (!file_failing_)
+            logLine(
+                "database '%s' was replaced by another file while cerberus ran; not writing "
+                "to it, keeping %zu changes queued and retrying: remove the new file to have "
+                "cerberus restore its own, or restart cerberus to use the new one",
+                db_.path().c_str(), writer_.pending());
+        file_failing_ = true;
+        return false;
+    }
+    return false;
+}
+
 void Loop::flush(Usec now) {
     if (writer_.pending() == 0 || now < flush_at_) return;
+    if (!ownFile()) {
+        flush_at_ = now + flush_backoff_.next();
+        return;
+    }
     const auto result = writer_.flush();
     if (result.ok) {
         if (result.notifications > 0) outbox_stale_ = outbox_changed_ = true;
         countOutbox();
-        if (flush_failing_)
+        if (flush_failing_ || file_failing_)
             logLine("writing to '%s' again; the queued transitions are stored", db_.path().c_str());
         flush_failing_ = false;
+        file_failing_ = false;
         flush_backoff_.reset();
         flush_at_ = 0;
         const auto checkpoint_error = checkpointer_.takeError();
@@ -588,11 +639,14 @@ int Loop::run() {
     const auto flushQueued = [this] {
         const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
         while (writer_.pending() > 0 && clock_.monotonic() < give_up_at) {
-            if (writer_.flush().ok) break;
+            if (ownFile() && writer_.flush().ok) break;
             usleep(static_cast<useconds_t>(RETRY_MIN_USEC));
         }
         if (emit_ && writer_.pending() == 0) emit_->committed();
     };
+    // From here a `cerberus emit` that finds no socket appends beside this daemon: the next
+    // start evaluates its rows.
+    lock_.markStopping();
     if (emit_) {
         // From here a `cerberus emit` appends to the database itself. The clients waiting
         // for their commit are answered before the deliveries' grace time, within theirs.
@@ -602,6 +656,8 @@ int Loop::run() {
     drainDeliveries();
     writer_.beat();  // the moment this run stopped watching
     flushQueued();
+    // A file deleted while nothing was queued is put back before the connection closes.
+    ownFile();
     if (writer_.pending() > 0) {
         logLine("stopping with %zu changes not written to '%s'", writer_.pending(),
                 db_.path().c_str());
@@ -679,6 +735,8 @@ int run(const Options& options) {
     if (options.metrics) metrics.emplace(*options.metrics);
     auto emit_options = emitOptions(options);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
+    // Declared first, released last: after the database's connection has closed.
+    std::optional<store::WriterLock> lock;
     std::optional<store::Database> db;
     std::optional<store::HistoryWriter> writer;
     std::optional<StoreSink> sink;
@@ -697,6 +755,8 @@ int run(const Options& options) {
     ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
     source.connect();
 
+    // One writer per database, before the first write: a second daemon stops here.
+    lock.emplace(store::WriterLock::acquire(options.db_path));
     db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
     writer.emplace(*db);
     store::Checkpointer checkpointer(*db);
@@ -726,7 +786,7 @@ int run(const Options& options) {
         if (auto n = notify::decode(row.payload))
             dispatcher.rememberFiring(row.receiver, row.alert_id, std::move(*n));
     Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher, checkpointer,
-              metrics ? &*metrics : nullptr, emit.get());
+              *lock, metrics ? &*metrics : nullptr, emit.get());
     return loop.run();
 }
 

@@ -14,8 +14,13 @@ constexpr int CHECKPOINT_WRITER_PAGES = 10 * CHECKPOINT_PAGES;
 
 }  // namespace
 
-Checkpointer::Checkpointer(Database& db) : db_(db) {
-    if (sqlite3_open_v2(db.path().c_str(), &own_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+Checkpointer::Checkpointer(Database& db) : db_(db) { start(); }
+
+Checkpointer::~Checkpointer() { stop(); }
+
+void Checkpointer::start() {
+    if (own_ != nullptr) return;
+    if (sqlite3_open_v2(db_.path().c_str(), &own_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
         // Without a second connection the writer keeps checkpointing by itself.
         sqlite3_close_v2(own_);
@@ -23,12 +28,13 @@ Checkpointer::Checkpointer(Database& db) : db_(db) {
         return;
     }
     sqlite3_busy_timeout(own_, 5000);
+    stop_ = false;
     // Replaces the automatic checkpoint the writer's commits would otherwise run.
     sqlite3_wal_hook(db_.handle(), &Checkpointer::onCommit, this);
     thread_ = core::startThreadWithoutSignals([this] { work(); });
 }
 
-Checkpointer::~Checkpointer() {
+void Checkpointer::stop() {
     if (own_ == nullptr) return;
     sqlite3_wal_hook(db_.handle(), nullptr, nullptr);
     {
@@ -38,6 +44,7 @@ Checkpointer::~Checkpointer() {
     wake_.notify_one();
     thread_.join();
     sqlite3_close_v2(own_);
+    own_ = nullptr;
     // What is left in the WAL is checkpointed by the writer's close.
 }
 

@@ -25,6 +25,11 @@ public:
     Checkpointer& operator=(const Checkpointer&) = delete;
     ~Checkpointer();
 
+    // Stops the thread and closes its connection (before Database::restore()), and starts
+    // them again on the database's current file.
+    void stop();
+    void start();
+
     // Checkpoints the thread has run to the end.
     std::uint64_t completed();
     // The last checkpoint failure since the previous call, or "".

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,6 +164,10 @@ void checkDirectory(const std::string& path, bool exists) {
         fail("cannot create database " + quoted(path) + ": " + quoted(dir) +
              " is not a directory; pass --db");
     if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        if (errno == EROFS)
+            fail("cannot " + std::string(exists ? "write to" : "create") + " database " +
+                 quoted(path) + ": directory " + quoted(dir) +
+                 " is on a read-only file system; pass --db with a writable place");
         if (exists)
             fail("cannot open database " + quoted(path) + " for writing: directory " + quoted(dir) +
                  " is not writable; fix its permissions or pass --db");
@@ -187,9 +192,14 @@ void createFile(const std::string& path) {
              "; check the path or pass --db");
     fd.reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
     if (!fd) {
-        if (errno == EACCES || errno == EPERM)
+        if (errno == EACCES)
             fail("cannot open database " + quoted(path) +
-                 " for writing: permission denied; run as its owner or pass --db");
+                 " for writing: permission denied; make it writable for this user or pass --db");
+        // Even root gets EPERM for a file marked immutable (chattr +i).
+        if (errno == EPERM)
+            fail("cannot open database " + quoted(path) +
+                 " for writing: operation not permitted; if 'lsattr' shows it immutable, "
+                 "'chattr -i' it, or pass --db");
         if (errno == EROFS)
             fail("cannot open database " + quoted(path) +
                  " for writing: the file system is read-only; pass --db");
@@ -199,6 +209,10 @@ void createFile(const std::string& path) {
 }
 
 }  // namespace
+
+void detail::checkDirectory(const std::string& path, bool exists) {
+    store::checkDirectory(path, exists);
+}
 
 int latestSchemaVersion() {
     int latest = 0;
@@ -242,6 +256,7 @@ Database Database::open(const std::string& path, OpenMode mode) {
     if (sqlite3_busy_timeout(raw, BUSY_TIMEOUT_MSEC) != SQLITE_OK)
         fail("cannot set a busy timeout on database " + quoted(path) + ": " + sqliteMessage(raw));
 
+    db.rememberFile();
     const int version = checkSchema(raw, path);
     if (mode != OpenMode::ReadWrite && version == 0)
         fail("database " + quoted(path) + " is empty; run 'cerberus run' first or pass --db");
@@ -262,15 +277,90 @@ Database Database::open(const std::string& path, OpenMode mode) {
 }
 
 Database::Database(Database&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+    : db_(std::exchange(other.db_, nullptr)),
+      path_(std::move(other.path_)),
+      device_(other.device_),
+      inode_(other.inode_),
+      generation_(other.generation_) {}
 
 Database& Database::operator=(Database&& other) noexcept {
     if (this != &other) {
         if (db_ != nullptr) sqlite3_close_v2(db_);
         db_ = std::exchange(other.db_, nullptr);
         path_ = std::move(other.path_);
+        device_ = other.device_;
+        inode_ = other.inode_;
+        generation_ = other.generation_;
     }
     return *this;
+}
+
+// Right after SQLite opened the path: the file it holds is the one there now.
+void Database::rememberFile() {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0)
+        fail("cannot open database " + quoted(path_) + ": " + std::strerror(errno) +
+             "; check the path or pass --db");
+    device_ = st.st_dev;
+    inode_ = st.st_ino;
+}
+
+FileState Database::checkFile() const {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? FileState::Deleted : FileState::Unknown;
+    if (st.st_dev != device_ || st.st_ino != inode_) return FileState::Replaced;
+    return FileState::Same;
+}
+
+void Database::restore() {
+    const std::string copy_path = path_ + ".restoring";
+    // A copy from an earlier attempt that failed half-way.
+    if (::unlink(copy_path.c_str()) != 0 && errno != ENOENT)
+        fail("cannot restore database " + quoted(path_) + ": cannot remove " + quoted(copy_path) +
+             ": " + std::strerror(errno));
+    createFile(copy_path);
+    {
+        sqlite3* raw = nullptr;
+        const int rc = sqlite3_open_v2(copy_path.c_str(), &raw,
+                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+        Database copy(raw, copy_path);
+        if (rc != SQLITE_OK) {
+            ::unlink(copy_path.c_str());
+            fail("cannot restore database " + quoted(path_) + ": " + sqliteMessage(raw));
+        }
+        sqlite3_backup* backup = sqlite3_backup_init(raw, "main", db_, "main");
+        int step = backup != nullptr ? sqlite3_backup_step(backup, -1) : SQLITE_ERROR;
+        // finish() reports the step's error again; the step's code is the one to keep.
+        if (backup != nullptr && sqlite3_backup_finish(backup) != SQLITE_OK && step == SQLITE_DONE)
+            step = SQLITE_ERROR;
+        if (step != SQLITE_DONE) {
+            const std::string message = sqliteMessage(raw);
+            ::unlink(copy_path.c_str());
+            fail("cannot restore database " + quoted(path_) + ": copying it failed: " + message);
+        }
+    }
+    // The WAL and shared-memory files left at the path belong to the deleted file: a new
+    // database there would read them as its own. This connection keeps its open handles.
+    for (const char* suffix : {"-wal", "-shm"}) {
+        const std::string stale = path_ + suffix;
+        if (::unlink(stale.c_str()) != 0 && errno != ENOENT) {
+            ::unlink(copy_path.c_str());
+            fail("cannot restore database " + quoted(path_) + ": cannot remove " + quoted(stale) +
+                 ": " + std::strerror(errno));
+        }
+    }
+    // RENAME_NOREPLACE: a file someone put there meanwhile is theirs, not overwritten.
+    if (::renameat2(AT_FDCWD, copy_path.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) != 0) {
+        const int error = errno;
+        ::unlink(copy_path.c_str());
+        fail("cannot restore database " + quoted(path_) + ": " + std::strerror(error));
+    }
+    const auto generation = generation_;
+    // The old connection closes once the caller's statements on it are finalized; its file
+    // has moved, so SQLite neither checkpoints into it nor deletes anything at the path.
+    *this = open(path_, OpenMode::ReadWrite);
+    generation_ = generation + 1;
 }
 
 Database::~Database() {
@@ -297,6 +387,14 @@ Statement::Statement(sqlite3* db, std::string_view sql) {
 }
 
 Statement::Statement(Statement&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+
+Statement& Statement::operator=(Statement&& other) noexcept {
+    if (this != &other) {
+        if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+        stmt_ = std::exchange(other.stmt_, nullptr);
+    }
+    return *this;
+}
 
 Statement::~Statement() {
     // finalize() repeats the last step's error, which its caller has already handled.

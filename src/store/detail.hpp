@@ -87,6 +87,10 @@ inline void rewind(sqlite3_stmt* stmt) {
     sqlite3_clear_bindings(stmt);
 }
 
+// The database's directory must be there and writable: WAL keeps two files (and the
+// writer lock one) next to the database. Throws core::Error(Database), naming the fix.
+void checkDirectory(const std::string& path, bool exists);
+
 // One sentence for the operator: what could not be done, in which file, and why.
 [[noreturn]] void fail(const Database& db, const std::string& what);
 

@@ -207,11 +207,22 @@ bool hasGlobMeta(std::string_view pattern) {
 HistoryWriter::HistoryWriter(Database& db, std::size_t max_queued)
     : db_(db),
       max_queued_(std::max<std::size_t>(max_queued, 1)),
+      generation_(db.generation()),
       begin_(db.handle(), "BEGIN IMMEDIATE"),
       commit_(db.handle(), "COMMIT"),
       insert_transition_(db.handle(), INSERT_TRANSITION_SQL),
       upsert_unit_(db.handle(), UPSERT_UNIT_SQL),
       delete_unevaluated_(db.handle(), "DELETE FROM unevaluated WHERE transition_id = ?1") {}
+
+void HistoryWriter::prepare() {
+    sqlite3* db = db_.handle();
+    begin_ = Statement(db, "BEGIN IMMEDIATE");
+    commit_ = Statement(db, "COMMIT");
+    insert_transition_ = Statement(db, INSERT_TRANSITION_SQL);
+    upsert_unit_ = Statement(db, UPSERT_UNIT_SQL);
+    delete_unevaluated_ = Statement(db, "DELETE FROM unevaluated WHERE transition_id = ?1");
+    generation_ = db_.generation();
+}
 
 void HistoryWriter::addAlert(AlertWrite change) { alerts_.push_back(std::move(change)); }
 
@@ -251,6 +262,7 @@ FlushResult HistoryWriter::flush() {
         return result;
     };
     try {
+        if (generation_ != db_.generation()) prepare();
         if (run(begin_.get()) != SQLITE_OK) return failed(sqlite3_errmsg(db));
         int rc = SQLITE_OK;
         for (auto it = queue_.begin(); rc == SQLITE_OK && it != queue_.end(); ++it)

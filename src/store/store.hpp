@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/fd.hpp"
 #include "core/time.hpp"
 #include "core/transition.hpp"
 
@@ -23,6 +24,14 @@ int latestSchemaVersion();
 
 // ReadWriteExisting: read-write, but the database must exist and hold a schema already.
 enum class OpenMode { ReadWrite, ReadWriteExisting, ReadOnly };
+
+// What is at the database's path now, against the file the connection opened.
+enum class FileState : std::uint8_t {
+    Same,      // the file it opened
+    Deleted,   // nothing: the open connection holds the only copy
+    Replaced,  // another file (another device or inode)
+    Unknown,   // the path cannot be checked (stat failed for another reason)
+};
 
 // Owns one sqlite3 connection. Opening read-write creates the file 0600 (never its
 // directory) unless it exists, switches to WAL and migrates to latestSchemaVersion(). Failures
@@ -42,10 +51,54 @@ public:
     const std::string& path() const { return path_; }
     int schemaVersion() const;
 
+    // One stat() of the path, compared with the (device, inode) the connection opened.
+    FileState checkFile() const;
+    // After FileState::Deleted: copies what the connection holds to a new file at path()
+    // (SQLite's online backup), then reopens on it. handle() changes and generation() grows:
+    // statements prepared on the old handle must be prepared again. Throws
+    // core::Error(Database) when the copy cannot be made; the old connection stays usable.
+    void restore();
+    // Grows by one each time handle() is replaced.
+    std::uint64_t generation() const { return generation_; }
+
 private:
     Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+    void rememberFile();
     sqlite3* db_ = nullptr;
     std::string path_;
+    std::uint64_t device_ = 0;
+    std::uint64_t inode_ = 0;
+    std::uint64_t generation_ = 0;
+};
+
+// Who holds a database's writer lock, as its lock file says.
+struct LockHolder {
+    long pid = 0;           // 0: the file names nobody (being written, or damaged)
+    bool stopping = false;  // the holder has stopped taking events and is draining
+};
+
+// One writer per database: `cerberus run` holds an exclusive flock() on FILE.lock next to
+// the database (0600, its PID as text) from before its first write to its exit. The
+// kernel drops the lock with the process, so a killed daemon leaves no stale lock behind.
+// `cerberus emit` appends beside no daemon under a shared lock on the same file.
+class WriterLock {
+public:
+    // Exclusive. A daemon holding it: core::Error(Held) naming its PID. Appends of
+    // `cerberus emit` (milliseconds) are waited for, at most 5 s. The lock file cannot be
+    // created: core::Error(Database).
+    static WriterLock acquire(const std::string& db_path);
+    // Shared, for an append while no daemon runs; nullopt (and `holder` filled in) when a
+    // daemon holds the database. No lock file yet: no daemon ever held it, an empty lock.
+    static std::optional<WriterLock> tryShared(const std::string& db_path, LockHolder& holder);
+    static std::string pathOf(const std::string& db_path) { return db_path + ".lock"; }
+
+    // Says in the lock file that this daemon no longer takes events: `cerberus emit` may
+    // then append beside it (the next start evaluates those rows).
+    void markStopping();
+
+private:
+    explicit WriterLock(core::UniqueFd fd) : fd_(std::move(fd)) {}
+    core::UniqueFd fd_;  // closing it releases the lock
 };
 
 // Owns one prepared statement.
@@ -53,6 +106,7 @@ class Statement {
 public:
     Statement(sqlite3* db, std::string_view sql);  // throws core::Error(Database)
     Statement(Statement&& other) noexcept;
+    Statement& operator=(Statement&& other) noexcept;
     Statement(const Statement&) = delete;
     Statement& operator=(const Statement&) = delete;
     ~Statement();
@@ -148,7 +202,11 @@ private:
     bool heartbeat_ = false;
     bool beat_ = false;
     std::uint64_t dropped_ = 0;
-    Statement begin_;  // prepared once: a flush parses no SQL of its own
+    // Prepared once per connection (a restored database is a new one): a flush parses no
+    // SQL of its own.
+    void prepare();
+    std::uint64_t generation_ = 0;
+    Statement begin_;
     Statement commit_;
     Statement insert_transition_;
     Statement upsert_unit_;

@@ -62,6 +62,21 @@ check(open(newer, "rb").read() == before, "a newer database was modified")
 check(not os.path.exists(newer + "-wal") or os.path.getsize(newer + "-wal") == 0,
       "a newer database got a WAL")
 
+# A cerberus database with damaged pages: refused at start-up, its bytes left alone.
+damaged = os.path.join(work, "damaged.db")
+check(run_cli("silence", "--db", damaged, "add", "--unit", "x*", "--for", "1h").returncode == 0,
+      "cannot create a database to damage")
+con = sqlite3.connect(damaged)
+con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+con.close()
+with open(damaged, "r+b") as f:
+    f.seek(3 * 4096)
+    f.write(b"\xff" * 3 * 4096)
+before = open(damaged, "rb").read()
+expect(["run", "--bus", um.bus, "--db", damaged, "--emit-socket", "none"], 3,
+       [damaged, "malformed"])
+check(open(damaged, "rb").read() == before, "a damaged database was written to")
+
 # Not a database at all.
 junk = os.path.join(work, "junk.db")
 open(junk, "w").write("this is not sqlite\n" * 100)

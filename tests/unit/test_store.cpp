@@ -790,3 +790,77 @@ TEST_CASE("appended transitions stay marked unevaluated until a flush clears the
     CHECK(store::pruneTransitions(db, 100) == 3);
     CHECK(scalar(db, "SELECT count(*) FROM unevaluated") == "0");
 }
+
+TEST_CASE("a deleted database is restored from the open connection and written on") {
+    TempDir dir;
+    const auto path = dir.file("c.db");
+    auto db = Database::open(path, OpenMode::ReadWrite);
+    store::Checkpointer checkpointer(db);
+    store::HistoryWriter writer(db);
+    writer.add(crash("web.service", T0, 3));
+    REQUIRE(writer.flush().ok);
+    CHECK(db.checkFile() == store::FileState::Same);
+
+    // The file alone goes; its -wal (holding the row) and -shm stay behind.
+    REQUIRE(::unlink(path.c_str()) == 0);
+    CHECK(db.checkFile() == store::FileState::Deleted);
+    const auto before = db.generation();
+    checkpointer.stop();
+    db.restore();
+    checkpointer.start();
+    CHECK(db.checkFile() == store::FileState::Same);
+    CHECK(db.generation() == before + 1);
+    CHECK_FALSE(fs::exists(path + ".restoring"));
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+
+    // The writer prepares its statements again on the new connection.
+    writer.add(crash("web.service", T0 + 1, 4));
+    REQUIRE(writer.flush().ok);
+    auto reader = Database::open(path, OpenMode::ReadOnly);
+    CHECK(store::queryHistory(reader, {}).size() == 2);
+    CHECK(scalar(reader, "PRAGMA integrity_check") == "ok");
+}
+
+TEST_CASE("another file at the database's path is Replaced and left alone") {
+    TempDir dir;
+    const auto path = dir.file("c.db");
+    auto db = Database::open(path, OpenMode::ReadWrite);
+    const auto other = dir.file("other");
+    std::ofstream(other) << "not ours";
+    REQUIRE(::rename(other.c_str(), path.c_str()) == 0);
+    CHECK(db.checkFile() == store::FileState::Replaced);
+    CHECK(readBytes(path) == "not ours");
+}
+
+TEST_CASE("a second writer lock on a database is refused naming the holder's PID") {
+    TempDir dir;
+    const auto path = dir.file("c.db");
+    {
+        auto lock = store::WriterLock::acquire(path);
+        struct stat st {};
+        REQUIRE(::stat(store::WriterLock::pathOf(path).c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0600);
+        CHECK(readBytes(store::WriterLock::pathOf(path)) == std::to_string(::getpid()) + "\n");
+        try {
+            store::WriterLock::acquire(path);
+            FAIL("a second exclusive lock was granted");
+        } catch (const core::Error& e) {
+            CHECK(e.code() == core::ExitCode::Held);
+            CHECK(std::string(e.what()).find("held by cerberus PID " +
+                                             std::to_string(::getpid())) != std::string::npos);
+        }
+        store::LockHolder holder;
+        CHECK_FALSE(store::WriterLock::tryShared(path, holder).has_value());
+        CHECK(holder.pid == ::getpid());
+        CHECK_FALSE(holder.stopping);
+        lock.markStopping();
+        CHECK_FALSE(store::WriterLock::tryShared(path, holder).has_value());
+        CHECK(holder.stopping);
+    }
+    // Released with its holder: an append and then a daemon may take it.
+    store::LockHolder holder;
+    { CHECK(store::WriterLock::tryShared(path, holder).has_value()); }
+    CHECK_NOTHROW(store::WriterLock::acquire(path));
+}
