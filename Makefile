@@ -2,7 +2,8 @@
 BUILD ?= build
 DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	libsdbus-c++-dev libsystemd-dev libsqlite3-dev sqlite3 nlohmann-json3-dev \
-	libcli11-dev libfmt-dev libcpp-httplib-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor e2fsprogs
+	libcli11-dev libfmt-dev libcpp-httplib-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor \
+	e2fsprogs debootstrap systemd-container
 MESON_TEST_ARGS ?=
 SOAK_SEEDS ?= 50
 SOAK_OPS ?= 60
