@@ -23,7 +23,7 @@ json.dump({"receivers": {"log": {"type": "log"}},
                                "uptime_below": "30s"},
                       "resolve_when_up_for": "10m", "severity": "critical",
                       "notify": ["log"]}]}, open(rules_path, "w"))
-group = "cb-emitfeed"
+group = os.environ.get("CERBERUS_TEST_USER_PREFIX", "cb-") + "emitfeed"
 
 
 def daemon(*extra):
