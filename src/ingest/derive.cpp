@@ -67,7 +67,12 @@ Transition makeRunEnd(const UnitSnapshot& s, bool with_exit, const Stamp& stamp)
 // loop missed is a page missed, while a respawn loop still shows in its restart rows.
 Event unseenEndBeforeRestart(const UnitSnapshot& b, const UnitSnapshot& a, bool exit_new) {
     if (exit_new) return isBadEnd(a) ? Event::Crash : Event::Stop;
-    if (b.exec_main_exit_mono != 0) return isBadEnd(b) ? Event::Crash : Event::Stop;
+    if (b.exec_main_exit_mono != 0) {
+        // Result tells how that run ended only while the unit rests: a restart resets it to
+        // success, and then the exit status speaks (0 is clean).
+        if (atRest(b)) return isBadEnd(b) ? Event::Crash : Event::Stop;
+        return b.exec_main_code == 1 && b.exec_main_status == 0 ? Event::Stop : Event::Crash;
+    }
     return Event::Crash;
 }
 

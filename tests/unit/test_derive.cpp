@@ -739,6 +739,39 @@ TEST_CASE("a single snapshot jumping NRestarts by 3 stores 3 restarts and inferr
     CHECK_FALSE(after.run_ended);
 }
 
+TEST_CASE("a crash merged into the next restart of a running loop is a crash") {
+    // The unit runs again after a restart (Result reset to success); its last exit was 3.
+    // The next crash and restart come merged (a reload, a busy manager): that unseen end
+    // follows the last exit, not the running unit's Result.
+    UnitSnapshot before = serviceSnapshot("active", "running", "success", 2, 100, "aaaa");
+    before.main_pid = 10;
+    before.exec_main_exit_mono = 90;
+    before.reported_exit_mono = 90;
+    before.exec_main_code = 1;
+    before.exec_main_status = 3;
+    UnitSnapshot after = before;
+    after.exec_main_start_mono = 900;
+    after.exec_main_exit_mono = 0;
+    after.state_change_mono = 900;
+    after.n_restarts = 3;
+    after.invocation_id = "bbbb";
+    after.main_pid = 40;
+    const auto rows = derive(before, after, Stamp{});
+    REQUIRE(rows.size() == 3);
+    CHECK((rows[0].event == Event::Crash));
+    CHECK((rows[1].event == Event::Restart));
+    CHECK((rows[2].event == Event::Start));
+    // A respawn loop's last exit 0 speaks for a clean end.
+    before.exec_main_status = 0;
+    after = before;
+    after.exec_main_start_mono = 900;
+    after.exec_main_exit_mono = 0;
+    after.state_change_mono = 900;
+    after.n_restarts = 3;
+    after.invocation_id = "bbbb";
+    CHECK((derive(before, after, Stamp{}).at(0).event == Event::Stop));
+}
+
 TEST_CASE("a delta older than the known snapshot is stale") {
     const UnitSnapshot known = serviceSnapshot("active", "running", "success", 4, 5000, "new");
     auto process = [](Usec start, std::int64_t n_restarts) {
