@@ -3,6 +3,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-mapfile -t files < <(find src tests/unit bench -name '*.cpp' -o -name '*.hpp' | sort)
+mapfile -t files < <(find src tests/unit bench fuzz -name '*.cpp' -o -name '*.hpp' | sort)
 clang-format --dry-run --Werror "${files[@]}"
 echo "clang-format: ${#files[@]} files formatted as .clang-format asks"

@@ -322,11 +322,19 @@ void Loop::reload() {
 }
 
 void Loop::reloadRules() {
-    auto loaded = rules::loadRules(options_.rules_paths);
+    rules::LoadResult loaded;
     std::string errors;
-    for (const auto& error : loaded.errors) errors += "\n  " + error;
     std::optional<std::map<std::string, notify::Target>> targets;
-    if (loaded.ok()) targets = targetsOf(loaded.rules, errors);
+    // Nothing a rule or secret file holds may end the loop: whatever escapes the checks
+    // below refuses the reload like an error they report.
+    try {
+        loaded = rules::loadRules(options_.rules_paths);
+        for (const auto& error : loaded.errors) errors += "\n  " + error;
+        if (loaded.ok()) targets = targetsOf(loaded.rules, errors);
+    } catch (const std::exception& e) {
+        errors += std::string("\n  ") + e.what();
+        targets.reset();
+    }
     if (!targets) {
         logLine("reload refused, the current rules stay in force:%s", errors.c_str());
         return;

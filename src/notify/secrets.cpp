@@ -1,11 +1,8 @@
 #include "notify/secrets.hpp"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
+#include "core/file.hpp"
 #include "notify/signing.hpp"
 
 namespace cerberus::notify {
@@ -45,21 +42,21 @@ public:
 
 private:
     std::optional<std::string> readFile(const std::string& path, std::string_view key) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-            fail(key, "cannot read the secret file '" + path + "': " + std::strerror(errno) +
-                          "; create it or fix the path");
+        // Read like a rule file: a FIFO would block the daemon's loop on SIGHUP, a symlink
+        // to /dev/zero would be read until memory runs out.
+        auto file = core::readRegularFile(path, SECRET_FILE_MAX);
+        if (!file.text) {
+            fail(key, "cannot read the secret file '" + path + "': " + file.error +
+                          "; put the secret alone in a regular file of at most " +
+                          core::formatBytes(SECRET_FILE_MAX));
             return std::nullopt;
         }
-        std::ostringstream text;
-        text << in.rdbuf();
-        std::string value = text.str();
+        std::string value = std::move(*file.text);
         while (!value.empty() && (value.back() == '\n' || value.back() == '\r' ||
                                   value.back() == ' ' || value.back() == '\t'))
             value.pop_back();
-        if (value.empty() || value.size() > SECRET_FILE_MAX) {
-            fail(key, "the secret file '" + path + "' is empty or larger than 64 KiB; put the " +
-                          "secret alone in it");
+        if (value.empty()) {
+            fail(key, "the secret file '" + path + "' is empty; put the secret alone in it");
             return std::nullopt;
         }
         return value;

@@ -5,12 +5,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
+#include "core/file.hpp"
 #include "rules/json_lines.hpp"
 #include "rules/rules.hpp"
 
@@ -109,6 +108,68 @@ bool isHttpUrl(std::string_view s) {
            (s.starts_with("https://") && s.size() > 8);
 }
 
+constexpr std::array<std::string_view, 12> CHARACTER_CLASSES{"alnum", "alpha", "blank", "cntrl",
+                                                             "digit", "graph", "lower", "print",
+                                                             "punct", "space", "upper", "xdigit"};
+
+// Empty when fnmatch(3) reads `glob` as written, else what is wrong and how to write it.
+// fnmatch takes an unclosed '[' as a literal and never matches a trailing '\', an
+// unknown class or a reversed range, so such a glob would silently match nothing.
+std::string globError(std::string_view glob) {
+    const std::size_t n = glob.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (glob[i] == '\\') {
+            if (++i == n)
+                return "it ends with a lone '\\'; write '\\\\' for a backslash or drop it";
+            continue;
+        }
+        if (glob[i] != '[') continue;
+        const std::size_t open = i;
+        std::size_t j = i + 1;
+        if (j < n && (glob[j] == '!' || glob[j] == '^')) ++j;
+        if (j < n && glob[j] == ']') ++j;  // a ']' first in the set is itself a member
+        bool closed = false;
+        while (j < n) {
+            if (glob[j] == '\\') {
+                j += 2;
+                continue;
+            }
+            if (glob[j] == '[' && j + 1 < n &&
+                (glob[j + 1] == ':' || glob[j + 1] == '.' || glob[j + 1] == '=')) {
+                const char kind = glob[j + 1];
+                const auto end = glob.find(std::string{kind, ']'}, j + 2);
+                if (end == std::string_view::npos)
+                    return "the '[" + std::string(1, kind) + "' at position " +
+                           std::to_string(j + 1) + " is never closed with '" +
+                           std::string(1, kind) + "]'";
+                const std::string_view name = glob.substr(j + 2, end - j - 2);
+                if (kind == ':' && !contains(CHARACTER_CLASSES, name))
+                    return "unknown character class '[:" + std::string(name) +
+                           ":]'; expected one of " + joined(CHARACTER_CLASSES);
+                j = end + 2;
+                continue;
+            }
+            if (glob[j] == ']') {
+                closed = true;
+                break;
+            }
+            if (j + 2 < n && glob[j + 1] == '-' && glob[j + 2] != ']' && glob[j + 2] != '\\' &&
+                glob[j + 2] != '[' &&
+                static_cast<unsigned char>(glob[j + 2]) < static_cast<unsigned char>(glob[j])) {
+                return "the range '" + std::string(glob.substr(j, 3)) +
+                       "' is reversed and matches nothing; write '" + glob[j + 2] + "-" + glob[j] +
+                       "'";
+            }
+            ++j;
+        }
+        if (!closed)
+            return "the '[' at position " + std::to_string(open + 1) +
+                   " is never closed with ']'; write '\\[' for a literal '[' or close the set";
+        i = j;
+    }
+    return {};
+}
+
 // A name that must be unique across all files, or that must name something defined.
 struct NameRef {
     std::string name;
@@ -133,13 +194,34 @@ public:
         : file_(std::move(file)), text_(text), errors_(errors) {}
 
     Document run() {
-        json root;
-        try {
-            root = json::parse(text_);
-        } catch (const json::parse_error& e) {
-            invalidJson(e);
+        if (text_.starts_with(BOM)) {
+            errors_.push_back(file_ +
+                              ":1: the file starts with a UTF-8 byte order mark; expected JSON "
+                              "without one: remove the first three bytes, e.g. sed -i "
+                              "'1s/^\\xEF\\xBB\\xBF//' " +
+                              file_);
             return {};
         }
+        // Without exceptions: nlohmann throws more than parse_error (a number that overflows
+        // a double is out_of_range.406), and every one of them must become FILE:LINE.
+        const json root = json::parse(text_, nullptr, false);
+        if (root.is_discarded()) {
+            invalidJson();
+            return {};
+        }
+        try {
+            check(root);
+        } catch (const json::exception& e) {
+            // A bug, not the file's fault; still one sentence that names the file.
+            errors_.push_back(file_ + ":1: cannot check the rules: " + e.what());
+        }
+        return std::move(doc_);
+    }
+
+private:
+    static constexpr std::string_view BOM = "\xEF\xBB\xBF";
+
+    void check(const json& root) {
         lines_ = detail::scanLines(text_);
         for (const auto& pointer : lines_.duplicate_keys) {
             const auto slash = pointer.rfind('/');
@@ -150,17 +232,15 @@ public:
         if (!root.is_object()) {
             error("", "expected an object with keys " + joined(TOP_LEVEL_KEYS) + ", got " +
                           describe(root));
-            return {};
+            return;
         }
         checkKeys(root, "", TOP_LEVEL_KEYS);
         if (auto it = root.find("$schema"); it != root.end() && !it->is_string())
             error("/$schema", "expected a string, got " + describe(*it));
         if (auto it = root.find("receivers"); it != root.end()) receivers(*it, "/receivers");
         if (auto it = root.find("rules"); it != root.end()) rules(*it, "/rules");
-        return std::move(doc_);
     }
 
-private:
     static std::string shown(const std::string& pointer) { return pointer.empty() ? "/" : pointer; }
 
     static std::string unescape(std::string token) {
@@ -195,9 +275,41 @@ private:
         error(pointer, shown(pointer), what);
     }
 
-    void invalidJson(const json::parse_error& e) {
-        // e.byte is 1-based and points at the character that could not be read.
-        const std::size_t end = std::min<std::size_t>(e.byte > 0 ? e.byte - 1 : 0, text_.size());
+    // Where the parser stopped and why, for any error it reports.
+    struct FirstError final : nlohmann::json_sax<json> {
+        std::size_t position = 0;
+        std::string token;
+        std::string what;
+        bool null() override { return true; }
+        bool boolean(bool) override { return true; }
+        bool number_integer(number_integer_t) override { return true; }
+        bool number_unsigned(number_unsigned_t) override { return true; }
+        bool number_float(number_float_t, const string_t&) override { return true; }
+        bool string(string_t&) override { return true; }
+        bool binary(binary_t&) override { return true; }
+        bool start_object(std::size_t) override { return true; }
+        bool key(string_t&) override { return true; }
+        bool end_object() override { return true; }
+        bool start_array(std::size_t) override { return true; }
+        bool end_array() override { return true; }
+        bool parse_error(std::size_t at, const std::string& last_token,
+                         const nlohmann::detail::exception& e) override {
+            position = at;
+            token = last_token;
+            what = e.what();
+            return false;
+        }
+    };
+
+    void invalidJson() {
+        FirstError first;
+        json::sax_parse(text_, &first);
+        // The position is 1-based and points at the character that could not be read, or
+        // after a number that overflows: the column is where its token starts.
+        std::size_t end =
+            std::min<std::size_t>(first.position > 0 ? first.position - 1 : 0, text_.size());
+        if (first.what.find(".out_of_range.") != std::string::npos)
+            end -= std::min(end, first.token.size() > 0 ? first.token.size() - 1 : 0);
         int line = 1;
         std::size_t line_start = 0;
         for (std::size_t i = 0; i < end; ++i) {
@@ -206,10 +318,14 @@ private:
                 line_start = i + 1;
             }
         }
-        std::string what = e.what();
+        std::string what = first.what;
         // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error ..."
+        // "[json.exception.out_of_range.406] number overflow parsing '1e999'"
         if (const auto colon = what.find(": "); colon != std::string::npos)
             what = what.substr(colon + 2);
+        else if (const auto bracket = what.find("] "); bracket != std::string::npos)
+            what = what.substr(bracket + 2) + "; write a smaller number";
+        if (what.empty()) what = "the parser stopped here";
         errors_.push_back(file_ + ":" + std::to_string(line) + ":" +
                           std::to_string(end - line_start + 1) + ": invalid JSON: " + what);
     }
@@ -267,6 +383,21 @@ private:
                 continue;
             }
             out.push_back(j[i].get<std::string>());
+        }
+        if (!ok) return std::nullopt;
+        return out;
+    }
+
+    std::optional<std::vector<std::string>> globs(const json& j, const std::string& pointer,
+                                                  bool non_empty) {
+        auto out = strings(j, pointer, non_empty);
+        if (!out) return out;
+        bool ok = true;
+        for (std::size_t i = 0; i < out->size(); ++i) {
+            if (auto why = globError((*out)[i]); !why.empty()) {
+                error(child(pointer, i), "'" + (*out)[i] + "' is not a valid glob: " + why);
+                ok = false;
+            }
         }
         if (!ok) return std::nullopt;
         return out;
@@ -451,11 +582,10 @@ private:
             }
         }
         if (auto it = j.find("units"); it != j.end()) {
-            if (auto units = strings(*it, child(pointer, "units"), true))
-                r.units = std::move(*units);
+            if (auto units = globs(*it, child(pointer, "units"), true)) r.units = std::move(*units);
         }
         if (auto it = j.find("exclude"); it != j.end()) {
-            if (auto exclude = strings(*it, child(pointer, "exclude"), false))
+            if (auto exclude = globs(*it, child(pointer, "exclude"), false))
                 r.exclude = std::move(*exclude);
         }
         if (auto it = j.find("description"); it != j.end())
@@ -651,12 +781,19 @@ LoadResult merge(std::vector<Document>&& docs, std::vector<std::string>&& errors
         std::move(doc.receivers.begin(), doc.receivers.end(),
                   std::back_inserter(out.rules.receivers));
     }
-    if (out.rules.rules.size() > RULES_MAX)
-        errors.push_back("too many rules (" + std::to_string(out.rules.rules.size()) +
-                         "); expected at most " + std::to_string(RULES_MAX));
-    if (out.rules.receivers.size() > RECEIVERS_MAX)
-        errors.push_back("too many receivers (" + std::to_string(out.rules.receivers.size()) +
-                         "); expected at most " + std::to_string(RECEIVERS_MAX));
+    // Named at the first one past the cap, so the message says which file to split or trim.
+    if (const auto& all = out.rules.rules; all.size() > RULES_MAX)
+        errors.push_back(all[RULES_MAX].origin + ": rule '" + all[RULES_MAX].name +
+                         "': too many rules (" + std::to_string(all.size()) +
+                         " in all files, this is number " + std::to_string(RULES_MAX + 1) +
+                         "); expected at most " + std::to_string(RULES_MAX) +
+                         ": merge rules that differ only in their units");
+    if (const auto& all = out.rules.receivers; all.size() > RECEIVERS_MAX)
+        errors.push_back(all[RECEIVERS_MAX].origin + ": receiver '" + all[RECEIVERS_MAX].name +
+                         "': too many receivers (" + std::to_string(all.size()) +
+                         " in all files, this is number " + std::to_string(RECEIVERS_MAX + 1) +
+                         "); expected at most " + std::to_string(RECEIVERS_MAX) +
+                         ": let rules share receivers");
     out.errors = std::move(errors);
     // A set with errors is refused whole: the daemon keeps the old one.
     if (!out.errors.empty()) out.rules = {};
@@ -664,14 +801,25 @@ LoadResult merge(std::vector<Document>&& docs, std::vector<std::string>&& errors
 }
 
 std::optional<std::string> readFile(const std::string& path, std::vector<std::string>& errors) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    if (in) text << in.rdbuf();
-    if (!in || in.bad()) {
-        errors.push_back(path + ": cannot read the rule file: " + std::strerror(errno));
-        return std::nullopt;
+    using Problem = core::FileText::Problem;
+    auto file = core::readRegularFile(path, RULE_FILE_MAX);
+    switch (file.problem) {
+    case Problem::None: break;
+    case Problem::Unreadable:
+        errors.push_back(path + ": " + file.error + "; expected a readable rule file");
+        break;
+    case Problem::NotRegular:
+        errors.push_back(path + ": " + file.error +
+                         "; expected a JSON rule file: replace it with a regular file or move "
+                         "it out of the rules directory");
+        break;
+    case Problem::TooLarge:
+        errors.push_back(path + ": " + file.error +
+                         ", the cap for one rule file; expected a JSON rule file: split it "
+                         "into several files in a rules directory");
+        break;
     }
-    return text.str();
+    return std::move(file.text);
 }
 
 }  // namespace

@@ -21,6 +21,9 @@ namespace cerberus::rules {
 inline constexpr int COUNT_MAX = 1000;
 inline constexpr std::size_t RULES_MAX = 1000;
 inline constexpr std::size_t RECEIVERS_MAX = 100;
+// One rule file's size: far above a real one (1000 rules fit in about 300 KiB), so that a
+// symlink to /dev/zero or a log file is refused instead of read into memory.
+inline constexpr std::size_t RULE_FILE_MAX = 1024 * 1024;
 inline constexpr core::Usec RESOLVE_WHEN_UP_FOR_DEFAULT_USEC = 10 * core::USEC_PER_MIN;
 inline constexpr core::Usec REPEAT_EVERY_MIN_USEC = core::USEC_PER_SEC;
 // Delivery (receivers): one HTTP request's whole time, how long a notification is retried,

@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
 
-from harness import SOURCE_ROOT, check, fail, run_cli, tempdir
+from harness import CERBERUS, SOURCE_ROOT, check, fail, run_cli, tempdir
 
 work = tempdir("clirules")
 default_rules = os.path.join(SOURCE_ROOT, "rules", "default.json")
@@ -91,6 +92,80 @@ for words in (["/rules/0/when/count", "0"], ["/rules/0/when/within", "5 minutes"
     check(any(all(w in e for w in words) for e in errors),
           f"no error names {words}: {out.stderr!r}")
 check(out.stdout == "", f"check printed to stdout for invalid rules: {out.stdout!r}")
+
+
+# check: hostile files are refused with one sentence naming the file (and the line where
+# there is one), exit 1, never "unexpected error", never a hang or a read of /dev/zero.
+def expect_refused(paths, sentence, what):
+    args = ["check"]
+    for path in paths:
+        args += ["--rules", path]
+    try:
+        out = subprocess.run([CERBERUS] + args, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        fail(f"check on {what} did not return within 10 s")
+    expect_exit(out, 1, f"check on {what}")
+    check("unexpected error" not in out.stderr, f"check on {what}: {out.stderr!r}")
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("cerberus: ")]
+    check(errors == [sentence], f"check on {what}: expected only {sentence!r}, got {out.stderr!r}")
+    check(out.stdout == "", f"check printed to stdout for {what}: {out.stdout!r}")
+
+
+overflow = write("overflow.json", '{"receivers": {"log": {"type": "log"}},\n'
+                 '"rules": [{"name": "x", "when": {"event": "crash",\n'
+                 '  "count": 1e999}, "notify": ["log"]}]}')
+expect_refused([overflow], f"{overflow}:3:12: invalid JSON: number overflow parsing '1e999'; "
+               "write a smaller number", "a number that overflows")
+
+hostile = os.path.join(work, "hostile")
+os.mkdir(hostile)
+fifo = os.path.join(hostile, "x.json")
+os.mkfifo(fifo)
+expect_refused([hostile], f"{fifo}: it is a FIFO, not a regular file; expected a JSON rule "
+               "file: replace it with a regular file or move it out of the rules directory",
+               "a directory holding a FIFO named x.json")
+os.unlink(fifo)
+os.symlink("/dev/zero", fifo)
+expect_refused([fifo], f"{fifo}: it is a character device, not a regular file; expected a JSON "
+               "rule file: replace it with a regular file or move it out of the rules directory",
+               "a symlink to /dev/zero")
+os.unlink(fifo)
+huge = write("huge.json", '{"rules": []}' + " " * (1 << 20))
+expect_refused([huge], f"{huge}: it is larger than 1 MiB, the cap for one rule file; expected a "
+               "JSON rule file: split it into several files in a rules directory",
+               "a file over 1 MiB")
+
+bom = write("bom.json", "\ufeff" + json.dumps({"receivers": {"log": {"type": "log"}}}))
+expect_refused([bom], f"{bom}:1: the file starts with a UTF-8 byte order mark; expected JSON "
+               f"without one: remove the first three bytes, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' "
+               f"{bom}", "a file with a byte order mark")
+# The fix the sentence gives works.
+subprocess.run(["sed", "-i", r"1s/^\xEF\xBB\xBF//", bom], check=True)
+expect_exit(run_cli("check", "--rules", bom), 0, "check on the file with its BOM removed")
+
+glob_file = write("glob.json", '{"receivers": {"log": {"type": "log"}},\n"rules": [{"name": "x",'
+                  '\n "units": ["web.service", "[abc"], "when": {"event": "crash"}, '
+                  '"notify": ["log"]}]}')
+expect_refused([glob_file], f"{glob_file}:3: /rules/0/units/1: '[abc' is not a valid glob: the "
+               "'[' at position 1 is never closed with ']'; write '\\[' for a literal '[' or "
+               "close the set", "a broken glob")
+
+receivers_file = write("receivers.json", json.dumps({"receivers": {"log": {"type": "log"}}}))
+
+
+def rule_file(name, prefix, n):
+    return write(name, json.dumps({"rules": [
+        {"name": f"{prefix}{i}", "when": {"event": "crash"}, "notify": ["log"]}
+        for i in range(n)]}, indent=1))
+
+
+many_a = rule_file("many-a.json", "a", 600)
+many_b = rule_file("many-b.json", "b", 600)
+line = next(i + 1 for i, text in enumerate(open(many_b)) if '"b400"' in text) - 1
+expect_refused([receivers_file, many_a, many_b],
+               f"{many_b}:{line}: rule 'b400': too many rules (1200 in all files, this is "
+               "number 1001); expected at most 1000: merge rules that differ only in their units",
+               "1200 rules in two files")
 
 expect_exit(run_cli("check", "--no-such-flag"), 2, "check with an unknown flag")
 expect_exit(run_cli("check", "--rules", os.path.join(work, "absent.json")), 1,

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -241,6 +242,115 @@ TEST_CASE("invalid JSON is reported with its line and column") {
     CHECK(
         error.starts_with("rules/prod.json:3:18: invalid JSON: syntax error while parsing "
                           "object key"));
+}
+
+TEST_CASE("a number that overflows a double is invalid JSON with its line, not an exception") {
+    CHECK(onlyError(
+              "{\"receivers\": {\"log\": {\"type\": \"log\"}},\n"
+              "\"rules\": [{\"name\": \"x\",\n"
+              "  \"when\": {\"event\": \"crash\", \"count\": 1e999}, \"notify\": [\"log\"]}]}") ==
+          "rules/prod.json:3:39: invalid JSON: number overflow parsing '1e999'; write a smaller "
+          "number");
+    CHECK(onlyError("{\"rules\": -1e400\n}").starts_with("rules/prod.json:1:11: invalid JSON: "));
+}
+
+TEST_CASE("a leading UTF-8 byte order mark is refused with the fix") {
+    CHECK(onlyError("\xEF\xBB\xBF{\"rules\": []}") ==
+          "rules/prod.json:1: the file starts with a UTF-8 byte order mark; expected JSON "
+          "without one: remove the first three bytes, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' "
+          "rules/prod.json");
+}
+
+TEST_CASE("a glob that fnmatch would read as something else is refused with the fix") {
+    const auto rule = [](const std::string& units, const std::string& exclude) {
+        return parse(R"({"receivers": {"log": {"type": "log"}}, "rules": [{"name": "x",
+  "units": )" + units +
+                     R"(,
+  "exclude": )" + exclude +
+                     R"(,
+  "when": {"event": "crash"}, "notify": ["log"]}]})");
+    };
+    const auto bad = rule(R"(["web.service", "[abc"])", R"(["x\\", "[[:foo:]]", "[z-a].service"])");
+    const std::vector<std::string> expected{
+        "rules/prod.json:2: /rules/0/units/1: '[abc' is not a valid glob: the '[' at position 1 "
+        "is never closed with ']'; write '\\[' for a literal '[' or close the set",
+        "rules/prod.json:3: /rules/0/exclude/0: 'x\\' is not a valid glob: it ends with a lone "
+        "'\\'; write '\\\\' for a backslash or drop it",
+        "rules/prod.json:3: /rules/0/exclude/1: '[[:foo:]]' is not a valid glob: unknown "
+        "character class '[:foo:]'; expected one of alnum, alpha, blank, cntrl, digit, graph, "
+        "lower, print, punct, space, upper, xdigit",
+        "rules/prod.json:3: /rules/0/exclude/2: '[z-a].service' is not a valid glob: the range "
+        "'z-a' is reversed and matches nothing; write 'a-z'",
+    };
+    CHECK(bad.errors == expected);
+    CHECK(bad.rules.rules.empty());
+
+    // What fnmatch reads as written stays accepted.
+    const auto good = rule(R"(["[]a]*", "[!]x].service", "\\[literal", "[[:digit:]a-z-]*",
+                               "web@*.service", "supervisor:*"])",
+                           R"(["[^a]", "*\\*"])");
+    INFO(joinedErrors(good));
+    CHECK(good.ok());
+}
+
+TEST_CASE("too many rules names the file and the rule past the cap") {
+    TempDir dir;
+    const auto many = [](const std::string& prefix, std::size_t n) {
+        std::string text = "{\"rules\": [\n";
+        for (std::size_t i = 0; i < n; ++i)
+            text += std::string(i ? ",\n" : "") + "{\"name\": \"" + prefix + std::to_string(i) +
+                    "\", \"when\": {\"event\": \"crash\"}, \"notify\": [\"log\"]}";
+        return text + "]}";
+    };
+    const auto a = dir.write("a.json", R"({"receivers": {"log": {"type": "log"}}})");
+    const auto b = dir.write("b.json", many("b", 600));
+    const auto c = dir.write("c.json", many("c", 600));
+    const auto r = rules::loadRules({a, b, c});
+    const std::vector<std::string> expected{
+        c + ":" + std::to_string(2 + rules::RULES_MAX - 600) + ": rule 'c400': too many rules " +
+        "(1200 in all files, this is number 1001); expected at most 1000: merge rules that " +
+        "differ only in their units"};
+    CHECK(r.errors == expected);
+    CHECK(r.rules.rules.empty());
+}
+
+TEST_CASE("a rule file must be a regular file of at most RULE_FILE_MAX bytes") {
+    TempDir dir;
+    const auto fifo = dir.path() + "/fifo.json";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    // Read non-blocking: a FIFO nobody writes would otherwise hang here.
+    CHECK(rules::loadRules({fifo}).errors ==
+          std::vector<std::string>{
+              fifo + ": it is a FIFO, not a regular file; expected a JSON rule file: replace it "
+                     "with a regular file or move it out of the rules directory"});
+    CHECK(rules::loadRules({dir.path()}).errors ==
+          std::vector<std::string>{
+              fifo + ": it is a FIFO, not a regular file; expected a JSON rule file: replace it "
+                     "with a regular file or move it out of the rules directory"});
+    fs::remove(fifo);
+
+    const auto zero = dir.path() + "/zero.json";
+    fs::create_symlink("/dev/zero", zero);
+    CHECK(rules::loadRules({zero}).errors ==
+          std::vector<std::string>{zero +
+                                   ": it is a character device, not a regular file; expected a "
+                                   "JSON rule file: replace it with a regular file or move it "
+                                   "out of the rules directory"});
+    fs::remove(zero);
+
+    // Spaces are valid JSON around an object: only the size refuses it.
+    const std::string object = R"({"receivers": {"log": {"type": "log"}}})";
+    const auto at_cap =
+        dir.write("cap.json", object + std::string(rules::RULE_FILE_MAX - object.size(), ' '));
+    INFO(joinedErrors(rules::loadRules({at_cap})));
+    CHECK(rules::loadRules({at_cap}).ok());
+    const auto big =
+        dir.write("cap.json", object + std::string(rules::RULE_FILE_MAX - object.size() + 1, ' '));
+    CHECK(rules::loadRules({big}).errors ==
+          std::vector<std::string>{big +
+                                   ": it is larger than 1 MiB, the cap for one rule file; "
+                                   "expected a JSON rule file: split it into several files in a "
+                                   "rules directory"});
 }
 
 TEST_CASE("a document that is not an object is refused") {
