@@ -346,10 +346,13 @@ void SystemdSource::refresh(const std::string& name, core::Source source) {
         // first start on a new database takes what it finds as a baseline.
         tracked.snapshot = loadedBaseline(name);
     }
+    const auto& known = tracked.snapshot;
+    const bool never_ran = known.active_state == "inactive" && known.exec_main_start_mono == 0 &&
+                           known.invocation_id.empty() && known.n_restarts <= 0;
     if (source == core::Source::Reconcile && delta.n_restarts && *delta.n_restarts > 0 &&
-        tracked.snapshot == loadedBaseline(name)) {
-        // Restarted since it was loaded, unwatched: the run before the first restart ended
-        // unseen too.
+        never_ran) {
+        // Started and restarted since we last read it, unwatched: the run before the first
+        // restart ended unseen too.
         tracked.snapshot.run_ended = false;
     }
     tracked.unit_read = unit_mark;
@@ -441,7 +444,9 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
         msg >> name >> old_owner >> new_owner;
         // systemd re-executed (or restarted) and is back on the bus: make sure we are
         // subscribed and read everything again.
-        if (!new_owner.empty()) deferred_reconcile_ = true;
+        // A re-exec hands the name over in the middle of its reload: its Reloading(false)
+        // comes next, and one re-read is enough.
+        if (!new_owner.empty() && !reloading_) deferred_reconcile_ = true;
         // Gone without a hand-over (a re-exec hands the name over directly): whatever
         // comes next is a new manager, not the end of a reload.
         if (new_owner.empty()) reloading_ = false;
