@@ -367,7 +367,6 @@ std::optional<EmitRequest> supervisorRequest(std::string_view event_name,
     } else {
         return std::nullopt;  // STOPPING, UNKNOWN: the state that follows says what happened
     }
-    if (!checkUnitName(request.unit).empty()) return std::nullopt;
     return request;
 }
 

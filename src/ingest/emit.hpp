@@ -120,7 +120,8 @@ std::optional<SupervisorHeader> parseSupervisorHeader(std::string_view line);
 // "supervisor:GROUP:NAME" when the group has another name), or nullopt for events that
 // store nothing. STARTING -> starting, RUNNING -> started, EXITED -> stopped (failed unless
 // expected), BACKOFF -> stopped failed (it died before startsecs), STOPPED -> stopped,
-// FATAL -> gave_up.
+// FATAL -> gave_up. The unit name is not checked here: the caller says why it refuses one
+// (checkUnitName, checkNotSystemdUnit).
 std::optional<EmitRequest> supervisorRequest(std::string_view event_name, std::string_view payload);
 
 // The id of group `name`; nullopt when the host has no such group.
