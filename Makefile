@@ -2,7 +2,7 @@
 BUILD ?= build
 DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	libsdbus-c++-dev libsystemd-dev libsqlite3-dev sqlite3 nlohmann-json3-dev \
-	libcli11-dev libfmt-dev libcpp-httplib-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor \
+	libcli11-dev libfmt-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor \
 	e2fsprogs debootstrap systemd-container
 # Only for the libFuzzer targets (make fuzz, and the fuzz_smoke test of make test).
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev libfuzzer-14-dev

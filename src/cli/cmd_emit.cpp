@@ -36,6 +36,8 @@ ingest::EmitRequest requestOf(const EmitArgs& args, const core::Clock& clock) {
     ingest::EmitRequest request;
     if (auto why = ingest::checkUnitName(args.unit); !why.empty())
         usage("--unit '" + args.unit + "': " + why);
+    if (auto why = ingest::checkNotSystemdUnit(args.unit); !why.empty())
+        usage("--unit '" + args.unit + "': " + why);
     request.unit = args.unit;
     const auto event = ingest::parseEmitEvent(args.event);
     if (!event)

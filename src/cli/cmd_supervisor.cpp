@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -14,6 +15,24 @@ namespace cerberus::cli {
 namespace {
 
 constexpr std::size_t PAYLOAD_MAX = 1 << 20;
+constexpr std::size_t REFUSED_LOGGED_MAX = 1024;
+constexpr std::size_t SHOWN_NAME_MAX = 256;
+
+// A name as a log line can carry it: bytes outside printable ASCII as \xNN, and cut.
+std::string shown(std::string_view name) {
+    std::string out;
+    for (const unsigned char c : name.substr(0, SHOWN_NAME_MAX)) {
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+            continue;
+        }
+        char escaped[5];
+        std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+        out += escaped;
+    }
+    if (name.size() > SHOWN_NAME_MAX) out += "...";
+    return out;
+}
 
 struct ListenerArgs {
     std::string socket;
@@ -22,7 +41,8 @@ struct ListenerArgs {
 
 // One READY/event/RESULT round of supervisord's event listener protocol. Returns false at
 // the end of input. Only the protocol goes to stdout; everything else to stderr.
-bool serveOne(const ListenerArgs& args, const core::Clock& clock, const std::string& self) {
+bool serveOne(const ListenerArgs& args, const core::Clock& clock, const std::string& self,
+              std::set<std::string>& refused) {
     std::cout << "READY\n" << std::flush;
     std::string line;
     if (!std::getline(std::cin, line)) return false;
@@ -37,7 +57,19 @@ bool serveOne(const ListenerArgs& args, const core::Clock& clock, const std::str
     bool ok = true;
     auto request = ingest::supervisorRequest(header->event_name, payload);
     // Our own states are not a service's.
-    if (request && request->unit != "supervisor:" + self) {
+    std::string why;
+    if (request) {
+        why = ingest::checkUnitName(request->unit);
+        if (why.empty()) why = ingest::checkNotSystemdUnit(request->unit);
+    }
+    if (request && !why.empty()) {
+        // Sent again, it would be refused again: logged, and answered OK.
+        const std::string name = shown(request->unit);
+        if (refused.size() < REFUSED_LOGGED_MAX && refused.insert(name).second)
+            std::fprintf(stderr,
+                         "cerberus: ignoring the events of '%s': %s; logged once per unit\n",
+                         name.c_str(), why.c_str());
+    } else if (request && request->unit != "supervisor:" + self) {
         request->ts_usec = clock.realtime();
         request->mono_usec = clock.monotonic();
         try {
@@ -69,7 +101,8 @@ void addSupervisorListenerCommand(CLI::App& app, Action& action) {
         action = [args] {
             const core::SystemClock clock;
             const char* self = std::getenv("SUPERVISOR_PROCESS_NAME");
-            while (serveOne(*args, clock, self ? self : "")) {
+            std::set<std::string> refused;
+            while (serveOne(*args, clock, self ? self : "", refused)) {
             }
             return 0;
         };

@@ -79,6 +79,7 @@ std::vector<store::OutboxWrite> Alerting::outbox(const rules::AlertChange& chang
     n.started_usec = change.started_usec;
     n.summary = rules::renderSummary(*rule, {change.unit, host_, change.count});
     n.labels = rule->labels;
+    for (const auto source : change.sources) n.sources.emplace_back(core::toString(source));
     if (const auto& end = change.last_end) {
         n.last_exit = notify::LastExit{end->result, end->exit_code, end->exit_status};
         if (journal_ && kind != notify::Change::Resolve)
@@ -166,6 +167,7 @@ void Alerting::endSilences(core::Usec now_usec) {
             change.count = alert->count;
             change.started_usec = alert->started_usec;
             change.at_usec = now_usec;
+            change.sources = alert->sources;
             store::AlertWrite write;
             write.kind = store::AlertWrite::Kind::Unsilence;
             write.rule = rule;

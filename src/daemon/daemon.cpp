@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -716,6 +717,20 @@ static std::unique_ptr<ingest::EmitServer> listenForEmit(const Options& options,
     }
 }
 
+// systemd gives services a soft limit of 1024 descriptors for the sake of programs that
+// use select(). Nothing here does (sd-bus, libcurl and the /metrics server poll or epoll),
+// so the daemon takes the hard limit, as systemd recommends: clients of one socket cannot
+// leave the bus, the database, the journal or a delivery without a descriptor.
+static void raiseOpenFilesLimit() {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur >= limit.rlim_max) return;
+    const rlim_t wanted = limit.rlim_max;
+    limit.rlim_cur = wanted;
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+        logLine("cannot raise the open files limit to %llu: %s, ignoring",
+                static_cast<unsigned long long>(wanted), std::strerror(errno));
+}
+
 static std::string hostName() {
     char name[256] = {};
     if (gethostname(name, sizeof name - 1) != 0) return "localhost";
@@ -732,6 +747,7 @@ int run(const Options& options) {
     // A peer that closes its end (an emit client, a metrics scraper, a receiver) is an
     // error on that write, not the end of the daemon.
     signal(SIGPIPE, SIG_IGN);
+    raiseOpenFilesLimit();
     core::SystemClock clock;
     auto rule_set = loadRulesOrThrow(options.rules_paths);
     std::string errors;

@@ -1,9 +1,11 @@
 #include "daemon/metrics.hpp"
 
-#include <httplib.h>
+#include <netdb.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "core/fd.hpp"
 #include "core/thread.hpp"
 
 namespace cerberus::daemon {
@@ -19,8 +22,11 @@ namespace cerberus::daemon {
 namespace {
 
 constexpr std::string_view CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-// A scrape takes a millisecond; two threads keep one slow client from blocking the next.
-constexpr std::size_t SCRAPE_THREADS = 2;
+constexpr std::string_view METRICS_PATH = "/metrics";
+constexpr int METRICS_LISTEN_BACKLOG = 64;
+constexpr int METRICS_ACCEPTS_PER_WAKEUP = METRICS_LISTEN_BACKLOG;
+constexpr std::size_t METRICS_REQUEST_HEAD_MAX = 8 * 1024;
+constexpr core::Usec METRICS_ACCEPT_PAUSE_USEC = 100 * core::USEC_PER_MSEC;
 
 // The text format's escaping: label values escape backslash, double quote and newline;
 // HELP text escapes backslash and newline.
@@ -163,10 +169,27 @@ std::string renderMetrics(const MetricsSnapshot& snapshot) {
     return out.take();
 }
 
+// A small server of our own, rather than cpp-httplib 0.11.4 (Debian 12): its accept loop
+// takes every connection and queues it without bound (TaskQueue::enqueue cannot refuse one),
+// and its timeouts apply to each read, so ten idle clients held both workers and a thousand
+// took every file descriptor the daemon had. Here one thread serves everything with epoll:
+// a bounded number of connections, each answered or closed by one deadline.
 struct MetricsServer::Impl {
-    httplib::Server server;
+    struct Connection {
+        core::UniqueFd fd;
+        core::Usec accepted_mono = 0;
+        std::string request;   // the head read so far
+        std::string response;  // set once the request is complete
+        std::size_t sent = 0;
+        bool draining = false;  // answered; reading until the client closes
+    };
+
+    core::UniqueFd listen;
+    core::UniqueFd epoll;
+    core::UniqueFd wake;  // an eventfd: stop
+    std::map<int, Connection> connections;
+    std::optional<core::Usec> accept_paused_until;
     std::thread thread;
-    std::atomic<bool> finished{false};
     std::mutex mutex;
     std::shared_ptr<const MetricsSnapshot> latest = std::make_shared<MetricsSnapshot>();
 
@@ -174,50 +197,236 @@ struct MetricsServer::Impl {
         std::lock_guard lock(mutex);
         return latest;
     }
+
+    void watch(int fd, std::uint32_t events, int op) const {
+        epoll_event ev{};
+        ev.events = events;
+        ev.data.fd = fd;
+        epoll_ctl(epoll.get(), op, fd, &ev);
+    }
+
+    void serve();
+    int timeoutMs(core::Usec now) const;
+    void acceptAll(core::Usec now);
+    void makeRoom();
+    void onReadable(Connection& c);
+    void onWritable(Connection& c);
+    void close(int fd) { connections.erase(fd); }  // closing the fd leaves the epoll set
 };
 
-MetricsServer::MetricsServer(const MetricsAddress& address) : impl_(std::make_unique<Impl>()) {
-    auto& server = impl_->server;
-    // httplib's default also sets SO_REUSEPORT, which would let a second cerberus share the
-    // port silently; SO_REUSEADDR alone still allows a quick restart.
-    server.set_socket_options([](int fd) {
-        int yes = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    server.new_task_queue = [] { return new httplib::ThreadPool(SCRAPE_THREADS); };
-    server.Get("/metrics",
-               [impl = impl_.get()](const httplib::Request&, httplib::Response& response) {
-                   response.set_content(renderMetrics(*impl->current()), std::string(CONTENT_TYPE));
-               });
-    server.set_error_handler([](const httplib::Request&, httplib::Response& response) {
-        if (response.status == 404) response.set_content("only /metrics is served\n", "text/plain");
-    });
-    errno = 0;
-    if (!server.bind_to_port(address.host, address.port)) {
-        const std::string reason =
-            errno == EADDRINUSE
-                ? "the port is in use; stop what listens there or choose another port"
-            : errno != 0 ? std::string(std::strerror(errno))
-                         : "the host cannot be resolved";
-        throw core::Error(core::ExitCode::Failure,
-                          "cannot serve --metrics on " + address.describe() + ": " + reason);
+namespace {
+
+std::string httpResponse(std::string_view status, std::string_view content_type,
+                         const std::string& body, bool head) {
+    std::string out =
+        "HTTP/1.1 " + std::string(status) + "\r\nContent-Type: " + std::string(content_type) +
+        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n";
+    if (status.starts_with("405")) out += "Allow: GET, HEAD\r\n";
+    out += "\r\n";
+    if (!head) out += body;
+    return out;
+}
+
+// The answer to one request head (everything up to the blank line).
+std::string answer(std::string_view head, const MetricsSnapshot& snapshot) {
+    const std::string_view line = head.substr(0, head.find_first_of("\r\n"));
+    const auto first = line.find(' ');
+    const auto second = first == std::string_view::npos ? first : line.find(' ', first + 1);
+    if (second == std::string_view::npos || !line.substr(second + 1).starts_with("HTTP/1."))
+        return httpResponse("400 Bad Request", "text/plain", "not an HTTP/1 request\n", false);
+    const std::string_view method = line.substr(0, first);
+    std::string_view target = line.substr(first + 1, second - first - 1);
+    target = target.substr(0, target.find('?'));
+    if (target != METRICS_PATH)
+        return httpResponse("404 Not Found", "text/plain", "only /metrics is served\n",
+                            method == "HEAD");
+    if (method != "GET" && method != "HEAD")
+        return httpResponse("405 Method Not Allowed", "text/plain", "use GET\n", false);
+    return httpResponse("200 OK", CONTENT_TYPE, renderMetrics(snapshot), method == "HEAD");
+}
+
+}  // namespace
+
+int MetricsServer::Impl::timeoutMs(core::Usec now) const {
+    std::optional<core::Usec> deadline = accept_paused_until;
+    for (const auto& [fd, c] : connections) {
+        const core::Usec at = c.accepted_mono + METRICS_REQUEST_TIMEOUT_USEC;
+        if (!deadline || at < *deadline) deadline = at;
     }
+    if (!deadline) return -1;
+    if (*deadline <= now) return 0;
+    return static_cast<int>((*deadline - now + core::USEC_PER_MSEC - 1) / core::USEC_PER_MSEC);
+}
+
+// At the cap, the connection that has waited longest for its request goes: idle clients
+// then cost a scraper nothing, whose request arrives with its connection.
+void MetricsServer::Impl::makeRoom() {
+    if (connections.size() < METRICS_CONNECTIONS_MAX) return;
+    auto oldest = connections.end();
+    for (auto it = connections.begin(); it != connections.end(); ++it)
+        if (it->second.response.empty() &&
+            (oldest == connections.end() ||
+             it->second.accepted_mono < oldest->second.accepted_mono))
+            oldest = it;
+    if (oldest == connections.end()) oldest = connections.begin();
+    connections.erase(oldest);
+}
+
+void MetricsServer::Impl::acceptAll(core::Usec now) {
+    // Bounded: at most a listen backlog's worth per wakeup.
+    for (int i = 0; i < METRICS_ACCEPTS_PER_WAKEUP; ++i) {
+        core::UniqueFd fd(accept4(listen.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!fd) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // Out of descriptors or memory: the pending connection waits in the backlog.
+                watch(listen.get(), 0, EPOLL_CTL_MOD);
+                accept_paused_until = now + METRICS_ACCEPT_PAUSE_USEC;
+            }
+            return;  // EAGAIN: nothing left; anything else concerns that one connection
+        }
+        makeRoom();
+        const int raw = fd.get();
+        watch(raw, EPOLLIN, EPOLL_CTL_ADD);
+        connections[raw] = Connection{std::move(fd), now, {}, {}, 0, false};
+    }
+}
+
+void MetricsServer::Impl::onReadable(Connection& c) {
+    char buffer[4096];
+    while (true) {
+        const ssize_t n = recv(c.fd.get(), buffer, sizeof buffer, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;
+        if (n <= 0) {
+            close(c.fd.get());  // closed by the client, or reset
+            return;
+        }
+        if (!c.response.empty()) continue;  // answered: what follows the head is dropped
+        c.request.append(buffer, static_cast<std::size_t>(n));
+        if (c.request.find("\r\n\r\n") != std::string::npos ||
+            c.request.find("\n\n") != std::string::npos) {
+            c.response = answer(c.request, *current());
+        } else if (c.request.size() > METRICS_REQUEST_HEAD_MAX) {
+            c.response = httpResponse("431 Request Header Fields Too Large", "text/plain",
+                                      "the request head is too long\n", false);
+        }
+        if (!c.response.empty()) c.request = std::string();
+    }
+    if (!c.response.empty()) onWritable(c);
+}
+
+void MetricsServer::Impl::onWritable(Connection& c) {
+    const int fd = c.fd.get();
+    while (c.sent < c.response.size()) {
+        const ssize_t n = send(fd, c.response.data() + c.sent, c.response.size() - c.sent,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) {
+            watch(fd, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+            return;
+        }
+        if (n < 0) {
+            close(fd);
+            return;
+        }
+        c.sent += static_cast<std::size_t>(n);
+    }
+    // Answered. Closing now, with a request byte unread, would reset the connection and could
+    // lose the answer: half-close and wait for the client's end, within the same deadline.
+    if (!c.draining) {
+        c.draining = true;
+        shutdown(fd, SHUT_WR);
+        watch(fd, EPOLLIN, EPOLL_CTL_MOD);
+    }
+}
+
+void MetricsServer::Impl::serve() {
+    watch(listen.get(), EPOLLIN, EPOLL_CTL_ADD);
+    watch(wake.get(), EPOLLIN, EPOLL_CTL_ADD);
+    const core::SystemClock clock;
+    epoll_event events[16];
+    while (true) {
+        const int n = epoll_wait(epoll.get(), events, 16, timeoutMs(clock.monotonic()));
+        if (n < 0 && errno != EINTR) {
+            std::fprintf(stderr, "cerberus: /metrics stops answering: epoll_wait failed: %s\n",
+                         std::strerror(errno));
+            return;
+        }
+        const core::Usec now = clock.monotonic();
+        for (int i = 0; i < n; ++i) {
+            const int fd = events[i].data.fd;
+            if (fd == wake.get()) return;
+            if (fd == listen.get()) {
+                acceptAll(now);
+                continue;
+            }
+            const auto it = connections.find(fd);
+            if (it == connections.end()) continue;  // closed earlier in this batch
+            if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                onReadable(it->second);
+            else if (events[i].events & EPOLLOUT)
+                onWritable(it->second);
+        }
+        if (accept_paused_until && *accept_paused_until <= now) {
+            accept_paused_until.reset();
+            watch(listen.get(), EPOLLIN, EPOLL_CTL_MOD);
+        }
+        std::erase_if(connections, [now](const auto& entry) {
+            return now >= entry.second.accepted_mono + METRICS_REQUEST_TIMEOUT_USEC;
+        });
+    }
+}
+
+MetricsServer::MetricsServer(const MetricsAddress& address) : impl_(std::make_unique<Impl>()) {
+    const auto fail = [&address](const std::string& reason) {
+        return core::Error(core::ExitCode::Failure,
+                           "cannot serve --metrics on " + address.describe() + ": " + reason);
+    };
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &found) !=
+            0 ||
+        found == nullptr)
+        throw fail("the host cannot be resolved");
+    const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(found, &freeaddrinfo);
+    int error = 0;
+    for (const addrinfo* a = found; a != nullptr && !impl_->listen; a = a->ai_next) {
+        core::UniqueFd fd(
+            socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
+        // SO_REUSEADDR allows a quick restart; no SO_REUSEPORT, which would let a second
+        // cerberus share the port silently.
+        int yes = 1;
+        if (!fd || setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) < 0 ||
+            bind(fd.get(), a->ai_addr, a->ai_addrlen) < 0 ||
+            ::listen(fd.get(), METRICS_LISTEN_BACKLOG) < 0) {
+            error = errno;
+            continue;
+        }
+        impl_->listen = std::move(fd);
+    }
+    if (!impl_->listen)
+        throw fail(error == EADDRINUSE
+                       ? "the port is in use; stop what listens there or choose another port"
+                       : std::string(std::strerror(error)));
+    impl_->epoll = core::UniqueFd(epoll_create1(EPOLL_CLOEXEC));
+    impl_->wake = core::UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!impl_->epoll || !impl_->wake) throw fail(std::strerror(errno));
 }
 
 MetricsServer::~MetricsServer() {
     if (!impl_->thread.joinable()) return;
-    // stop() acts only on a running server: wait until the thread is listening (or failed).
-    while (!impl_->server.is_running() && !impl_->finished) std::this_thread::yield();
-    impl_->server.stop();
+    const std::uint64_t one = 1;
+    if (write(impl_->wake.get(), &one, sizeof one) < 0) {
+        // An eventfd write fails only when its counter is full: it is signalled already.
+    }
     impl_->thread.join();
 }
 
 void MetricsServer::start() {
-    // The worker threads the server starts inherit its signal mask.
-    impl_->thread = core::startThreadWithoutSignals([impl = impl_.get()] {
-        impl->server.listen_after_bind();
-        impl->finished = true;
-    });
+    impl_->thread = core::startThreadWithoutSignals([impl = impl_.get()] { impl->serve(); });
 }
 
 void MetricsServer::publish(MetricsSnapshot snapshot) {

@@ -2,7 +2,9 @@
 
 // /metrics: the event loop publishes a snapshot of its counters; a small HTTP server on a
 // thread of its own renders the latest one in Prometheus text format. The loop never waits
-// for a scrape: publishing swaps a pointer under a mutex.
+// for a scrape: publishing swaps a pointer under a mutex. The server holds at most
+// METRICS_CONNECTIONS_MAX connections (so a few file descriptors, whatever clients do), and
+// each has METRICS_REQUEST_TIMEOUT_USEC from accept to its answer written, then it is closed.
 
 #include <cstdint>
 #include <map>
@@ -16,6 +18,9 @@
 #include "core/transition.hpp"
 
 namespace cerberus::daemon {
+
+inline constexpr std::size_t METRICS_CONNECTIONS_MAX = 16;
+inline constexpr core::Usec METRICS_REQUEST_TIMEOUT_USEC = 2 * core::USEC_PER_SEC;
 
 struct MetricsAddress {
     std::string host;  // a name or an address; IPv6 without the brackets
@@ -55,8 +60,8 @@ public:
     MetricsServer(const MetricsServer&) = delete;
     MetricsServer& operator=(const MetricsServer&) = delete;
 
-    // Starts answering GET /metrics on a thread that takes no signal. Scrapers that connect
-    // earlier wait in the listen backlog.
+    // Starts answering GET (and HEAD) /metrics on a thread that takes no signal. Scrapers
+    // that connect earlier wait in the listen backlog.
     void start();
     void publish(MetricsSnapshot snapshot);
 

@@ -115,6 +115,19 @@ std::string checkUnitName(std::string_view unit) {
     return {};
 }
 
+std::string checkNotSystemdUnit(std::string_view unit) {
+    // systemd.unit(5)'s unit types.
+    static constexpr std::array<std::string_view, 11> SUFFIXES{
+        ".service", ".socket", ".device", ".mount", ".automount", ".swap",
+        ".target",  ".path",   ".timer",  ".slice", ".scope"};
+    for (const auto suffix : SUFFIXES)
+        if (unit.size() > suffix.size() && unit.ends_with(suffix))
+            return "the name ends in '" + std::string(suffix) +
+                   "' like a systemd unit, and cerberus hears systemd's units from systemd "
+                   "itself; report the job under a name without a systemd unit suffix";
+    return {};
+}
+
 std::optional<int> parseSignal(std::string_view text) {
     if (text.empty()) return std::nullopt;
     if (std::isdigit(static_cast<unsigned char>(text.front()))) {
@@ -354,7 +367,6 @@ std::optional<EmitRequest> supervisorRequest(std::string_view event_name,
     } else {
         return std::nullopt;  // STOPPING, UNKNOWN: the state that follows says what happened
     }
-    if (!checkUnitName(request.unit).empty()) return std::nullopt;
     return request;
 }
 

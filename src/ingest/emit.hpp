@@ -47,6 +47,12 @@ struct EmitRequest {
 // else the reason.
 std::string checkUnitName(std::string_view unit);
 
+// Empty unless `unit` is named like a systemd unit (ends in .service, .socket, .timer, ...),
+// else the reason. The daemon follows systemd's units itself: an emitted event for one
+// would be a second, unverified account of them (a forged crash loop for dbus.service), so
+// the daemon, the emit client and the supervisord listener refuse such names.
+std::string checkNotSystemdUnit(std::string_view unit);
+
 // A signal number from "11", "SEGV" or "SIGSEGV"; nullopt when there is no such signal.
 std::optional<int> parseSignal(std::string_view text);
 
@@ -114,7 +120,8 @@ std::optional<SupervisorHeader> parseSupervisorHeader(std::string_view line);
 // "supervisor:GROUP:NAME" when the group has another name), or nullopt for events that
 // store nothing. STARTING -> starting, RUNNING -> started, EXITED -> stopped (failed unless
 // expected), BACKOFF -> stopped failed (it died before startsecs), STOPPED -> stopped,
-// FATAL -> gave_up.
+// FATAL -> gave_up. The unit name is not checked here: the caller says why it refuses one
+// (checkUnitName, checkNotSystemdUnit).
 std::optional<EmitRequest> supervisorRequest(std::string_view event_name, std::string_view payload);
 
 // The id of group `name`; nullopt when the host has no such group.
@@ -184,6 +191,7 @@ private:
     std::map<int, Connection> connections_;
     std::map<std::string, core::Transition> last_seen_;  // delivered, maybe not yet stored
     std::set<uid_t> refused_logged_;
+    std::set<std::string> refused_units_logged_;     // systemd unit names, logged once each
     std::optional<core::Usec> accept_paused_until_;  // monotonic; out of file descriptors
     bool accept_failure_logged_ = false;
 };

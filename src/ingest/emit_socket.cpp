@@ -281,6 +281,14 @@ void EmitServer::handle(Connection& connection, std::string_view line, core::Use
         return;
     }
     const auto& request = *parsed.request;
+    if (auto why = checkNotSystemdUnit(request.unit); !why.empty()) {
+        if (refused_units_logged_.size() < REFUSED_LOGGED_MAX &&
+            refused_units_logged_.insert(request.unit).second)
+            log_("emit socket '" + options_.path + "': refused an event for '" + request.unit +
+                 "': " + why + "; logged once per unit");
+        finish(connection.fd.get(), Reply{false, 0, "unit '" + request.unit + "': " + why});
+        return;
+    }
     std::optional<core::Transition> last;
     if (auto it = last_seen_.find(request.unit); it != last_seen_.end()) {
         last = it->second;

@@ -155,7 +155,7 @@ std::string logLine(const Notification& n) {
     if (n.change == Change::Repeat) what = "still firing";
     if (n.change == Change::Unsilence) what = "firing (silence ended)";
     return "alert " + what + ": rule '" + n.rule + "' unit '" + n.unit + "' severity " +
-           std::string(rules::toString(n.severity)) + ": " + n.summary;
+           std::string(rules::toString(n.severity)) + ": " + n.summary + sourcesNote(n);
 }
 
 Dispatcher::Dispatcher(HttpClient& http, const core::Clock& clock, Log log)

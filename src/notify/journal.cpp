@@ -31,13 +31,11 @@ JournalReader::~JournalReader() {
 std::vector<std::string> JournalReader::lastLines(const std::string& unit,
                                                   const std::string& invocation_id, int lines) {
     std::vector<std::string> out;
-    if (lines <= 0 || unavailable_) return out;
+    if (lines <= 0) return out;
     if (journal_ == nullptr) {
         sd_journal* j = nullptr;
-        if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) < 0) {
-            unavailable_ = true;
-            return out;
-        }
+        // Tried again at the next alert: a failure may pass (out of file descriptors).
+        if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) < 0) return out;
         journal_ = j;
     }
     sd_journal* j = handle(journal_);
@@ -56,11 +54,21 @@ std::vector<std::string> JournalReader::lastLines(const std::string& unit,
         if (rc >= 0) rc = sd_journal_add_disjunction(j);
         if (rc >= 0) rc = sd_journal_add_match(j, user.data(), user.size());
     }
-    if (rc < 0 || sd_journal_seek_tail(j) < 0) return out;
+    if (rc < 0 || sd_journal_seek_tail(j) < 0) {
+        sd_journal_close(j);
+        journal_ = nullptr;
+        return out;
+    }
     const int wanted = std::min(lines, static_cast<int>(JOURNAL_LINES_MAX));
     while (static_cast<int>(out.size()) < wanted && sd_journal_previous(j) > 0)
         out.push_back(truncateUtf8(field(j, "MESSAGE"), JOURNAL_LINE_MAX));
     std::reverse(out.begin(), out.end());
+    if (out.empty()) {
+        // An open that ran short of file descriptors succeeds without some journal files and
+        // never adds them later: a journal that found nothing is opened afresh next time.
+        sd_journal_close(j);
+        journal_ = nullptr;
+    }
     return out;
 }
 

@@ -21,8 +21,7 @@ public:
                                        int lines);
 
 private:
-    void* journal_ = nullptr;  // sd_journal*, opened on first use
-    bool unavailable_ = false;
+    void* journal_ = nullptr;  // sd_journal*, opened on first use and after a miss
 };
 
 }  // namespace cerberus::notify

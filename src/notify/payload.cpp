@@ -88,6 +88,15 @@ std::string truncateUtf8(std::string_view text, std::size_t max_bytes) {
     return out;
 }
 
+std::string sourcesNote(const Notification& n) {
+    std::string others;
+    for (const auto& source : n.sources) {
+        if (source == "systemd" || source == "reconcile") continue;
+        others += (others.empty() ? "" : ", ") + source;
+    }
+    return others.empty() ? std::string() : " (via " + others + ")";
+}
+
 std::string pagerDutyDedupKey(const Notification& n) {
     std::string key = n.host + "/" + n.rule + "/" + n.unit;
     if (key.size() <= PAGERDUTY_DEDUP_KEY_MAX) return key;
@@ -113,6 +122,7 @@ std::string webhookBody(const Notification& n) {
         {"labels", n.labels},
         {"last_exit", lastExitJson(n)},
         {"journal", cappedJournal(n)},
+        {"sources", n.sources},
     };
     return dump(body);
 }
@@ -128,8 +138,8 @@ std::string slackBody(const Notification& n) {
         case rules::Severity::Info: color = "#439FE0"; break;
         }
     }
-    const std::string text =
-        truncateUtf8((firing ? "[FIRING] " : "[RESOLVED] ") + n.summary, SLACK_TEXT_MAX);
+    const std::string text = truncateUtf8(
+        (firing ? "[FIRING] " : "[RESOLVED] ") + n.summary + sourcesNote(n), SLACK_TEXT_MAX);
 
     auto field = [](std::string_view title, const std::string& value, bool is_short) {
         return json{{"title", title}, {"value", value}, {"short", is_short}};
@@ -145,6 +155,11 @@ std::string slackBody(const Notification& n) {
     if (n.resolved_usec)
         fields.push_back(field("Resolved", core::formatIsoTime(*n.resolved_usec), true));
     if (n.last_exit) fields.push_back(field("Last exit", lastExitText(*n.last_exit), true));
+    if (!n.sources.empty()) {
+        std::string sources;
+        for (const auto& source : n.sources) sources += (sources.empty() ? "" : ", ") + source;
+        fields.push_back(field("Source", sources, true));
+    }
     if (!n.journal.empty()) {
         std::string journal;
         for (const auto& line : cappedJournal(n)) journal += line + "\n";
@@ -183,9 +198,10 @@ std::string pagerDutyBody(const Notification& n, std::string_view routing_key) {
         {"labels", n.labels},
         {"last_exit", lastExitJson(n)},
         {"journal", cappedJournal(n)},
+        {"sources", n.sources},
     };
     json payload = {
-        {"summary", truncateUtf8(n.summary, PAGERDUTY_SUMMARY_MAX)},
+        {"summary", truncateUtf8(n.summary + sourcesNote(n), PAGERDUTY_SUMMARY_MAX)},
         {"source", n.host},
         {"severity", rules::toString(n.severity)},
         {"timestamp", core::formatIsoTime(n.started_usec)},
@@ -209,6 +225,11 @@ json alertmanagerAlert(const Notification& n, core::Usec ends_at_usec) {
     labels["unit"] = n.unit;
     labels["host"] = n.host;
     labels["severity"] = rules::toString(n.severity);
+    if (!n.sources.empty()) {
+        std::string sources;
+        for (const auto& source : n.sources) sources += (sources.empty() ? "" : ",") + source;
+        labels["source"] = sources;
+    }
     json alert = {
         {"labels", labels},
         {"annotations", {{"summary", n.summary}}},
@@ -259,6 +280,7 @@ std::string encode(const Notification& n) {
         {"labels", n.labels},
         {"last_exit", lastExitJson(n)},
         {"journal", n.journal},
+        {"sources", n.sources},
     };
     return dump(j);
 }
@@ -294,6 +316,9 @@ std::optional<Notification> decode(std::string_view text) {
             n.last_exit = std::move(last);
         }
         n.journal = j.at("journal").get<std::vector<std::string>>();
+        // Absent from rows queued by an older cerberus.
+        if (const auto it = j.find("sources"); it != j.end())
+            n.sources = it->get<std::vector<std::string>>();
         return n;
     } catch (const json::exception&) {
         return std::nullopt;

@@ -57,9 +57,16 @@ struct Notification {
     std::map<std::string, std::string> labels;
     std::optional<LastExit> last_exit;
     std::vector<std::string> journal;  // oldest first
+    // Where the events that fired the alert came from ("systemd", "reconcile", "emit",
+    // "supervisor"); empty in notifications queued before sources were recorded.
+    std::vector<std::string> sources;
 
     bool operator==(const Notification&) const = default;
 };
+
+// " (via emit)" when some event that fired the alert was not systemd's own (emit,
+// supervisor), for text that people read (Slack, PagerDuty's summary, the log line); else "".
+std::string sourcesNote(const Notification& n);
 
 // At most `max_bytes` bytes, cut on a UTF-8 boundary and ending in "…" when cut.
 std::string truncateUtf8(std::string_view text, std::size_t max_bytes);

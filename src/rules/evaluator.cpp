@@ -13,26 +13,45 @@ using core::Event;
 using core::Transition;
 using core::Usec;
 
-// The last `count` qualifying event times of one (rule, unit): O(1) per event, and memory
-// bounded by the rule's count.
+// A set of sources, one bit each.
+using SourceMask = std::uint8_t;
+SourceMask bitOf(core::Source source) {
+    return static_cast<SourceMask>(1U << static_cast<unsigned>(source));
+}
+
+std::vector<core::Source> sourcesOf(SourceMask mask) {
+    std::vector<core::Source> out;
+    for (const auto source : core::SOURCES)
+        if (mask & bitOf(source)) out.push_back(source);
+    return out;
+}
+
+// The last `count` qualifying events (time and source) of one (rule, unit): O(1) per
+// event, and memory bounded by the rule's count.
 class Ring {
 public:
-    void push(Usec t, std::size_t capacity) {
-        if (times_.empty()) times_.resize(capacity);
+    void push(Usec t, core::Source source, std::size_t capacity) {
+        if (events_.empty()) events_.resize(capacity);
         if (size_ < capacity) {
-            times_[(head_ + size_) % capacity] = t;
+            events_[(head_ + size_) % capacity] = {t, source};
             ++size_;
         } else {
-            times_[head_] = t;
+            events_[head_] = {t, source};
             head_ = (head_ + 1) % capacity;
         }
     }
     std::size_t size() const { return size_; }
-    Usec oldest() const { return times_[head_]; }
+    Usec oldest() const { return events_[head_].first; }
+    SourceMask sources() const {
+        SourceMask mask = 0;
+        for (std::size_t i = 0; i < size_; ++i)
+            mask |= bitOf(events_[(head_ + i) % events_.size()].second);
+        return mask;
+    }
     void clear() { head_ = size_ = 0; }
 
 private:
-    std::vector<Usec> times_;
+    std::vector<std::pair<Usec, core::Source>> events_;
     std::size_t head_ = 0;
     std::size_t size_ = 0;
 };
@@ -41,6 +60,7 @@ struct Alert {
     bool firing = false;
     Usec started_usec = 0;
     std::size_t count = 0;
+    SourceMask sources = 0;  // of the events that fired it
     Usec last_notified_usec = 0;
     std::optional<Usec> resolve_at;
     std::optional<Usec> repeat_at;
@@ -138,6 +158,7 @@ struct Evaluator::State {
         c.started_usec = rs.alert.started_usec;
         c.at_usec = at;
         c.last_end = unit.last_end;
+        c.sources = sourcesOf(rs.alert.sources);
         return c;
     }
 
@@ -148,6 +169,7 @@ struct Evaluator::State {
         rs.alert.firing = true;
         rs.alert.started_usec = at;
         rs.alert.count = rs.window.size();
+        rs.alert.sources = rs.window.sources();
         rs.alert.last_notified_usec = at;
         rs.window.clear();
         ++unit.firing;
@@ -251,6 +273,9 @@ struct Evaluator::State {
         // counts only with a known earliest time (then its run lasted no longer than that
         // span); the window takes it at that earliest time, so a long absence fires nothing.
         if (t.source == core::Source::Reconcile && !t.unwatched_since_usec) return false;
+        if (!c.sources.empty() &&
+            std::find(c.sources.begin(), c.sources.end(), t.source) == c.sources.end())
+            return false;
         if (c.uptime_below_usec && f.uptime && *f.uptime >= *c.uptime_below_usec) return false;
         if (!c.results.empty() &&
             std::find(c.results.begin(), c.results.end(), f.result) == c.results.end())
@@ -313,7 +338,7 @@ struct Evaluator::State {
             const Usec at = t.source == core::Source::Reconcile && t.unwatched_since_usec
                                 ? *t.unwatched_since_usec
                                 : ts;
-            rs.window.push(at, count);
+            rs.window.push(at, t.source, count);
             // Inclusive: the count-th event exactly `within` after the first still fires.
             if (rs.window.size() == count &&
                 (count == 1 || ts - rs.window.oldest() <= rule.when.within_usec))
@@ -395,7 +420,8 @@ std::vector<FiringAlert> Evaluator::firing() const {
             if (!rs.alert.firing) continue;
             const Rule& rule = state_->rules.rules[rs.rule];
             out.push_back(FiringAlert{rule.name, unit.name, rule.severity, rs.alert.count,
-                                      rs.alert.started_usec, rs.alert.last_notified_usec});
+                                      rs.alert.started_usec, rs.alert.last_notified_usec,
+                                      sourcesOf(rs.alert.sources)});
         }
     }
     return out;

@@ -49,6 +49,9 @@ struct AlertChange {
     core::Usec at_usec = 0;  // the transition's time, or the deadline's
     ResolveReason reason = ResolveReason::None;
     std::optional<RunEnd> last_end;
+    // Where the events that fired the alert came from, in core::SOURCES order; the same for
+    // every change of one alert, so that receivers keying on it see one alert.
+    std::vector<core::Source> sources;
 };
 
 struct FiringAlert {
@@ -58,6 +61,7 @@ struct FiringAlert {
     std::size_t count = 0;
     core::Usec started_usec = 0;
     core::Usec last_notified_usec = 0;
+    std::vector<core::Source> sources;  // as in AlertChange
 };
 
 struct EvaluatorOptions {

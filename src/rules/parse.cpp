@@ -24,8 +24,8 @@ constexpr std::array<std::string_view, 3> TOP_LEVEL_KEYS{"$schema", "receivers",
 constexpr std::array<std::string_view, 12> RULE_KEYS{
     "name",         "units",  "exclude", "when",    "resolve_when_up_for", "severity",
     "repeat_every", "notify", "labels",  "summary", "description",         "journal_lines"};
-constexpr std::array<std::string_view, 6> WHEN_KEYS{"event",        "count",  "within",
-                                                    "uptime_below", "result", "exit_status"};
+constexpr std::array<std::string_view, 7> WHEN_KEYS{
+    "event", "count", "within", "uptime_below", "result", "exit_status", "sources"};
 constexpr std::array<std::string_view, 4> SLACK_KEYS{"type", "url", "timeout", "give_up_after"};
 constexpr std::array<std::string_view, 5> PAGERDUTY_KEYS{"type", "routing_key", "url", "timeout",
                                                          "give_up_after"};
@@ -55,7 +55,8 @@ constexpr std::array<std::string_view, 16> RESULTS{"success",
                                                    "failure-event"};
 
 // Labels become Alertmanager labels; these are set by cerberus itself.
-constexpr std::array<std::string_view, 4> RESERVED_LABELS{"alertname", "unit", "host", "severity"};
+constexpr std::array<std::string_view, 5> RESERVED_LABELS{"alertname", "unit", "host", "severity",
+                                                          "source"};
 
 constexpr std::string_view DURATION_HINT =
     "a duration such as \"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\"";
@@ -690,6 +691,27 @@ private:
                                        v.get<std::int64_t>() <= 255,
                                    "an integer from 0 to 255"))
                         c.exit_statuses.push_back(v.get<int>());
+                }
+            }
+        }
+        if (auto it = j.find("sources"); it != j.end()) {
+            const std::string at = child(pointer, "sources");
+            constexpr std::string_view hint = "systemd, reconcile, emit or supervisor";
+            if (expectType(*it, at, it->is_array() && !it->empty(),
+                           std::string("a non-empty array of sources: ") + std::string(hint))) {
+                for (std::size_t i = 0; i < it->size(); ++i) {
+                    const auto& v = (*it)[i];
+                    const auto source =
+                        v.is_string() ? core::parseSource(v.get<std::string>()) : std::nullopt;
+                    if (!expectType(v, child(at, i), source.has_value(), std::string(hint)))
+                        continue;
+                    // value_or: g++ 12 cannot see that expectType() returned on nullopt.
+                    const core::Source value = source.value_or(core::Source::Systemd);
+                    if (std::find(c.sources.begin(), c.sources.end(), value) != c.sources.end())
+                        error(child(at, i), "source '" + v.get<std::string>() +
+                                                "' is listed twice; list each source once");
+                    else
+                        c.sources.push_back(value);
                 }
             }
         }

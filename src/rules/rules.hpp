@@ -75,13 +75,17 @@ std::optional<Severity> parseSeverity(std::string_view text);
 
 // `when`: `count` qualifying events within `within` fire the alert. For a `restart` event
 // the filters look at the run the restart followed (its uptime, result and exit status).
+// `sources` is where a transition may come from to count; empty (the default) is any. The
+// emit socket refuses systemd's unit names, so a rule on `*.service` counts only what
+// systemd itself reported, whatever it says here.
 struct Condition {
     core::Event event = core::Event::Crash;
     int count = 1;
     core::Usec within_usec = 0;
     std::optional<core::Usec> uptime_below_usec;
-    std::vector<std::string> results;  // empty: any
-    std::vector<int> exit_statuses;    // empty: any
+    std::vector<std::string> results;   // empty: any
+    std::vector<int> exit_statuses;     // empty: any
+    std::vector<core::Source> sources;  // empty: any
 
     bool operator==(const Condition&) const = default;
 };

@@ -161,10 +161,11 @@ def fix(flag):
 class Cerberus:
     """`cerberus run` as a real process; start() returns once it has sent READY=1."""
 
-    def __init__(self, db, bus, args=()):
+    def __init__(self, db, bus, args=(), wrapper=()):
         self.db = db
         self.bus = bus
         self.args = list(args)
+        self.wrapper = list(wrapper)  # a command that runs cerberus, e.g. prlimit
         self.proc = None
         self.dir = tempdir("run")
         self.log_path = os.path.join(self.dir, "cerberus.log")
@@ -179,8 +180,8 @@ class Cerberus:
         sock.settimeout(0.2)
         env = dict(os.environ, NOTIFY_SOCKET=notify_path)
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([CERBERUS, "run", "--db", self.db, "--bus", self.bus] +
-                                     self.args, env=env, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(self.wrapper + [CERBERUS, "run", "--db", self.db,
+                                                     "--bus", self.bus] + self.args, env=env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:

@@ -85,7 +85,8 @@ wait_for(lambda: amtool("alertname=crashloop"), 20, "the alert in Alertmanager")
 alert = amtool("alertname=crashloop")[0]
 check(alert["labels"] == {"alertname": "crashloop", "unit": "looping.service",
                           "host": alert["labels"]["host"], "severity": "critical",
-                          "team": "platform"} and alert["status"]["state"] == "active",
+                          "source": "systemd", "team": "platform"} and
+      alert["status"]["state"] == "active",
       f"Alertmanager holds the alert with its labels: {alert}")
 
 # Re-sent every second to every member, with endsAt ahead.

@@ -2,7 +2,7 @@
 and its webhook reaches a local sink. A scrape then says what the database says: the
 transitions by event and source equal the stored rows, the alert is firing for its rule,
 the notification is counted as sent for its receiver, the outbox is empty, units are
-tracked. Only GET /metrics answers, in Prometheus text format. A bad --metrics value is a
+tracked. Only GET (and HEAD) /metrics answers, in Prometheus text format. A bad --metrics value is a
 usage error; a port in use (even by another cerberus) stops the start-up."""
 import json
 import os
@@ -160,8 +160,10 @@ check(len(tasks) > 2, f"the HTTP server runs on threads of its own: {tasks}")
 for task in tasks:
     check(blocked(task) & (1 << (15 - 1)), f"thread {task} blocks SIGTERM")
 
-for path, method in (("/", "GET"), ("/metrics/x", "GET"), ("/metrics", "POST")):
+for path, method in (("/", "GET"), ("/metrics/x", "GET"), ("/", "POST")):
     check(status_of(path, method) == 404, f"{method} {path} answers 404")
+check(status_of("/metrics", "POST") == 405, "POST /metrics answers 405 (GET and HEAD only)")
+check(status_of("/metrics?x=1", "HEAD") == 200, "HEAD /metrics with a query answers 200")
 
 # Another cerberus on the same port: refused before READY=1 (no silent port sharing).
 other_db = os.path.join(work, "other.db")

@@ -1,6 +1,8 @@
 """`cerberus supervisor-listener` under the real supervisord: a program that dies before
 startsecs is retried until FATAL, one that runs and exits 5 is respawned forever; both are
-stored with source supervisor (crash, restart, give_up) and the crash loop fires a rule."""
+stored with source supervisor (crash, restart, give_up) and the crash loop fires a rule. A
+program named like a systemd unit (api.service) is refused by the listener: logged once,
+with the name, and nothing stored."""
 import json
 import os
 import signal
@@ -32,6 +34,12 @@ childlogdir={work}
 
 [program:fragile]
 command=/bin/sh -c "sleep 0.1; exit 3"
+startsecs=1
+startretries=2
+autorestart=true
+
+[program:api.service]
+command=/bin/sh -c "sleep 0.1; exit 4"
 startsecs=1
 startretries=2
 autorestart=true
@@ -90,9 +98,15 @@ check(rows[:6] == ["start", "crash", "restart", "start", "crash", "restart"],
 sources = db_rows(db, "SELECT DISTINCT source FROM transitions WHERE unit LIKE 'supervisor:%'")
 check(sources == [("supervisor",)], f"rows not from source supervisor: {sources}")
 check(events("supervisor:cerberus") == [], "the listener recorded itself")
+refused = "ignoring the events of 'supervisor:api.service': the name ends in '.service' like a " \
+          "systemd unit"
+wait_for(lambda: refused in listener_log(), 30, f"the refusal of api.service ({listener_log()})")
+check(events("supervisor:api.service") == [], "events of a systemd-like name were stored")
 for unit in (fragile, loopy):
     wait_for(lambda: f"alert firing: rule 'supervised-loop' unit '{unit}'" in cerberus.output(),
              10, f"the alert on {unit}")
 stop_supervisord()
+check(listener_log().count("supervisor:api.service") == 1,
+      f"the refusal is logged once, not per event: {listener_log()}")
 check(cerberus.stop() == 0, "cerberus did not stop cleanly")
 print(f"ok: {fragile} {events(fragile)}; {loopy} crash-looped and alerted")

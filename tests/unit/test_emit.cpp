@@ -190,6 +190,26 @@ TEST_CASE("unit names are non-empty, bounded, printable") {
     CHECK_FALSE(ingest::checkUnitName("a b").empty());
 }
 
+TEST_CASE("systemd's unit names are refused: cerberus hears those units from systemd") {
+    for (const char* name :
+         {"dbus.service", "supervisor:api.service", "a.socket", "b.timer", "c.mount", "d.automount",
+          "e.swap", "f.target", "g.path", "h.slice", "i.scope", "j.device", "tty@1.service"})
+        CHECK_MESSAGE(
+            ingest::checkNotSystemdUnit(name).find("like a systemd unit") != std::string::npos,
+            name);
+    for (const char* name : {"web", "tty@1", "supervisor:web", "upstart-web", "a.services",
+                             "my.service.d", ".service", "nginx.conf"})
+        CHECK_MESSAGE(ingest::checkNotSystemdUnit(name).empty(), name);
+}
+
+TEST_CASE("supervisord names that are no usable unit are left to the listener to refuse") {
+    const auto named = ingest::supervisorRequest(
+        "PROCESS_STATE_RUNNING", "processname:api.service groupname:api.service pid:9");
+    REQUIRE(named);
+    CHECK(named->unit == "supervisor:api.service");
+    CHECK_FALSE(ingest::checkNotSystemdUnit(named->unit).empty());
+}
+
 TEST_CASE("signals by number or name") {
     CHECK(ingest::parseSignal("11") == SIGSEGV);
     CHECK(ingest::parseSignal("SEGV") == SIGSEGV);

@@ -256,6 +256,58 @@ TEST_CASE("result and exit_status filters keep only matching crashes") {
     CHECK(live.of(ChangeKind::Fire, "oom").size() == 1);
 }
 
+TEST_CASE("a sources filter counts only transitions from the listed sources") {
+    Live live(ruleSet(
+        R"([{"name": "emitted", "units": ["*"], "notify": ["log"],
+             "when": {"event": "crash", "count": 2, "within": "1m", "sources": ["emit"]}},
+            {"name": "any", "units": ["*"], "notify": ["log"],
+             "when": {"event": "crash", "count": 2, "within": "1m"}}])"));
+    Unit u("web");
+    auto from = [](Transition t, core::Source source) {
+        t.source = source;
+        return t;
+    };
+    live.feed(from(u.crash(), core::Source::Systemd));
+    live.feed(from(u.wait(1 * SEC).crash(), core::Source::Reconcile));
+    CHECK(live.of(ChangeKind::Fire, "emitted").empty());
+    REQUIRE(live.of(ChangeKind::Fire, "any").size() == 1);
+    CHECK(live.of(ChangeKind::Fire, "any")[0].sources ==
+          std::vector<core::Source>{core::Source::Systemd, core::Source::Reconcile});
+    live.feed(from(u.wait(1 * SEC).crash(), core::Source::Emit));
+    CHECK(live.of(ChangeKind::Fire, "emitted").empty());
+    live.feed(from(u.wait(1 * SEC).crash(), core::Source::Emit));
+    REQUIRE(live.of(ChangeKind::Fire, "emitted").size() == 1);
+    CHECK(live.of(ChangeKind::Fire, "emitted")[0].sources ==
+          std::vector<core::Source>{core::Source::Emit});
+}
+
+TEST_CASE("an alert keeps the sources that fired it through repeats, resolve and firing()") {
+    Live live(ruleSet(
+        R"([{"name": "loop", "units": ["*"], "notify": ["log"], "repeat_every": "1m",
+             "resolve_when_up_for": "5m",
+             "when": {"event": "crash", "count": 2, "within": "1m"}}])"));
+    Unit u("upstart-web");
+    for (int i = 0; i < 2; ++i) {
+        auto t = u.wait(1 * SEC).crash();
+        t.source = core::Source::Emit;
+        live.feed(t);
+    }
+    // Counted after it fired, a supervisor crash does not change what the alert says.
+    auto later = u.wait(1 * SEC).crash();
+    later.source = core::Source::Supervisor;
+    live.feed(later);
+    const std::vector<core::Source> emit{core::Source::Emit};
+    REQUIRE(live.evaluator().firing().size() == 1);
+    CHECK(live.evaluator().firing()[0].sources == emit);
+    CHECK(live.evaluator().firing()[0].count == 3);
+    live.feed(u.wait(1 * SEC).start());
+    live.advance(u.now() + 10 * MIN);
+    REQUIRE(live.of(ChangeKind::Repeat).size() >= 1);
+    CHECK(live.of(ChangeKind::Repeat)[0].sources == emit);
+    REQUIRE(live.of(ChangeKind::Resolve).size() == 1);
+    CHECK(live.of(ChangeKind::Resolve)[0].sources == emit);
+}
+
 TEST_CASE("rules see only the units their globs match") {
     Live live(ruleSet(
         R"([{"name": "db", "units": ["db-*.service"], "exclude": ["db-test.service"],

@@ -37,6 +37,15 @@ Notification firing() {
     n.labels = {{"team", "payments"}};
     n.last_exit = notify::LastExit{"exit-code", "exited", 3};
     n.journal = {"starting", "panic: out of cheese"};
+    n.sources = {"systemd"};
+    return n;
+}
+
+Notification emitted() {
+    Notification n = firing();
+    n.unit = "upstart-web";
+    n.summary = "upstart-web on db1: 5 crash in 5m";
+    n.sources = {"emit"};
     return n;
 }
 
@@ -91,7 +100,7 @@ TEST_CASE("the webhook body carries every field DESIGN.md lists") {
     const auto body = json::parse(notify::webhookBody(firing()));
     for (const char* key :
          {"version", "id", "status", "rule", "unit", "host", "severity", "count", "within",
-          "started_at", "resolved_at", "summary", "labels", "last_exit", "journal"}) {
+          "started_at", "resolved_at", "summary", "labels", "last_exit", "journal", "sources"}) {
         CHECK_MESSAGE(body.contains(key), key);
     }
     CHECK(body["version"] == 1);
@@ -106,6 +115,38 @@ TEST_CASE("the webhook body carries every field DESIGN.md lists") {
     CHECK(body["last_exit"] ==
           json{{"result", "exit-code"}, {"exit_code", "exited"}, {"exit_status", 3}});
     CHECK(body["journal"] == json{"starting", "panic: out of cheese"});
+    CHECK(body["sources"] == json{"systemd"});
+}
+
+TEST_CASE("an alert fed by emit says so in every payload; systemd's own say nothing more") {
+    const Notification n = emitted();
+    CHECK(json::parse(notify::webhookBody(n))["sources"] == json{"emit"});
+    const auto slack = json::parse(notify::slackBody(n));
+    CHECK(slack["text"] == "[FIRING] upstart-web on db1: 5 crash in 5m (via emit)");
+    const auto fields = slack["attachments"][0]["fields"];
+    CHECK(std::any_of(fields.begin(), fields.end(), [](const json& f) {
+        return f["title"] == "Source" && f["value"] == "emit";
+    }));
+    const auto pd = json::parse(notify::pagerDutyBody(n, ROUTING_KEY));
+    CHECK(pd["payload"]["summary"] == "upstart-web on db1: 5 crash in 5m (via emit)");
+    CHECK(pd["payload"]["custom_details"]["sources"] == json{"emit"});
+    const auto am = json::parse(notify::alertmanagerBody(n, RESOLVED));
+    CHECK(am[0]["labels"]["source"] == "emit");
+    CHECK(notify::logLine(n).ends_with("5 crash in 5m (via emit)"));
+
+    Notification mixed = emitted();
+    mixed.sources = {"systemd", "reconcile", "supervisor"};
+    CHECK(notify::sourcesNote(mixed) == " (via supervisor)");
+    CHECK(json::parse(notify::alertmanagerBody(mixed, RESOLVED))[0]["labels"]["source"] ==
+          "systemd,reconcile,supervisor");
+
+    Notification own = firing();
+    own.sources = {"systemd", "reconcile"};
+    CHECK(notify::sourcesNote(own).empty());
+    CHECK(json::parse(notify::slackBody(own))["text"] ==
+          "[FIRING] web.service on db1: 5 crash in 5m");
+    CHECK(json::parse(notify::pagerDutyBody(own, ROUTING_KEY))["payload"]["summary"] ==
+          "web.service on db1: 5 crash in 5m");
 }
 
 TEST_CASE("a resolved webhook body says resolved and when") {
@@ -215,6 +256,7 @@ TEST_CASE("the Alertmanager body is one alert with our labels over the rule's") 
                                   {"unit", "web.service"},
                                   {"host", "db1"},
                                   {"severity", "critical"},
+                                  {"source", "systemd"},
                                   {"team", "payments"}});
     CHECK(alert["annotations"]["summary"] == "web.service on db1: 5 crash in 5m");
     CHECK(alert["startsAt"] == "2026-11-24T22:13:57.000Z");
@@ -251,6 +293,13 @@ TEST_CASE("a notification survives the outbox: encode then decode gives it back"
         REQUIRE(back.has_value());
         CHECK(*back == n);
     }
+    // A row queued by a cerberus that did not record sources still reads, without them.
+    auto old = json::parse(notify::encode(emitted()));
+    old.erase("sources");
+    const auto back = notify::decode(old.dump());
+    REQUIRE(back.has_value());
+    CHECK(back->sources.empty());
+    CHECK(back->unit == "upstart-web");
     CHECK_FALSE(notify::decode("{\"id\": 1}").has_value());
     CHECK_FALSE(notify::decode("not json").has_value());
 }

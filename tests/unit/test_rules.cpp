@@ -124,7 +124,7 @@ TEST_CASE("an unknown key in when names the file, the line, the JSON path and th
 })");
     const std::vector<std::string> expected{
         "rules/prod.json:6: /rules/0/when: unknown key 'windw'; expected one of event, count, "
-        "within, uptime_below, result, exit_status",
+        "within, uptime_below, result, exit_status, sources",
         "rules/prod.json:5: /rules/0/when: missing key 'within'; expected a duration such as "
         "\"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\" when count is above 1",
     };
@@ -422,6 +422,43 @@ TEST_CASE("a result filter with a typo is refused instead of matching nothing") 
 "rules": [{"name": "x", "when": {"event": "crash", "result": ["oom-kill",
   "oom_kill"]}, "notify": ["log"]}]})")
               .starts_with("rules/prod.json:3: /rules/0/when/result/1: expected a systemd result"));
+}
+
+TEST_CASE("sources are any by default and a list of source names when given") {
+    const auto any = parse(GOOD);
+    REQUIRE(any.ok());
+    CHECK(any.rules.rules[0].when.sources.empty());
+    const auto some = parse(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash", "sources": ["emit", "supervisor"]},
+  "notify": ["log"]}]})");
+    INFO(joinedErrors(some));
+    REQUIRE(some.ok());
+    CHECK(some.rules.rules[0].when.sources ==
+          std::vector<core::Source>{core::Source::Emit, core::Source::Supervisor});
+}
+
+TEST_CASE("an unknown, repeated or empty sources list is refused by its path") {
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash", "sources": ["systemd",
+  "upstart"]}, "notify": ["log"]}]})") ==
+          "rules/prod.json:3: /rules/0/when/sources/1: expected systemd, reconcile, emit or "
+          "supervisor, got \"upstart\"");
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash", "sources": ["emit", "emit"]},
+  "notify": ["log"]}]})") ==
+          "rules/prod.json:2: /rules/0/when/sources/1: source 'emit' is listed twice; list each "
+          "source once");
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash", "sources": []}, "notify": ["log"]}]})")
+              .starts_with("rules/prod.json:2: /rules/0/when/sources: expected a non-empty array "
+                           "of sources"));
+}
+
+TEST_CASE("'source' is a label cerberus sets, refused in a rule's labels") {
+    CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["log"],
+  "labels": {"source": "mine"}}]})")
+              .find("label name 'source' is set by cerberus") != std::string::npos);
 }
 
 TEST_CASE("the summary renders its placeholders") {
