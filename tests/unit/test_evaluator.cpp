@@ -268,7 +268,10 @@ TEST_CASE("a sources filter counts only transitions from the listed sources") {
         return t;
     };
     live.feed(from(u.crash(), core::Source::Systemd));
-    live.feed(from(u.wait(1 * SEC).crash(), core::Source::Reconcile));
+    // Found at a reconcile after a second nobody watched.
+    auto reconciled = from(u.wait(1 * SEC).crash(), core::Source::Reconcile);
+    reconciled.unwatched_since_usec = reconciled.ts_usec - 1 * SEC;
+    live.feed(reconciled);
     CHECK(live.of(ChangeKind::Fire, "emitted").empty());
     REQUIRE(live.of(ChangeKind::Fire, "any").size() == 1);
     CHECK(live.of(ChangeKind::Fire, "any")[0].sources ==
