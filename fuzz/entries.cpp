@@ -146,7 +146,12 @@ void supervisor(std::span<const std::uint8_t> data) {
         auto stamped = *request;
         stamped.ts_usec = NOW_USEC;
         stamped.mono_usec = NOW_MONO;
-        mapRequest(stamped);
+        // What the listener sends: names it would refuse never reach the daemon.
+        if (ingest::checkUnitName(stamped.unit).empty() &&
+            ingest::checkNotSystemdUnit(stamped.unit).empty())
+            mapRequest(stamped);
+        // Encoding never throws, whatever the bytes of a name.
+        (void)ingest::encodeRequest(stamped);
     }
 }
 

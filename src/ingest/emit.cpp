@@ -152,7 +152,9 @@ std::string encodeRequest(const EmitRequest& request) {
     if (request.signal) out["signal"] = *request.signal;
     if (request.failed) out["failed"] = true;
     if (request.source != core::Source::Emit) out["source"] = core::toString(request.source);
-    return out.dump();
+    // Names are checked before they are sent (checkUnitName); should one slip through with
+    // bytes that are not UTF-8, the daemon refuses the request rather than the client dying.
+    return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 ParsedRequest parseRequest(std::string_view line, core::Usec now_usec, core::Usec now_mono) {
