@@ -1,6 +1,7 @@
-"""`make demo` (tools/demo.sh) tells its story: the crash loop's alert reaches the sink with a
-verified signature, the history is shown, the fix resolves the alert, the demo exits 0 in
-under a minute and leaves nothing running."""
+"""`make demo` (tools/demo.sh) tells its story and no lie: the crash loop's alert reaches the
+sink with a verified signature, the history is shown, the fix (a unit edit and a
+daemon-reload) resolves the alert, no alert, row or resolve appears that the scenario did not
+cause, the demo exits 0 in under a minute and leaves nothing running."""
 import importlib.util
 import os
 import re
@@ -104,6 +105,29 @@ check("signature verified" in resolve, f"the resolve's signature was not verifie
 final = section(out, "All alerts now")
 check(re.search(r"^crashloop\s+demo-crashloop\.service\s+resolved\s", final, re.M),
       f"cerberus alerts does not show the crash loop resolved:\n{final}")
+
+# Nothing but what the scenario caused: the crash loop fired and resolved, the respawn loop
+# fired; no other alert (a crashloop for the unit that only exits 0, a give-up for a unit
+# whose start limit is 1000), no other resolve, no failure rows for the healthy unit.
+alerts_now = set(re.findall(r"^(\S+)\s+(demo-\S+\.service)\s+(firing|resolved)\s", final, re.M))
+check(alerts_now == {("crashloop", "demo-crashloop.service", "resolved"),
+                     ("respawn", "demo-respawn.service", "firing")},
+      f"cerberus alerts shows alerts the demo did not cause: {sorted(alerts_now)}:\n{final}")
+told = re.findall(r"alert (\w+): rule '([^']+)' unit '([^']+)'", out)
+check(sorted(set(told)) == [("firing", "crashloop", "demo-crashloop.service"),
+                            ("firing", "respawn", "demo-respawn.service"),
+                            ("resolved", "crashloop", "demo-crashloop.service")],
+      f"the log receiver told changes the demo did not cause: {sorted(set(told))}")
+check(len(told) == 3, f"the log receiver told a change twice: {told}")
+counts = section(out, "The same history is plain SQLite")
+healthy = re.search(r"^demo-healthy\.service\s+(\d+)\s+(\d+)", counts, re.M)
+check(healthy and healthy.groups() == ("0", "0"),
+      f"demo-healthy.service only runs, yet has restarts or crashes:\n{counts}")
+respawn = re.search(r"^demo-respawn\.service\s+(\d+)\s+(\d+)", counts, re.M)
+check(respawn and int(respawn.group(1)) >= 5 and respawn.group(2) == "0",
+      f"demo-respawn.service exits 0: restarts but no crash expected:\n{counts}")
+check(re.search(r"^give-up\s+0\s", replay, re.M),
+      f"the replay finds a give-up the demo did not cause:\n{replay}")
 
 # Nothing the demo started is left running.
 for name, pattern in (("cerberus", r"cerberus is PID (\d+)"), ("the sink", r"the sink is PID (\d+)"),
