@@ -446,7 +446,11 @@ class Scenario:
         self.um.systemctl("stop", u.name)
         s = self.show(u, "NRestarts", "ExecMainCode", "ExecMainStatus", "ActiveState",
                       "SubState", "Result")
-        failed_last = s["ExecMainCode"] == "1" and s["ExecMainStatus"] != "0"
+        # Exited non-zero, or killed or dumped by a signal systemd does not take as clean
+        # (SIGHUP, SIGINT, SIGPIPE and SIGTERM are; the operator's stop sends SIGTERM).
+        failed_last = ((s["ExecMainCode"] == "1" and s["ExecMainStatus"] != "0") or
+                       (s["ExecMainCode"] in ("2", "3") and
+                        s["ExecMainStatus"] not in ("1", "2", "13", "15")))
         self.note(f"operator stops {u.name} mid-loop: now {s['ActiveState']}/{s['SubState']}, "
                   f"NRestarts={s['NRestarts']}, last run exited {s['ExecMainCode']}/"
                   f"{s['ExecMainStatus']}")
