@@ -11,3 +11,7 @@ CREATE TABLE manager (
 -- not known: at the earliest here (when cerberus last watched), at the latest at ts_usec.
 -- Rules count such a row only when that whole span fits their window. NULL: not known.
 ALTER TABLE transitions ADD COLUMN unwatched_since_usec INTEGER;
+
+-- A restart was counted and the end of the run it began is not stored yet: if the next
+-- restart is found at a reconcile, that run ended unseen.
+ALTER TABLE units ADD COLUMN awaiting_end INTEGER NOT NULL DEFAULT 0;

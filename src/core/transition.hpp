@@ -49,6 +49,7 @@ struct UnitSnapshot {
     bool run_ended = false;         // a stop/crash was stored since the last restart
     bool in_restart_cycle = false;  // the manager was restarting it (auto-restart seen)
     bool gave_up = false;           // give_up stored; cleared when it becomes active again
+    bool awaiting_end = false;      // a restart was counted; the end of the run it began is not
 
     bool operator==(const UnitSnapshot&) const = default;
 };

@@ -135,6 +135,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
         a.run_ended = !hasOpenRun(a);
         a.in_restart_cycle = false;
         a.gave_up = a.active_state == "failed" && a.result == "start-limit-hit";
+        a.awaiting_end = false;
         return out;
     }
     a.reported_exit_mono = b.reported_exit_mono;
@@ -162,10 +163,15 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     const bool state_stale = a.state_change_mono == b.state_change_mono;
     const Event unseen = unseenEndBeforeRestart(b, a, exit_new);
     bool open = !b.run_ended;
+    // A restart was counted and the run it began has not ended in our view: if it is not
+    // open either (its start was not seen: cerberus stopped, or the bus was down, between
+    // the restart and the spawn), the next restart follows its unseen end.
+    bool awaiting = b.awaiting_end;
 
     auto store_end = [&](Transition t, bool with_exit) {
         if (with_exit) a.reported_exit_mono = a.exec_main_exit_mono;
         out.push_back(std::move(t));
+        awaiting = false;
     };
 
     // 1. The run open in `before` ended: an automatic restart or a new invocation followed
@@ -187,7 +193,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     // did not see (states merged under load, or cerberus was not running); after a reset the
     // first one followed the run an operator started.
     for (std::int64_t i = 0; i < restarts; ++i) {
-        if (i > 0 || reset) {
+        if (i > 0 || reset || (awaiting && !open)) {
             Transition end = make(a, unseen, stamp);
             end.result.clear();
             end.invocation_id.clear();
@@ -200,6 +206,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
         out.push_back(std::move(restart));
     }
     if (restarts > 0) a.in_restart_cycle = true;
+    awaiting = restarts > 0 || (awaiting && !reset);
 
     // 3. A new main process (or the new invocation that replaced the old run) started a run;
     // it may have ended already.
@@ -212,8 +219,12 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     if (exit_new && !open) a.reported_exit_mono = a.exec_main_exit_mono;
 
     // 4. Entered failed.
-    if (a.active_state == "failed" && b.active_state != "failed")
+    if (a.active_state == "failed" && b.active_state != "failed") {
         out.push_back(make(a, Event::Fail, stamp));
+        // The attempt the restart began ended, and was seen: a refused start (give-up), an
+        // ExecStartPre= that failed, or the run's own crash just stored.
+        awaiting = false;
+    }
 
     // 4b. An operator stopped the unit while it waited to be restarted (`systemctl stop`
     // during RestartSec): the pending restart was cancelled and nothing runs. The run's end
@@ -250,6 +261,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     }
 
     a.run_ended = !open;
+    a.awaiting_end = awaiting;
     return out;
 }
 

@@ -39,8 +39,9 @@ constexpr std::string_view INSERT_TRANSITION_SQL =
 constexpr std::string_view UPSERT_UNIT_SQL =
     "INSERT INTO units (unit, active_state, sub_state, result, exec_main_code, exec_main_status,"
     " exec_main_start_mono, exec_main_exit_mono, state_change_mono, n_restarts, invocation_id,"
-    " main_pid, reported_exit_mono, run_ended, in_restart_cycle, gave_up, updated_usec)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+    " main_pid, reported_exit_mono, run_ended, in_restart_cycle, gave_up, awaiting_end,"
+    " updated_usec)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
     " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000)"
     " ON CONFLICT (unit) DO UPDATE SET active_state = excluded.active_state,"
     " sub_state = excluded.sub_state, result = excluded.result,"
@@ -51,12 +52,13 @@ constexpr std::string_view UPSERT_UNIT_SQL =
     " invocation_id = excluded.invocation_id, main_pid = excluded.main_pid,"
     " reported_exit_mono = excluded.reported_exit_mono, run_ended = excluded.run_ended,"
     " in_restart_cycle = excluded.in_restart_cycle, gave_up = excluded.gave_up,"
+    " awaiting_end = excluded.awaiting_end,"
     " updated_usec = excluded.updated_usec";
 
 constexpr std::string_view UNIT_COLUMNS =
     "unit, active_state, sub_state, result, exec_main_code, exec_main_status,"
     " exec_main_start_mono, exec_main_exit_mono, state_change_mono, n_restarts, invocation_id,"
-    " main_pid, reported_exit_mono, run_ended, in_restart_cycle, gave_up";
+    " main_pid, reported_exit_mono, run_ended, in_restart_cycle, gave_up, awaiting_end";
 
 constexpr std::string_view TRANSITION_COLUMNS =
     "id, ts_usec, mono_usec, unit, event, active_state, sub_state, result, exit_code,"
@@ -113,7 +115,8 @@ int upsertUnit(sqlite3_stmt* stmt, const core::UnitSnapshot& u) {
         .int64(u.reported_exit_mono)
         .int64(u.run_ended ? 1 : 0)
         .int64(u.in_restart_cycle ? 1 : 0)
-        .int64(u.gave_up ? 1 : 0);
+        .int64(u.gave_up ? 1 : 0)
+        .int64(u.awaiting_end ? 1 : 0);
     if (bind.rc() != SQLITE_OK) return bind.rc();
     return run(stmt);
 }
@@ -161,6 +164,7 @@ core::UnitSnapshot readUnit(sqlite3_stmt* stmt) {
     u.run_ended = sqlite3_column_int(stmt, 13) != 0;
     u.in_restart_cycle = sqlite3_column_int(stmt, 14) != 0;
     u.gave_up = sqlite3_column_int(stmt, 15) != 0;
+    u.awaiting_end = sqlite3_column_int(stmt, 16) != 0;
     return u;
 }
 

@@ -772,6 +772,42 @@ TEST_CASE("a crash merged into the next restart of a running loop is a crash") {
     CHECK((derive(before, after, Stamp{}).at(0).event == Event::Stop));
 }
 
+TEST_CASE("a restart counted before cerberus died, its run never seen, ends unseen") {
+    // cerberus saw NRestarts become 9 (the restart job began) and was killed before the new
+    // process spawned. The reconcile finds NRestarts 12: four runs ended, the first of them
+    // the one restart 9 began.
+    Ingest in("app.service");
+    FakeService svc = runningService(in);
+    svc.crash();
+    in.feed(svc);
+    svc.autoRestart();
+    auto signals = svc.take();
+    // Only the Service signal with the counted restart got through.
+    signals.resize(1);
+    in.feed(signals);
+    REQUIRE(in.restartNumbers() == range(1, 1));
+    const UnitSnapshot before = in.known;
+    CHECK(before.awaiting_end);
+    for (int i = 0; i < 3; ++i) {
+        svc.crash();
+        svc.autoRestart();
+    }
+    svc.crash();
+    UnitSnapshot after = before;
+    apply(after, svc.getAll());
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    int crashes = 0;
+    std::vector<std::int64_t> restarts;
+    for (const auto& t : derive(before, after, reconcile)) {
+        if (t.event == Event::Crash) ++crashes;
+        if (t.event == Event::Restart) restarts.push_back(*t.n_restarts);
+    }
+    CHECK(restarts == range(2, 4));
+    CHECK(crashes == 4);  // the run restart 1 began, two more, and the one ending now
+    CHECK(crashes == svc.runEnds() - 1);  // every run end but the one seen live
+}
+
 TEST_CASE("a delta older than the known snapshot is stale") {
     const UnitSnapshot known = serviceSnapshot("active", "running", "success", 4, 5000, "new");
     auto process = [](Usec start, std::int64_t n_restarts) {
