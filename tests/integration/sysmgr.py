@@ -81,6 +81,11 @@ class SystemManager:
         self.nspawn_pid = int(info["SM_NSPAWN_PID"])
         print(f"container booted ({info['SM_STATE']}) in {time.monotonic() - started:.1f}s, "
               f"PID 1 is {self.init_pid} on the host")
+        # cerberus.service runs as the system user that examples/cerberus.sysusers makes.
+        os.makedirs(f"/proc/{self.init_pid}/root/run/sysusers.d", exist_ok=True)
+        shutil.copy(os.path.join(SOURCE_ROOT, "examples", "cerberus.sysusers"),
+                    f"/proc/{self.init_pid}/root/run/sysusers.d/cerberus.conf")
+        self.run("systemd-sysusers", "cerberus.conf")
         # The binary was built on the host: every library it needs must be in the root.
         ldd = self.run("ldd", "/usr/local/bin/cerberus", check=False)
         missing = [line.split()[0] for line in ldd.stdout.splitlines() if "not found" in line]
