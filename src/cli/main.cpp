@@ -3,6 +3,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/log.hpp"
 
 namespace {
 
@@ -45,10 +46,12 @@ int run(int argc, char** argv) {
     try {
         return action();
     } catch (const cerberus::core::Error& e) {
-        std::fprintf(stderr, "cerberus: %s\n", e.what());
+        // `cerberus run` under systemd: an error, for `journalctl -p err`.
+        cerberus::core::log(cerberus::core::Priority::Err, e.what());
         return static_cast<int>(e.code());
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "cerberus: unexpected error: %s\n", e.what());
+        cerberus::core::log(cerberus::core::Priority::Err,
+                            std::string("unexpected error: ") + e.what());
         return static_cast<int>(ExitCode::Failure);
     }
 }

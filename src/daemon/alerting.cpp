@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/error.hpp"
+#include "core/log.hpp"
 
 namespace cerberus::daemon {
 
@@ -62,7 +63,7 @@ Alerting::Alerting(rules::RuleSet rules, store::Database& db, store::HistoryWrit
 std::vector<store::OutboxWrite> Alerting::outbox(const rules::AlertChange& change,
                                                  notify::Change kind) {
     const auto* rule = evaluator_.ruleSet().rule(change.rule);
-    if (!rule || rule->notify.empty()) return {};
+    if (!rule) return {};
     notify::Notification n;
     n.action = kind == notify::Change::Resolve ? notify::Action::Resolve : notify::Action::Trigger;
     n.change = kind;
@@ -82,10 +83,14 @@ std::vector<store::OutboxWrite> Alerting::outbox(const rules::AlertChange& chang
     for (const auto source : change.sources) n.sources.emplace_back(core::toString(source));
     if (const auto& end = change.last_end) {
         n.last_exit = notify::LastExit{end->result, end->exit_code, end->exit_status};
-        if (journal_ && kind != notify::Change::Resolve)
+        if (journal_ && kind != notify::Change::Resolve && !rule->notify.empty())
             n.journal = journal_->lastLines(change.unit, end->invocation_id, rule->journal_lines);
     }
     n.id = notify::stableId(n, change.at_usec);
+    // Every change told is also a journal entry, receivers or not, when cerberus logs to
+    // the journal (a run from a terminal or a test leaves the host's journal alone).
+    if (core::stderrIsJournal()) notify::journalAlert(n);
+    if (rule->notify.empty()) return {};
     const std::string payload = notify::encode(n);
     std::vector<store::OutboxWrite> rows;
     for (const auto& receiver : rule->notify)
@@ -138,7 +143,7 @@ std::optional<core::Usec> Alerting::silencedUntil(const std::string& rule, const
         }
     } catch (const core::Error& e) {
         // A silence that cannot be read must not swallow an alert.
-        std::fprintf(stderr, "cerberus: %s; telling the alert\n", e.what());
+        core::log(core::Priority::Warning, std::string(e.what()) + "; telling the alert");
     }
     return until;
 }

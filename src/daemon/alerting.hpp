@@ -55,7 +55,8 @@ private:
     // Replays the evaluated history into the windows and restores the silenced alerts.
     void replay(core::Usec now_usec);
     void handle(const std::vector<rules::AlertChange>& changes);
-    // The rows telling each of the rule's receivers about `change`.
+    // The rows telling each of the rule's receivers about `change`; the change is also
+    // written to the journal.
     std::vector<store::OutboxWrite> outbox(const rules::AlertChange& change, notify::Change kind);
     // The end of the longest active silence covering (rule, unit), if any.
     std::optional<core::Usec> silencedUntil(const std::string& rule, const std::string& unit,

@@ -18,6 +18,7 @@
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
+#include "core/log.hpp"
 #include "daemon/alerting.hpp"
 #include "daemon/metrics.hpp"
 #include "ingest/emit.hpp"
@@ -46,12 +47,14 @@ constexpr Usec SHUTDOWN_DELIVERY_USEC = 3 * USEC_PER_SEC;
 constexpr int RETENTION_BATCH = 2000;
 constexpr Usec HEARTBEAT_EVERY_USEC = 60 * USEC_PER_SEC;
 
+using core::Priority;
+
 template <typename... Args>
-void logLine(const char* format, Args... args) {
-    std::fprintf(stderr, "cerberus: ");
-    std::fprintf(stderr, format, args...);
-    std::fputc('\n', stderr);
-    std::fflush(stderr);
+void logLine(Priority priority, const char* format, Args... args) {
+    const int size = std::snprintf(nullptr, 0, format, args...);
+    std::string line(size > 0 ? static_cast<std::size_t>(size) : 0, '\0');
+    std::snprintf(line.data(), line.size() + 1, format, args...);
+    core::log(priority, line);
 }
 
 // Resolves every receiver's secrets; an error names the receiver, never the value.
@@ -279,7 +282,7 @@ void Loop::handleSignals(bool& stop) {
 void Loop::processBus(Usec now) {
     if (source_.connected()) {
         if (!source_.process()) {
-            logLine("lost the %s: %s; reconnecting",
+            logLine(Priority::Err, "lost the %s: %s; reconnecting",
                     ingest::BusSpec{options_.bus}.describe().c_str(), source_.lastError().c_str());
             reconnect_backoff_.reset();
             reconnect_at_ = now + reconnect_backoff_.next();
@@ -291,13 +294,13 @@ void Loop::processBus(Usec now) {
     try {
         source_.connect();
         if (source_.process()) {
-            logLine("reconnected to the %s; %zu units tracked",
+            logLine(Priority::Notice, "reconnected to the %s; %zu units tracked",
                     ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked());
             reconnect_at_.reset();
             return;
         }
     } catch (const core::Error& e) {
-        if (!reconnect_logged_) logLine("%s; retrying", e.what());
+        if (!reconnect_logged_) logLine(Priority::Warning, "%s; retrying", e.what());
         reconnect_logged_ = true;
     }
     reconnect_at_ = now + reconnect_backoff_.next();
@@ -337,12 +340,13 @@ void Loop::reloadRules() {
         targets.reset();
     }
     if (!targets) {
-        logLine("reload refused, the current rules stay in force:%s", errors.c_str());
+        logLine(Priority::Err, "reload refused, the current rules stay in force:%s",
+                errors.c_str());
         return;
     }
     alerting_.reload(std::move(loaded.rules), clock_.realtime());
     dispatcher_.setTargets(std::move(*targets));
-    logLine("rules reloaded: %zu rules, %zu alerts firing", alerting_.ruleCount(),
+    logLine(Priority::Info, "rules reloaded: %zu rules, %zu alerts firing", alerting_.ruleCount(),
             alerting_.firing());
     changed_ = true;
 }
@@ -376,7 +380,7 @@ void Loop::loadOutbox() {
         }
         outbox_stale_ = false;
     } catch (const core::Error& e) {
-        logLine("%s; retrying", e.what());
+        logLine(Priority::Err, "%s; retrying", e.what());
     }
 }
 
@@ -491,28 +495,28 @@ bool Loop::ownFile() {
             checkpointer_.stop();
             db_.restore();
             checkpointer_.start();
-            logLine(
-                "database '%s' was deleted while cerberus ran; restored it from the open "
-                "connection, nothing is lost",
-                db_.path().c_str());
+            logLine(Priority::Warning,
+                    "database '%s' was deleted while cerberus ran; restored it from the open "
+                    "connection, nothing is lost",
+                    db_.path().c_str());
             return true;
         } catch (const core::Error& e) {
             checkpointer_.start();
             if (!file_failing_)
-                logLine(
-                    "database '%s' was deleted while cerberus ran: %s; keeping %zu changes "
-                    "queued and retrying",
-                    db_.path().c_str(), e.what(), writer_.pending());
+                logLine(Priority::Err,
+                        "database '%s' was deleted while cerberus ran: %s; keeping %zu changes "
+                        "queued and retrying",
+                        db_.path().c_str(), e.what(), writer_.pending());
             file_failing_ = true;
             return false;
         }
     case store::FileState::Replaced:
         if (!file_failing_)
-            logLine(
-                "database '%s' was replaced by another file while cerberus ran; not writing "
-                "to it, keeping %zu changes queued and retrying: remove the new file to have "
-                "cerberus restore its own, or restart cerberus to use the new one",
-                db_.path().c_str(), writer_.pending());
+            logLine(Priority::Err,
+                    "database '%s' was replaced by another file while cerberus ran; not writing "
+                    "to it, keeping %zu changes queued and retrying: remove the new file to have "
+                    "cerberus restore its own, or restart cerberus to use the new one",
+                    db_.path().c_str(), writer_.pending());
         file_failing_ = true;
         return false;
     }
@@ -530,25 +534,28 @@ void Loop::flush(Usec now) {
         if (result.notifications > 0) outbox_stale_ = outbox_changed_ = true;
         countOutbox();
         if (flush_failing_ || file_failing_)
-            logLine("writing to '%s' again; the queued transitions are stored", db_.path().c_str());
+            logLine(Priority::Notice, "writing to '%s' again; the queued transitions are stored",
+                    db_.path().c_str());
         flush_failing_ = false;
         file_failing_ = false;
         flush_backoff_.reset();
         flush_at_ = 0;
         const auto checkpoint_error = checkpointer_.takeError();
         if (!checkpoint_error.empty() && !checkpoint_failing_)
-            logLine("cannot checkpoint '%s': %s; its -wal file grows until a checkpoint succeeds",
+            logLine(Priority::Warning,
+                    "cannot checkpoint '%s': %s; its -wal file grows until a checkpoint succeeds",
                     db_.path().c_str(), checkpoint_error.c_str());
         checkpoint_failing_ = !checkpoint_error.empty();
     } else {
         if (!flush_failing_)
-            logLine("cannot write to '%s': %s; keeping %zu changes queued and retrying",
+            logLine(Priority::Err,
+                    "cannot write to '%s': %s; keeping %zu changes queued and retrying",
                     db_.path().c_str(), result.error.c_str(), writer_.pending());
         flush_failing_ = true;
         flush_at_ = now + flush_backoff_.next();
     }
     if (writer_.dropped() != dropped_reported_) {
-        logLine("the write queue is full: %llu transitions dropped so far",
+        logLine(Priority::Err, "the write queue is full: %llu transitions dropped so far",
                 static_cast<unsigned long long>(writer_.dropped()));
         dropped_reported_ = writer_.dropped();
     }
@@ -562,7 +569,7 @@ void Loop::retention(Usec now) {
         retention_at_ =
             now + (deleted == RETENTION_BATCH ? RETENTION_NEXT_BATCH_USEC : RETENTION_EVERY_USEC);
     } catch (const core::Error& e) {
-        logLine("retention: %s; retrying later", e.what());
+        logLine(Priority::Warning, "retention: %s; retrying later", e.what());
         retention_at_ = now + RETRY_MAX_USEC;
     }
 }
@@ -595,14 +602,16 @@ int Loop::run() {
     // fell due) is delivered now, not at the first wakeup, which an idle host may not bring.
     loadOutbox();
     dispatcher_.run();
-    logLine("following the %s: %zu units tracked, %zu rules, %zu alerts firing, history in '%s'",
+    logLine(Priority::Info,
+            "following the %s: %zu units tracked, %zu rules, %zu alerts firing, history in '%s'",
             ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(),
             alerting_.ruleCount(), alerting_.firing(), db_.path().c_str());
     countOutbox();
     publish();
     if (metrics_) {
         metrics_->start();
-        logLine("serving metrics at http://%s/metrics", options_.metrics->describe().c_str());
+        logLine(Priority::Info, "serving metrics at http://%s/metrics",
+                options_.metrics->describe().c_str());
     }
     sd_notify(0, "READY=1");
 
@@ -668,11 +677,11 @@ int Loop::run() {
     // A file deleted while nothing was queued is put back before the connection closes.
     ownFile();
     if (writer_.pending() > 0) {
-        logLine("stopping with %zu changes not written to '%s'", writer_.pending(),
+        logLine(Priority::Err, "stopping with %zu changes not written to '%s'", writer_.pending(),
                 db_.path().c_str());
         return static_cast<int>(core::ExitCode::Database);
     }
-    logLine("stopped; %llu transitions recorded in this run",
+    logLine(Priority::Info, "stopped; %llu transitions recorded in this run",
             static_cast<unsigned long long>(sink_.transitions()));
     return 0;
 }
@@ -694,7 +703,8 @@ static std::optional<ingest::EmitSocketOptions> emitOptions(const Options& optio
         emit.group_name = options.emit_group;
     }
     if (emit.path.empty()) {
-        logLine("no emit socket: XDG_RUNTIME_DIR is not set; pass --emit-socket PATH");
+        logLine(Priority::Warning,
+                "no emit socket: XDG_RUNTIME_DIR is not set; pass --emit-socket PATH");
         return std::nullopt;
     }
     return emit;
@@ -709,10 +719,10 @@ static std::unique_ptr<ingest::EmitServer> listenForEmit(const Options& options,
         return std::make_unique<ingest::EmitServer>(
             std::move(emit), [&sink](core::Transition t) { sink.onTransition(std::move(t)); },
             [&db](const std::string& unit) { return store::lastTransition(db, unit); },
-            [](const std::string& line) { logLine("%s", line.c_str()); });
+            [](const std::string& line) { core::log(Priority::Warning, line); });
     } catch (const core::Error& e) {
         if (!options.emit_socket.empty()) throw;
-        logLine("%s; running without an emit socket", e.what());
+        logLine(Priority::Warning, "%s; running without an emit socket", e.what());
         return nullptr;
     }
 }
@@ -727,7 +737,7 @@ static void raiseOpenFilesLimit() {
     const rlim_t wanted = limit.rlim_max;
     limit.rlim_cur = wanted;
     if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
-        logLine("cannot raise the open files limit to %llu: %s, ignoring",
+        logLine(Priority::Warning, "cannot raise the open files limit to %llu: %s, ignoring",
                 static_cast<unsigned long long>(wanted), std::strerror(errno));
 }
 
@@ -785,6 +795,11 @@ int run(const Options& options) {
     writer.emplace(*db);
     store::Checkpointer checkpointer(*db);
     notify::JournalReader journal;
+    if (options.bus == "system" && !notify::systemJournalReadable())
+        logLine(Priority::Warning,
+                "cannot read the system journal: alerts will carry no journal lines; run cerberus "
+                "in the systemd-journal group (SupplementaryGroups=systemd-journal in its unit) "
+                "or as root");
     alerting.emplace(std::move(rule_set), *db, *writer, hostName(), &journal);
     sink.emplace(*writer, *alerting);
     // Listening before the catch-up: a `cerberus emit` from now on talks to the daemon
@@ -802,8 +817,8 @@ int run(const Options& options) {
                                                    ingest::BusSpec{options.bus}.describe() +
                                                    " did not answer: " + source.lastError());
     notify::HttpClient http;
-    notify::Dispatcher dispatcher(http, clock,
-                                  [](const std::string& line) { logLine("%s", line.c_str()); });
+    notify::Dispatcher dispatcher(
+        http, clock, [](Priority priority, const std::string& line) { core::log(priority, line); });
     dispatcher.setTargets(std::move(*targets));
     // Alertmanager receivers keep hearing about alerts that fired before this start.
     for (const auto& row : store::firingTriggers(*db))

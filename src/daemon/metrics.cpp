@@ -15,6 +15,7 @@
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
+#include "core/log.hpp"
 #include "core/thread.hpp"
 
 namespace cerberus::daemon {
@@ -348,8 +349,9 @@ void MetricsServer::Impl::serve() {
     while (true) {
         const int n = epoll_wait(epoll.get(), events, 16, timeoutMs(clock.monotonic()));
         if (n < 0 && errno != EINTR) {
-            std::fprintf(stderr, "cerberus: /metrics stops answering: epoll_wait failed: %s\n",
-                         std::strerror(errno));
+            core::log(core::Priority::Err,
+                      std::string("/metrics stops answering: epoll_wait failed: ") +
+                          std::strerror(errno));
             return;
         }
         const core::Usec now = clock.monotonic();

@@ -158,6 +158,17 @@ std::string logLine(const Notification& n) {
            std::string(rules::toString(n.severity)) + ": " + n.summary + sourcesNote(n);
 }
 
+core::Priority logPriority(const Notification& n) {
+    if (n.action == Action::Resolve) return core::Priority::Notice;
+    switch (n.severity) {
+    case rules::Severity::Critical:
+    case rules::Severity::Error: return core::Priority::Err;
+    case rules::Severity::Warning: return core::Priority::Warning;
+    case rules::Severity::Info: return core::Priority::Info;
+    }
+    return core::Priority::Err;
+}
+
 Dispatcher::Dispatcher(HttpClient& http, const core::Clock& clock, Log log)
     : http_(http),
       clock_(clock),
@@ -226,13 +237,14 @@ void Dispatcher::run() {
             out.last_error = "receiver '" + delivery.receiver +
                              "' is not configured (a reload removed it, or its secret could not "
                              "be read)";
-            log_("notification " + std::to_string(id) + ": " + out.last_error + "; not sent");
+            log_(core::Priority::Err,
+                 "notification " + std::to_string(id) + ": " + out.last_error + "; not sent");
             record(std::move(out));
             finished.push_back(id);
             continue;
         }
         if (target->second.receiver.type == rules::ReceiverType::Log) {
-            log_(logLine(delivery.notification));
+            log_(logPriority(delivery.notification), logLine(delivery.notification));
             Outcome out;
             out.id = id;
             out.receiver = delivery.receiver;
@@ -313,9 +325,9 @@ void Dispatcher::complete(std::int64_t id, const HttpResponse& response) {
         delivery.next_attempt_usec = out.next_attempt_usec;
         break;
     case Status::Failed:
-        log_("receiver '" + delivery.receiver + "': " + what +
-             (out.permanent ? " was refused: " : " was not delivered: ") + out.last_error +
-             (out.permanent ? "; not retried" : ""));
+        log_(core::Priority::Err, "receiver '" + delivery.receiver + "': " + what +
+                                      (out.permanent ? " was refused: " : " was not delivered: ") +
+                                      out.last_error + (out.permanent ? "; not retried" : ""));
         break;
     }
     if (out.status != Status::Pending) {
@@ -355,12 +367,13 @@ void Dispatcher::resend(const std::string& name, AlertmanagerState& state, const
 
 void Dispatcher::noteFailure(const std::string& receiver, const std::string& what) {
     if (!failing_.insert(receiver).second) return;
-    log_("receiver '" + receiver + "': delivery failed: " + what +
-         "; retrying with backoff (logged once until it recovers)");
+    log_(core::Priority::Warning, "receiver '" + receiver + "': delivery failed: " + what +
+                                      "; retrying with backoff (logged once until it recovers)");
 }
 
 void Dispatcher::noteSuccess(const std::string& receiver) {
-    if (failing_.erase(receiver) > 0) log_("receiver '" + receiver + "': delivering again");
+    if (failing_.erase(receiver) > 0)
+        log_(core::Priority::Notice, "receiver '" + receiver + "': delivering again");
 }
 
 void Dispatcher::record(Outcome outcome) { outcomes_.push_back(std::move(outcome)); }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/log.hpp"
 #include "core/time.hpp"
 #include "notify/http.hpp"
 #include "notify/payload.hpp"
@@ -64,7 +65,7 @@ Outcome decide(const Delivery& delivery, const HttpResponse& response,
 
 class Dispatcher {
 public:
-    using Log = std::function<void(const std::string&)>;
+    using Log = std::function<void(core::Priority, const std::string&)>;
 
     Dispatcher(HttpClient& http, const core::Clock& clock, Log log);
 
@@ -120,7 +121,9 @@ private:
 // The headers and body of one request to a receiver (webhook signing included).
 HttpRequest buildRequest(const Target& target, const Notification& n, core::Usec now_usec);
 
-// The line the `log` receiver writes.
+// The line the `log` receiver writes, and its priority in the journal: a firing alert's
+// severity (critical and error are errors), a resolve a notice.
 std::string logLine(const Notification& n);
+core::Priority logPriority(const Notification& n);
 
 }  // namespace cerberus::notify

@@ -1,9 +1,11 @@
 #include "notify/journal.hpp"
 
 #include <systemd/sd-journal.h>
+#include <unistd.h>
 
 #include <algorithm>
 
+#include "notify/dispatcher.hpp"
 #include "notify/payload.hpp"
 
 namespace cerberus::notify {
@@ -70,6 +72,46 @@ std::vector<std::string> JournalReader::lastLines(const std::string& unit,
         journal_ = nullptr;
     }
     return out;
+}
+
+std::string_view messageId(Change change) {
+    switch (change) {
+    case Change::Fire: return MESSAGE_ID_FIRE;
+    case Change::Repeat: return MESSAGE_ID_REPEAT;
+    case Change::Unsilence: return MESSAGE_ID_UNSILENCE;
+    case Change::Resolve: return MESSAGE_ID_RESOLVE;
+    }
+    return MESSAGE_ID_FIRE;
+}
+
+std::string alertKey(const Notification& n) {
+    return n.rule + "/" + n.unit + "/" + std::to_string(n.started_usec);
+}
+
+void journalAlert(const Notification& n) {
+    const std::string message = "cerberus: " + logLine(n);
+    const std::string id(messageId(n.change));
+    const std::string key = alertKey(n);
+    const std::string severity(rules::toString(n.severity));
+    // The fields are sent as given ("%s"): a unit or rule name is never a format.
+    sd_journal_send("MESSAGE=%s", message.c_str(), "MESSAGE_ID=%s", id.c_str(), "PRIORITY=%d",
+                    static_cast<int>(logPriority(n)), "UNIT=%s", n.unit.c_str(), "CERBERUS_RULE=%s",
+                    n.rule.c_str(), "CERBERUS_ALERT_ID=%s", key.c_str(), "CERBERUS_CHANGE=%s",
+                    std::string(toString(n.change)).c_str(), "CERBERUS_SEVERITY=%s",
+                    severity.c_str(), "CERBERUS_COUNT=%zu", n.count, "CERBERUS_NOTIFICATION_ID=%s",
+                    n.id.c_str(), "SYSLOG_IDENTIFIER=cerberus", nullptr);
+}
+
+bool systemJournalReadable() {
+    if (access("/run/log/journal", F_OK) != 0 && access("/var/log/journal", F_OK) != 0)
+        return true;  // no journal kept on this host: nothing that could be read
+    sd_journal* j = nullptr;
+    if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM) < 0) return false;
+    // Files that could not be opened (EACCES) are skipped, and count as neither.
+    const bool readable =
+        sd_journal_has_runtime_files(j) > 0 || sd_journal_has_persistent_files(j) > 0;
+    sd_journal_close(j);
+    return readable;
 }
 
 }  // namespace cerberus::notify

@@ -107,6 +107,10 @@ start)
     # Bounded: about 60 s for the boot, each question at most 5 s.
     for _ in $(seq 300); do
         kill -0 "$nspawn" 2>/dev/null || die "the container stopped while booting; see $state/nspawn.log"
+        # The first child seen may be nspawn's short-lived helper, not the container's PID 1
+        # (asking it gives no state): look again each time.
+        init=$(pgrep -P "$nspawn" | tail -n1 || true)
+        [ -n "$init" ] || continue
         st=$(timeout 5 nsenter --target "$init" --all systemctl is-system-running 2>/dev/null || true)
         case "$st" in running|degraded) break ;; esac
         sleep 0.2

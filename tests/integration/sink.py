@@ -12,7 +12,7 @@ class Sink:
     (never answers; the connection closes when the client gives up), "close" (closes the
     connection in the middle of the response)."""
 
-    def __init__(self, scripts):
+    def __init__(self, scripts, port=0):
         self.scripts = {path: list(script) for path, script in scripts.items()}
         # dicts: path, time (wall), mono (CLOCK_MONOTONIC), headers (lowercase), body (bytes)
         self.requests = []
@@ -54,7 +54,7 @@ class Sink:
                 self.wfile.write(head.encode() + b"ok")
                 self.wfile.flush()
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

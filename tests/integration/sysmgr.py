@@ -4,6 +4,8 @@ a system service from examples/cerberus.service, running the freshly built binar
 
 The container's root file system is cached (the first run builds it with debootstrap, a
 few minutes); each container runs on a throw-away overlay and is stopped by PID at exit."""
+import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -81,6 +83,11 @@ class SystemManager:
         self.nspawn_pid = int(info["SM_NSPAWN_PID"])
         print(f"container booted ({info['SM_STATE']}) in {time.monotonic() - started:.1f}s, "
               f"PID 1 is {self.init_pid} on the host")
+        # cerberus.service runs as the system user that examples/cerberus.sysusers makes.
+        os.makedirs(f"/proc/{self.init_pid}/root/run/sysusers.d", exist_ok=True)
+        shutil.copy(os.path.join(SOURCE_ROOT, "examples", "cerberus.sysusers"),
+                    f"/proc/{self.init_pid}/root/run/sysusers.d/cerberus.conf")
+        self.run("systemd-sysusers", "cerberus.conf")
         # The binary was built on the host: every library it needs must be in the root.
         ldd = self.run("ldd", "/usr/local/bin/cerberus", check=False)
         missing = [line.split()[0] for line in ldd.stdout.splitlines() if "not found" in line]
@@ -129,6 +136,32 @@ class SystemManager:
         resolves /proc/PID/root to the host's /, so it cannot open it from outside)."""
         out = self.run("sqlite3", "-readonly", "-json", DB, query)
         return json.loads(out.stdout) if out.stdout.strip() else []
+
+    @contextlib.contextmanager
+    def network(self):
+        """Sockets made in this block belong to the container's network (its 127.0.0.1):
+        the calling thread enters the namespace and leaves it at the end. A server bound
+        here keeps serving the container from a thread of the test."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        clone_newnet = 0x40000000
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        theirs = os.open(f"/proc/{self.init_pid}/ns/net", os.O_RDONLY)
+        try:
+            if libc.setns(theirs, clone_newnet) != 0:
+                fail(f"cannot enter the container's network: {os.strerror(ctypes.get_errno())}")
+            try:
+                yield
+            finally:
+                if libc.setns(own, clone_newnet) != 0:
+                    fail(f"cannot leave the container's network: {os.strerror(ctypes.get_errno())}")
+        finally:
+            os.close(own)
+            os.close(theirs)
+
+    def journal_entries(self, *matches):
+        """Journal entries (dicts of fields) matching `matches` (journalctl arguments)."""
+        out = self.run("journalctl", "--no-pager", "-o", "json", *matches, check=False).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def journal(self, unit, lines=30):
         return self.run("journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u", unit,

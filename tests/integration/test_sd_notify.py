@@ -3,7 +3,8 @@ manager would: READY=1 once the units are read, a STATUS= naming units tracked a
 firing that follows a new crash loop, WATCHDOG=1 from the loop at half of WATCHDOG_USEC
 (never a gap that would get cerberus killed), RELOADING=1 then READY=1 around a SIGHUP,
 STOPPING=1 then exit 0 on SIGTERM. The shipped examples/cerberus.service passes
-`systemd-analyze verify` without a warning."""
+`systemd-analyze verify` without a warning and `systemd-analyze security` rates it 1.5 or
+lower."""
 import json
 import os
 import re
@@ -119,7 +120,17 @@ check(out.returncode == 0 and out.stderr.strip() == "" and out.stdout.strip() ==
       f"systemd-analyze verify is silent about examples/cerberus.service: "
       f"{out.returncode} {out.stdout} {out.stderr}")
 for directive in ("Type=notify", "WatchdogSec=", "Restart=always", "StateDirectory=cerberus",
-                  "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict",
+                  "ExecReload=/bin/sh -c 'kill -HUP $MAINPID'", "ProtectSystem=strict",
+                  "User=cerberus", "SupplementaryGroups=systemd-journal",
+                  "CapabilityBoundingSet=\n", "AmbientCapabilities=\n",
                   "NoNewPrivileges=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"):
     check(f"\n{directive}" in text, f"the example unit sets {directive}")
+# The sandbox's exposure as systemd rates it (docs/OPERATIONS.md): 1.5 at most.
+out = subprocess.run([analyze, "security", "--offline=true", unit_path], capture_output=True,
+                     text=True)
+score = re.search(r"Overall exposure level for cerberus\.service: ([0-9.]+)", out.stdout)
+check(score and float(score.group(1)) <= 1.5,
+      f"systemd-analyze security rates examples/cerberus.service above 1.5: "
+      f"{score.group(1) if score else out.stdout[-500:] + out.stderr}")
+print(f"systemd-analyze security --offline=true: {score.group(1)}")
 print("ok")
