@@ -3,7 +3,16 @@ BUILD ?= build
 DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	libsdbus-c++-dev libsystemd-dev libsqlite3-dev sqlite3 nlohmann-json3-dev \
 	libcli11-dev libfmt-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor \
-	e2fsprogs debootstrap systemd-container
+	e2fsprogs debootstrap systemd-container scdoc man-db
+# Only for make deb: what debian/control's Build-Depends names, and the packaging tools.
+DEB_BUILD_PACKAGES := dpkg-dev debhelper lintian scdoc meson ninja-build pkg-config python3 \
+	systemd libsdbus-c++-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev \
+	libfmt-dev libssl-dev libcurl4-openssl-dev
+DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+DEB_ARCH = $(shell dpkg --print-architecture)
+# The package and its build tree: the source is copied to $(BUILD)/deb/cerberus, so
+# dpkg-buildpackage leaves the .deb, .changes and .buildinfo in $(BUILD)/deb.
+DEB := $(BUILD)/deb/cerberus_$(DEB_VERSION)_$(DEB_ARCH).deb
 # Only for the libFuzzer targets (make fuzz, and the fuzz_smoke test of make test).
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev libfuzzer-14-dev
 FUZZ_SECONDS ?= 60
@@ -11,12 +20,15 @@ MESON_TEST_ARGS ?=
 SOAK_SEEDS ?= 50
 SOAK_OPS ?= 60
 
-.PHONY: all deps fuzz-deps setup build test demo bench soak fuzz clean
+.PHONY: all deps deb-deps fuzz-deps setup build test deb demo bench soak fuzz clean
 
 all: build
 
 deps:
 	@$(call install,$(DEB_PACKAGES))
+
+deb-deps:
+	@$(call install,$(DEB_BUILD_PACKAGES))
 
 fuzz-deps:
 	@$(call install,$(FUZZ_PACKAGES))
@@ -45,6 +57,20 @@ build: setup
 
 test: build fuzz-deps
 	meson test -C $(BUILD) --print-errorlogs $(MESON_TEST_ARGS)
+
+# The Debian package, rebuilt when a file git knows changes; lintian must report no error.
+deb: $(DEB)
+	lintian --fail-on error --info --display-info $(DEB:.deb=.changes)
+
+$(DEB): $(wildcard $(shell git ls-files 2>/dev/null)) | deb-deps
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/cerberus
+	tar -c --exclude=./.git --exclude=./$(BUILD) --exclude='./obj-*' --exclude=./debian/.debhelper \
+		--exclude=./debian/cerberus --exclude=./debian/files . | tar -x -C $(BUILD)/deb/cerberus
+	cd $(BUILD)/deb/cerberus && \
+		CXX="$$(command -v ccache >/dev/null && echo 'ccache g++' || echo g++)" \
+		CCACHE_BASEDIR=$(CURDIR) dpkg-buildpackage -us -uc -b -Jauto
+	rm -rf $(BUILD)/deb/cerberus
+	@echo "cerberus: built $(DEB)"
 
 demo: build
 	bash tools/demo.sh $(BUILD)/src/cli/cerberus

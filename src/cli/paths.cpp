@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -33,10 +34,30 @@ void finishOutput(const std::string& what) {
         throw core::Error(core::ExitCode::Failure, "cannot write " + what + " to standard output");
 }
 
+namespace {
+
+// A rules directory counts once it holds a rule file: a package creates /etc/cerberus/rules
+// empty, and an empty set of rules would alert on nothing.
+bool holdsRules(const char* path) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(path, ec)) return std::filesystem::exists(path, ec);
+    for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.front() != '.' && it->path().extension() == ".json") return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+// /etc/cerberus/rules when it holds rules, else the default.json installed under the
+// prefix's datadir (CERBERUS_INSTALLED_RULES, from meson), else the source tree's for an
+// uninstalled build.
 std::vector<std::string> defaultRulesPaths() {
     for (const char* candidate :
          {"/etc/cerberus/rules", CERBERUS_INSTALLED_RULES, CERBERUS_SOURCE_RULES}) {
-        if (access(candidate, F_OK) == 0) return {candidate};
+        if (holdsRules(candidate)) return {candidate};
     }
     return {CERBERUS_INSTALLED_RULES};
 }

@@ -22,8 +22,9 @@ mirror=${CERBERUS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 rootfs=$cache/rootfs-$suite
 # systemd and its bus, then the run-time libraries of cerberus (ldd build/src/cli/cerberus,
 # dpkg -S): the binary built on the host is bound into the container and runs there.
-# sqlite3 reads the history inside the container.
-packages=systemd,systemd-sysv,dbus,libsdbus-c++1,libsystemd0,libsqlite3-0,libcurl4,libfmt9,libcpp-httplib0.11,libssl3,libstdc++6,sqlite3
+# sqlite3 reads the history inside the container; procps has the kill of the unit's ExecReload
+# (the package depends on it) and ps.
+packages=systemd,systemd-sysv,dbus,procps,libsdbus-c++1,libsystemd0,libsqlite3-0,libcurl4,libfmt9,libcpp-httplib0.11,libssl3,libstdc++6,sqlite3
 # The marker names what the tree holds: a cache built with another package list is rebuilt.
 stamp="cerberus-test rootfs $suite: $packages"
 marker=.cerberus-rootfs

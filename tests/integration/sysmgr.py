@@ -52,20 +52,12 @@ def wait_until(predicate, timeout, what, interval=0.1):
         time.sleep(interval)
 
 
-class SystemManager:
-    """systemd as PID 1 in a container, with `units` ({file name: text}) installed in
-    /usr/local/lib/systemd/system and cerberus.service ready but not started."""
+class Container:
+    """systemd as PID 1 in a container booted from the cached root, with `binds`
+    (systemd-nspawn --bind/--bind-ro arguments); stopped by PID at exit."""
 
-    def __init__(self, test_name, units, rules):
+    def __init__(self, test_name, binds):
         self.state = tempdir("sm-" + test_name)
-        unitdir = os.path.join(self.state, "units")
-        os.makedirs(unitdir)
-        for name, text in dict(units, **{"cerberus.service": cerberus_service()}).items():
-            with open(os.path.join(unitdir, name), "w") as f:
-                f.write(text)
-        binds = [f"--bind-ro={os.path.abspath(CERBERUS)}:/usr/local/bin/cerberus",
-                 f"--bind-ro={unitdir}:{UNIT_DIR}",
-                 f"--bind-ro={os.path.abspath(rules)}:{RULES}"]
         started = time.monotonic()
         # Built once per machine; its progress goes to the test's log.
         if subprocess.run(["bash", SYSMGR, "rootfs"], stdout=subprocess.DEVNULL).returncode != 0:
@@ -81,19 +73,9 @@ class SystemManager:
         info = dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
         self.init_pid = int(info["SM_INIT_PID"])
         self.nspawn_pid = int(info["SM_NSPAWN_PID"])
+        self.root = f"/proc/{self.init_pid}/root"
         print(f"container booted ({info['SM_STATE']}) in {time.monotonic() - started:.1f}s, "
               f"PID 1 is {self.init_pid} on the host")
-        # cerberus.service runs as the system user that examples/cerberus.sysusers makes.
-        os.makedirs(f"/proc/{self.init_pid}/root/run/sysusers.d", exist_ok=True)
-        shutil.copy(os.path.join(SOURCE_ROOT, "examples", "cerberus.sysusers"),
-                    f"/proc/{self.init_pid}/root/run/sysusers.d/cerberus.conf")
-        self.run("systemd-sysusers", "cerberus.conf")
-        # The binary was built on the host: every library it needs must be in the root.
-        ldd = self.run("ldd", "/usr/local/bin/cerberus", check=False)
-        missing = [line.split()[0] for line in ldd.stdout.splitlines() if "not found" in line]
-        check(ldd.returncode == 0 and not missing,
-              f"cerberus cannot run in the container, libraries missing: {missing or ldd.stderr}; "
-              "add their Debian packages to 'packages' in tests/harness/sysmgr.sh")
 
     def stop(self):
         subprocess.run(["bash", SYSMGR, "stop", self.state], capture_output=True)
@@ -166,6 +148,32 @@ class SystemManager:
     def journal(self, unit, lines=30):
         return self.run("journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u", unit,
                         check=False).stdout
+
+
+class SystemManager(Container):
+    """systemd as PID 1 in a container, with `units` ({file name: text}) installed in
+    /usr/local/lib/systemd/system and cerberus.service ready but not started."""
+
+    def __init__(self, test_name, units, rules):
+        unitdir = tempdir("sm-units-" + test_name)
+        for name, text in dict(units, **{"cerberus.service": cerberus_service()}).items():
+            with open(os.path.join(unitdir, name), "w") as f:
+                f.write(text)
+        super().__init__(test_name, [
+            f"--bind-ro={os.path.abspath(CERBERUS)}:/usr/local/bin/cerberus",
+            f"--bind-ro={unitdir}:{UNIT_DIR}",
+            f"--bind-ro={os.path.abspath(rules)}:{RULES}"])
+        # cerberus.service runs as the system user that examples/cerberus.sysusers makes.
+        os.makedirs(f"/proc/{self.init_pid}/root/run/sysusers.d", exist_ok=True)
+        shutil.copy(os.path.join(SOURCE_ROOT, "examples", "cerberus.sysusers"),
+                    f"/proc/{self.init_pid}/root/run/sysusers.d/cerberus.conf")
+        self.run("systemd-sysusers", "cerberus.conf")
+        # The binary was built on the host: every library it needs must be in the root.
+        ldd = self.run("ldd", "/usr/local/bin/cerberus", check=False)
+        missing = [line.split()[0] for line in ldd.stdout.splitlines() if "not found" in line]
+        check(ldd.returncode == 0 and not missing,
+              f"cerberus cannot run in the container, libraries missing: {missing or ldd.stderr}; "
+              "add their Debian packages to 'packages' in tests/harness/sysmgr.sh")
 
 
 def cerberus_service():
