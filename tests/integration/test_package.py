@@ -22,6 +22,7 @@ import subprocess
 import time
 
 from harness import SOURCE_ROOT, check, crashloop_unit, fail
+from sink import Sink
 from sysmgr import Container, require_container, wait_until
 
 require_container()
@@ -109,12 +110,16 @@ print(f"the shipped rules: {LOOP} recorded ({crashes} crashes), alert {alerts('c
 OTHER = "pkgtest-other.service"
 
 
+HOOK_PORT = 18081  # the container's own loopback: nothing else listens there
+
+
 def site_rules(*names):
     return json.dumps({
-        "receivers": {"log": {"type": "log"}},
+        "receivers": {"log": {"type": "log"},
+                      "hook": {"type": "webhook", "url": f"http://127.0.0.1:{HOOK_PORT}/hook"}},
         "rules": [{"name": name, "units": [OTHER],
                    "when": {"event": "crash", "count": 2, "within": "5m"},
-                   "notify": ["log"], "summary": "{unit} crashed {count} times"}
+                   "notify": ["log", "hook"], "summary": "{unit} crashed {count} times"}
                   for name in names]})
 
 
@@ -123,6 +128,8 @@ def other_alerts():
         f"SELECT rule FROM alerts WHERE unit = '{OTHER}' AND state = 'firing'")}
 
 
+with sm.network():
+    sink = Sink({"/hook": ["200"]}, port=HOOK_PORT)
 write("/etc/cerberus/rules/site.json", site_rules("site-first"))
 # The daemon chose its rules at start (the shipped ones, /etc being empty): a restart
 # switches it to /etc/cerberus/rules; a reload then reads that directory again.
@@ -145,6 +152,24 @@ check(other_alerts() == {"site-first", "site-second"},
       f"rules not in /etc/cerberus/rules fired for {OTHER}: {other_alerts()}")
 print(f"restart took /etc/cerberus/rules; reload added 'site-second' (same PID); {OTHER} "
       f"fired {sorted(other_alerts())} only")
+# Delivered by the packaged, unprivileged daemon to a webhook on the container's loopback.
+wait_until(lambda: len(sink.received("/hook", status="firing")) >= 2, 30,
+           "both firing alerts at the webhook sink", interval=0.5)
+told = sorted(json.loads(r["body"])["rule"] for r in sink.received("/hook", status="firing"))
+check(told == ["site-first", "site-second"], f"the webhook was told {told}")
+sink.stop()
+print(f"webhook sink received {told}")
+
+# --- its log: journalctl -p err shows errors only ---------------------------------------
+info = sm.run("journalctl", "--no-pager", "-o", "cat", "-u", "cerberus.service",
+              "-p", "info", check=False).stdout
+check("following the system bus" in info,
+      f"the start-up line is not in cerberus's journal at priority info:\n{info[-2000:]}")
+errors = sm.journal_entries("-u", "cerberus.service", "-p", "err")
+check(all(int(e.get("PRIORITY", "6")) <= 3 for e in errors) and
+      not any("following the system bus" in e.get("MESSAGE", "") for e in errors),
+      f"journalctl -p err shows more than errors: {[e.get('MESSAGE') for e in errors]}")
+print(f"journalctl -u cerberus -p err: {len(errors)} entries, all errors")
 
 # --- files an operator reads ----------------------------------------------------------------
 for page, words in (("man1/cerberus.1.gz", "cerberus run"),
