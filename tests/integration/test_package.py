@@ -169,7 +169,8 @@ errors = sm.journal_entries("-u", "cerberus.service", "-p", "err")
 check(all(int(e.get("PRIORITY", "6")) <= 3 for e in errors) and
       not any("following the system bus" in e.get("MESSAGE", "") for e in errors),
       f"journalctl -p err shows more than errors: {[e.get('MESSAGE') for e in errors]}")
-print(f"journalctl -u cerberus -p err: {len(errors)} entries, all errors")
+print(f"journalctl -u cerberus -p err: {len(errors)} entries, all errors: "
+      f"{[e.get('MESSAGE') for e in errors]}")
 
 # --- files an operator reads ----------------------------------------------------------------
 for page, words in (("man1/cerberus.1.gz", "cerberus run"),
