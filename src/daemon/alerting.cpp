@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <utility>
 
 #include "core/error.hpp"
@@ -125,10 +126,58 @@ void Alerting::replay(core::Usec now_usec) {
         true);
     // Alerts a silence held back before cerberus stopped are told when it ends.
     silenced_.clear();
-    for (const auto& alert : store::queryAlerts(db_, "firing")) {
+    const auto recorded = store::queryAlerts(db_, "firing");
+    for (const auto& alert : recorded) {
         if (alert.silenced)
             silenced_[{alert.rule, alert.unit}] =
                 silencedUntil(alert.rule, alert.unit, now_usec).value_or(now_usec);
+    }
+    settle(recorded, now_usec);
+}
+
+// The replay decides with the rules now in force; the alerts table holds what earlier rules
+// decided. A rule added (or changed) by a reload, or while cerberus was stopped, may find a
+// unit firing that no row says was told: it is fired and told now. A firing row whose rule
+// is gone, or no longer covers its unit, would stay firing forever: it is resolved (told
+// to the rule's receivers when the rule is still there). Other firing rows the replay does
+// not see firing stay: a unit that gave up days ago is older than the replay's horizon.
+void Alerting::settle(const std::vector<store::StoredAlert>& recorded, core::Usec now_usec) {
+    std::set<std::pair<std::string, std::string>> told;
+    for (const auto& alert : recorded) told.insert({alert.rule, alert.unit});
+    scratch_.clear();
+    for (const auto& firing : evaluator_.firing()) {
+        if (told.count({firing.rule, firing.unit})) continue;
+        rules::AlertChange change;
+        change.kind = rules::ChangeKind::Fire;
+        change.rule = firing.rule;
+        change.unit = firing.unit;
+        change.severity = firing.severity;
+        change.count = firing.count;
+        change.started_usec = firing.started_usec;
+        change.at_usec = now_usec;
+        change.sources = firing.sources;
+        scratch_.push_back(std::move(change));
+    }
+    handle(scratch_);
+    for (const auto& alert : recorded) {
+        const rules::Rule* rule = evaluator_.ruleSet().rule(alert.rule);
+        if (rule && rule->matchesUnit(alert.unit)) continue;
+        rules::AlertChange change;
+        change.kind = rules::ChangeKind::Resolve;
+        change.rule = alert.rule;
+        change.unit = alert.unit;
+        if (const auto severity = rules::parseSeverity(alert.severity)) change.severity = *severity;
+        change.count = static_cast<std::size_t>(alert.count);
+        change.started_usec = alert.started_usec;
+        change.at_usec = now_usec;
+        store::AlertWrite write;
+        write.kind = store::AlertWrite::Kind::Resolve;
+        write.rule = alert.rule;
+        write.unit = alert.unit;
+        write.count = alert.count;
+        write.at_usec = now_usec;
+        if (rule && !alert.silenced) write.notifications = outbox(change, notify::Change::Resolve);
+        writer_.addAlert(std::move(write));
     }
 }
 

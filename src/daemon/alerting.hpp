@@ -54,6 +54,8 @@ public:
 private:
     // Replays the evaluated history into the windows and restores the silenced alerts.
     void replay(core::Usec now_usec);
+    // Brings the alerts table in line with what the replay found (see alerting.cpp).
+    void settle(const std::vector<store::StoredAlert>& recorded, core::Usec now_usec);
     void handle(const std::vector<rules::AlertChange>& changes);
     // The rows telling each of the rule's receivers about `change`; the change is also
     // written to the journal.

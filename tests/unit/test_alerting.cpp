@@ -199,3 +199,49 @@ TEST_CASE("a start that cannot flush evaluates the appended rows again at the ne
     CHECK(onlyAlert(db).state == "firing");
     CHECK(store::loadUnevaluated(db).empty());
 }
+
+TEST_CASE("a rule added by a reload fires and tells for a unit already looping") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    auto none =
+        rules::parseRules(R"({"receivers": {"log": {"type": "log"}}, "rules": []})", "empty.json");
+    REQUIRE(none.ok());
+    daemon::Alerting alerting(none.rules, db, writer, "host");
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    REQUIRE(writer.flush().ok);
+    CHECK(store::queryAlerts(db, "").empty());
+    alerting.reload(crashloopRules(), T0 + 4 * S);
+    REQUIRE(writer.flush().ok);
+    const auto alert = onlyAlert(db);
+    CHECK(alert.state == "firing");
+    CHECK(alert.rule == "crashloop");
+    CHECK(alert.started_usec == T0 + 3 * S);  // when the rule would have fired
+    CHECK(store::loadPendingNotifications(db).size() == 1);
+    // Reloaded again with the same rules: recorded, so nothing is told twice.
+    alerting.reload(crashloopRules(), T0 + 5 * S);
+    REQUIRE(writer.flush().ok);
+    CHECK(store::queryAlerts(db, "").size() == 1);
+    CHECK(store::loadPendingNotifications(db).size() == 1);
+}
+
+TEST_CASE("an alert whose rule a reload removed is resolved, not left firing") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    REQUIRE(writer.flush().ok);
+    REQUIRE(onlyAlert(db).state == "firing");
+    auto none =
+        rules::parseRules(R"({"receivers": {"log": {"type": "log"}}, "rules": []})", "empty.json");
+    REQUIRE(none.ok());
+    alerting.reload(none.rules, T0 + 4 * S);
+    REQUIRE(writer.flush().ok);
+    const auto alert = onlyAlert(db);
+    CHECK(alert.state == "resolved");
+    CHECK(alert.resolved_usec == T0 + 4 * S);
+    CHECK(alerting.firing() == 0);
+}
