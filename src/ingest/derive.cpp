@@ -165,8 +165,10 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     bool open = !b.run_ended;
     // A restart was counted and the run it began has not ended in our view: if it is not
     // open either (its start was not seen: cerberus stopped, or the bus was down, between
-    // the restart and the spawn), the next restart follows its unseen end.
-    bool awaiting = b.awaiting_end;
+    // the restart and the spawn), the next restart follows its unseen end. With one restart
+    // and a run in view that spawned and ended, that run may be the awaited one (the restart
+    // was refused: a give-up), stored below: it is not counted twice.
+    bool awaiting = b.awaiting_end && !(restarts == 1 && spawned && exit_new && atRest(a));
 
     auto store_end = [&](Transition t, bool with_exit) {
         if (with_exit) a.reported_exit_mono = a.exec_main_exit_mono;

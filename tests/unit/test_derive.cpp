@@ -808,6 +808,31 @@ TEST_CASE("a restart counted before cerberus died, its run never seen, ends unse
     CHECK(crashes == svc.runEnds() - 1);  // every run end but the one seen live
 }
 
+TEST_CASE("a give-up found at reconcile after an awaited restart counts its run once") {
+    // Seen: restart 1 counted, its run not yet. Unseen: that run crashed and the next
+    // restart was refused (start limit). One crash, not two.
+    Ingest in("app.service");
+    FakeService svc = runningService(in);
+    svc.crash();
+    in.feed(svc);
+    svc.autoRestart();
+    auto signals = svc.take();
+    signals.resize(1);
+    in.feed(signals);
+    const UnitSnapshot before = in.known;
+    REQUIRE(before.awaiting_end);
+    svc.crash();
+    svc.refusedRestart();
+    UnitSnapshot after = before;
+    apply(after, svc.getAll());
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    int crashes = 0;
+    for (const auto& t : derive(before, after, reconcile))
+        if (t.event == Event::Crash) ++crashes;
+    CHECK(crashes == 1);
+}
+
 TEST_CASE("a delta older than the known snapshot is stale") {
     const UnitSnapshot known = serviceSnapshot("active", "running", "success", 4, 5000, "new");
     auto process = [](Usec start, std::int64_t n_restarts) {
