@@ -28,6 +28,11 @@ bool atRest(const UnitSnapshot& s) {
 // shows the new process of a restart while the unit still reads inactive/dead.
 bool hasOpenRun(const UnitSnapshot& s) { return isUp(s.active_state) || s.main_pid > 0; }
 
+// How long after a run's exit a unit found resting in failed must have entered that state for
+// its last restart to have been refused (systemd's RestartSec defaults to 100 ms; a crash
+// without a restart enters failed at the exit itself).
+constexpr Usec REFUSED_AFTER_EXIT_USEC = 10 * core::USEC_PER_MSEC;
+
 bool isBadResult(std::string_view result) { return !result.empty() && result != "success"; }
 
 // Non-service units carry no Result; for them entering failed is the only sign of trouble.
@@ -168,7 +173,15 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     // the restart and the spawn), the next restart follows its unseen end. With one restart
     // and a run in view that spawned and ended, that run may be the awaited one (the restart
     // was refused: a give-up), stored below: it is not counted twice.
-    bool awaiting = b.awaiting_end && !(restarts == 1 && spawned && exit_new && atRest(a));
+    // Read at a reconcile (a GetAll, which never shows the moment between a crash and its
+    // auto-restart): resting in failed after restarts, entered well after the last exit, is a
+    // give-up: systemd went to failed when it refused the last restart, RestartSec after the
+    // exit. The run in view is then the one before that refused restart.
+    const bool refused_last = stamp.source == core::Source::Reconcile && restarts > 0 && spawned &&
+                              exit_new && a.active_state == "failed" &&
+                              a.state_change_mono > a.exec_main_exit_mono + REFUSED_AFTER_EXIT_USEC;
+    bool awaiting =
+        b.awaiting_end && (refused_last || !(restarts == 1 && spawned && exit_new && atRest(a)));
 
     auto store_end = [&](Transition t, bool with_exit) {
         if (with_exit) a.reported_exit_mono = a.exec_main_exit_mono;
@@ -213,6 +226,11 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     // 3. A new main process (or the new invocation that replaced the old run) started a run;
     // it may have ended already.
     if (spawned || (replaced && hasOpenRun(a))) open = true;
+    if (refused_last) {
+        // Its end was stored above, as the unseen end before the refused restart.
+        open = false;
+        a.reported_exit_mono = a.exec_main_exit_mono;
+    }
     if (open && spawned && exit_new && atRest(a)) {
         store_end(makeRunEnd(a, true, stamp), true);
         open = false;
@@ -249,6 +267,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     }
 
     if (new_invocation) a.in_restart_cycle = false;
+    if (refused_last) a.in_restart_cycle = true;
     if (spawned || new_invocation || isActive(a.active_state)) a.gave_up = false;
 
     // 6. The manager stopped restarting. systemd 252 keeps Result=exit-code when the previous

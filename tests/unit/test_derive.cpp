@@ -206,6 +206,12 @@ private:
         signals_.push_back(unitProps());
     }
     Usec tick() { return mono_ += 1000; }
+
+public:
+    // Time passes without a change (RestartSec).
+    void wait(Usec usec) { mono_ += usec; }
+
+private:
     void setState(const char* active, const char* sub) {
         s_.active_state = active;
         s_.sub_state = sub;
@@ -822,15 +828,67 @@ TEST_CASE("a give-up found at reconcile after an awaited restart counts its run 
     const UnitSnapshot before = in.known;
     REQUIRE(before.awaiting_end);
     svc.crash();
+    svc.wait(100'000);  // RestartSec
     svc.refusedRestart();
     UnitSnapshot after = before;
     apply(after, svc.getAll());
     Stamp reconcile;
     reconcile.source = Source::Reconcile;
-    int crashes = 0;
-    for (const auto& t : derive(before, after, reconcile))
+    int crashes = 0, give_ups = 0;
+    for (const auto& t : derive(before, after, reconcile)) {
         if (t.event == Event::Crash) ++crashes;
+        if (t.event == Event::GiveUp) ++give_ups;
+    }
     CHECK(crashes == 1);
+    CHECK(give_ups == 1);
+}
+
+TEST_CASE("a loop that gave up while cerberus was away stores each crash once and a give_up") {
+    Ingest in("app.service");
+    FakeService svc = runningService(in);
+    svc.crash();
+    in.feed(svc);  // seen: the crash, waiting to restart
+    const UnitSnapshot before = in.known;
+    for (int i = 0; i < 3; ++i) {
+        svc.wait(100'000);
+        svc.autoRestart();
+        svc.crash();
+    }
+    svc.wait(100'000);
+    svc.refusedRestart();
+    UnitSnapshot after = before;
+    apply(after, svc.getAll());
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    int crashes = 0, give_ups = 0, restarts = 0;
+    for (const auto& t : derive(before, after, reconcile)) {
+        if (t.event == Event::Crash) ++crashes;
+        if (t.event == Event::GiveUp) ++give_ups;
+        if (t.event == Event::Restart) ++restarts;
+    }
+    CHECK(restarts == 4);  // three that ran and the refused one, as NRestarts counts
+    CHECK(crashes == 3);
+    CHECK(give_ups == 1);
+    // Not a give-up: a loop found crashed and waiting to restart, as a GetAll shows it.
+    Ingest live("other.service");
+    FakeService loop = runningService(live);
+    loop.crash();
+    live.feed(loop);
+    const UnitSnapshot seen = live.known;
+    for (int i = 0; i < 3; ++i) {
+        loop.wait(100'000);
+        loop.autoRestart();
+        loop.crash();
+    }
+    UnitSnapshot now = seen;
+    apply(now, loop.getAll());
+    int loop_crashes = 0, loop_give_ups = 0;
+    for (const auto& t : derive(seen, now, reconcile)) {
+        if (t.event == Event::Crash) ++loop_crashes;
+        if (t.event == Event::GiveUp) ++loop_give_ups;
+    }
+    CHECK(loop_crashes == 3);
+    CHECK(loop_give_ups == 0);
 }
 
 TEST_CASE("a delta older than the known snapshot is stale") {
