@@ -168,11 +168,6 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     const bool state_stale = a.state_change_mono == b.state_change_mono;
     const Event unseen = unseenEndBeforeRestart(b, a, exit_new);
     bool open = !b.run_ended;
-    // A restart was counted and the run it began has not ended in our view: if it is not
-    // open either (its start was not seen: cerberus stopped, or the bus was down, between
-    // the restart and the spawn), the next restart follows its unseen end. With one restart
-    // and a run in view that spawned and ended, that run may be the awaited one (the restart
-    // was refused: a give-up), stored below: it is not counted twice.
     // Read at a reconcile (a GetAll, which never shows the moment between a crash and its
     // auto-restart): resting in failed after restarts, entered well after the last exit, is a
     // give-up: systemd went to failed when it refused the last restart, RestartSec after the
@@ -180,6 +175,11 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     const bool refused_last = stamp.source == core::Source::Reconcile && restarts > 0 && spawned &&
                               exit_new && a.active_state == "failed" &&
                               a.state_change_mono > a.exec_main_exit_mono + REFUSED_AFTER_EXIT_USEC;
+    // A restart was counted and the run it began has not ended in our view: if it is not
+    // open either (its start was not seen: cerberus stopped, or the bus was down, between
+    // the restart and the spawn), the next restart follows its unseen end. With one restart
+    // and a run in view that spawned and ended, that run may itself be the awaited one (its
+    // restart refused): unless the refusal is known, its end is left to the run in view.
     bool awaiting =
         b.awaiting_end && (refused_last || !(restarts == 1 && spawned && exit_new && atRest(a)));
 
