@@ -88,7 +88,9 @@ start)
     command -v systemd-nspawn >/dev/null || die "systemd-nspawn is not installed (apt-get install systemd-container)"
     build_rootfs
     mkdir -p "$state"
-    name=cerberus-$(basename "$state" | tr -c 'A-Za-z0-9\n' '-' | cut -c1-40)
+    # A machine name is a host name: no label may end in '-' (mktemp's suffix can end in
+    # '_', which would leave one and make systemd-nspawn refuse to start).
+    name=cerberus-$(basename "$state" | tr -c 'A-Za-z0-9\n' '-' | cut -c1-40 | sed 's/-*$//')
     # --volatile=overlay: every change lives in a tmpfs and vanishes at exit, so the cache
     # stays clean. --private-network: only a loopback, nothing shared with the host's ports.
     # --register=no --keep-unit: no systemd-machined on the host is needed.
