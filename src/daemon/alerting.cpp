@@ -33,6 +33,20 @@ rules::EvaluatorOptions evaluatorOptions() {
     return options;
 }
 
+// A firing alert as a Fire change at `at_usec` (told again: a replay's find, a silence's end).
+rules::AlertChange changeOf(const rules::FiringAlert& alert, core::Usec at_usec) {
+    rules::AlertChange change;
+    change.kind = rules::ChangeKind::Fire;
+    change.rule = alert.rule;
+    change.unit = alert.unit;
+    change.severity = alert.severity;
+    change.count = alert.count;
+    change.started_usec = alert.started_usec;
+    change.at_usec = at_usec;
+    change.sources = alert.sources;
+    return change;
+}
+
 }  // namespace
 
 rules::RuleSet loadRulesOrThrow(const std::vector<std::string>& paths) {
@@ -147,16 +161,7 @@ void Alerting::settle(const std::vector<store::StoredAlert>& recorded, core::Use
     scratch_.clear();
     for (const auto& firing : evaluator_.firing()) {
         if (told.count({firing.rule, firing.unit})) continue;
-        rules::AlertChange change;
-        change.kind = rules::ChangeKind::Fire;
-        change.rule = firing.rule;
-        change.unit = firing.unit;
-        change.severity = firing.severity;
-        change.count = firing.count;
-        change.started_usec = firing.started_usec;
-        change.at_usec = now_usec;
-        change.sources = firing.sources;
-        scratch_.push_back(std::move(change));
+        scratch_.push_back(changeOf(firing, now_usec));
     }
     handle(scratch_);
     for (const auto& alert : recorded) {
@@ -214,14 +219,7 @@ void Alerting::endSilences(core::Usec now_usec) {
             return a.rule == rule && a.unit == unit;
         });
         if (alert != firing.end()) {
-            rules::AlertChange change;
-            change.rule = rule;
-            change.unit = unit;
-            change.severity = alert->severity;
-            change.count = alert->count;
-            change.started_usec = alert->started_usec;
-            change.at_usec = now_usec;
-            change.sources = alert->sources;
+            const rules::AlertChange change = changeOf(*alert, now_usec);
             store::AlertWrite write;
             write.kind = store::AlertWrite::Kind::Unsilence;
             write.rule = rule;
