@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "core/names.hpp"
+#include "core/unit_name.hpp"
 
 namespace cerberus::ingest {
 
@@ -116,16 +117,10 @@ std::string checkUnitName(std::string_view unit) {
 }
 
 std::string checkNotSystemdUnit(std::string_view unit) {
-    // systemd.unit(5)'s unit types.
-    static constexpr std::array<std::string_view, 11> SUFFIXES{
-        ".service", ".socket", ".device", ".mount", ".automount", ".swap",
-        ".target",  ".path",   ".timer",  ".slice", ".scope"};
-    for (const auto suffix : SUFFIXES)
-        if (unit.size() > suffix.size() && unit.ends_with(suffix))
-            return "the name ends in '" + std::string(suffix) +
-                   "' like a systemd unit, and cerberus hears systemd's units from systemd "
-                   "itself; report the job under a name without a systemd unit suffix";
-    return {};
+    if (!core::hasUnitSuffix(unit)) return {};
+    return "the name ends in '" + std::string(unit.substr(unit.rfind('.'))) +
+           "' like a systemd unit, and cerberus hears systemd's units from systemd "
+           "itself; report the job under a name without a systemd unit suffix";
 }
 
 std::optional<int> parseSignal(std::string_view text) {
