@@ -236,10 +236,11 @@ std::optional<ProcessStats> parseProcStat(std::string_view stat, long ticks_per_
 
 std::optional<ProcessStats> readProcessStats() {
     // Boot time does not change while the process runs.
-    static const std::optional<double> boot = bootTimeSeconds();
+    static const std::optional<double> BOOT_TIME_SECONDS = bootTimeSeconds();
     const auto stat = readProcFile("/proc/self/stat");
-    if (!stat || !boot) return std::nullopt;
-    auto out = parseProcStat(*stat, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), *boot);
+    if (!stat || !BOOT_TIME_SECONDS) return std::nullopt;
+    auto out =
+        parseProcStat(*stat, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), *BOOT_TIME_SECONDS);
     if (!out) return std::nullopt;
     out->open_fds = openFds();
     rlimit limit{};
@@ -341,7 +342,7 @@ std::string renderMetrics(const MetricsSnapshot& snapshot,
                    seconds(*snapshot.rules_reload.last_success_usec));
     }
 
-    static const std::string units_max = std::to_string(METRICS_UNITS_MAX);
+    const std::string units_max = std::to_string(METRICS_UNITS_MAX);
     out.family("cerberus_unit_restarts_total", "counter",
                "Automatic restarts of the unit observed since cerberus started (rows of event "
                "restart); at most " +
