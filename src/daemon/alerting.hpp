@@ -50,6 +50,7 @@ public:
     std::map<std::string, std::size_t> firingByRule() const;
     std::size_t ruleCount() const { return evaluator_.ruleSet().rules.size(); }
     const rules::RuleSet& rules() const { return evaluator_.ruleSet(); }
+    const std::string& host() const { return host_; }
 
 private:
     // Replays the evaluated history into the windows and restores the silenced alerts.

@@ -92,20 +92,26 @@ public:
     void onTransition(core::Transition transition) override {
         ++transitions_;
         ++by_event_[{transition.event, transition.source}];
+        units_.observe(transition);
         // The transition goes first so that its alert change lands in the same flush.
         alerting_.observe(transition);
         writer_.add(std::move(transition));
     }
-    void onUnit(const core::UnitSnapshot& snapshot) override { writer_.putUnit(snapshot); }
+    void onUnit(const core::UnitSnapshot& snapshot) override {
+        units_.observe(snapshot);
+        writer_.putUnit(snapshot);
+    }
     void onManager(const std::string& identity) override { writer_.putManager(identity); }
     std::uint64_t transitions() const { return transitions_; }
     const TransitionCounts& byEvent() const { return by_event_; }
+    const UnitCounters& units() const { return units_; }
 
 private:
     store::HistoryWriter& writer_;
     Alerting& alerting_;
     std::uint64_t transitions_ = 0;
     TransitionCounts by_event_;
+    UnitCounters units_;  // for /metrics
 };
 
 std::string_view outcomeLabel(notify::Status status) {
@@ -229,6 +235,7 @@ private:
     std::optional<std::int64_t> outbox_pending_;  // nullopt: could not be read
     bool outbox_changed_ = true;
     std::optional<Usec> last_reconcile_usec_;
+    RulesReload rules_reload_;  // for /metrics
 };
 
 void Loop::watchBus() {
@@ -342,10 +349,13 @@ void Loop::reloadRules() {
     if (!targets) {
         logLine(Priority::Err, "reload refused, the current rules stay in force:%s",
                 errors.c_str());
+        rules_reload_.refused();
+        changed_ = true;
         return;
     }
     alerting_.reload(std::move(loaded.rules), clock_.realtime());
     dispatcher_.setTargets(std::move(*targets));
+    rules_reload_.accepted(clock_.realtime());
     logLine(Priority::Info, "rules reloaded: %zu rules, %zu alerts firing", alerting_.ruleCount(),
             alerting_.firing());
     changed_ = true;
@@ -464,6 +474,10 @@ MetricsSnapshot Loop::snapshot(std::map<std::string, std::size_t> firing) const 
     out.units_tracked = source_.unitsTracked();
     out.bus_connected = source_.connected();
     out.last_reconcile_usec = last_reconcile_usec_;
+    out.rules_reload = rules_reload_;
+    out.host = alerting_.host();
+    out.unit_counts = sink_.units().counts();
+    out.unit_series_dropped = sink_.units().dropped();
     return out;
 }
 
@@ -595,6 +609,7 @@ int Loop::run() {
     if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
         watchdog_every_ = static_cast<Usec>(watchdog_usec / 2);
     if (options_.keep_usec) retention_at_ = clock_.monotonic();
+    rules_reload_.accepted(clock_.realtime());  // the rules start-up loaded are in force
 
     // Everything loaded has been read and reconciled by the caller's first process().
     flush(clock_.monotonic());

@@ -1,8 +1,11 @@
 #include "daemon/metrics.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
@@ -85,7 +89,164 @@ std::string seconds(core::Usec usec) {
     return text;
 }
 
+std::string decimal(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f", value);
+    return text;
+}
+
+// systemd's unit types other than service: none of them has a main process to crash or
+// restart, so they are listed only if one ever does.
+bool isNonServiceUnit(std::string_view unit) {
+    for (const std::string_view suffix : {".socket", ".target", ".device", ".mount", ".automount",
+                                          ".swap", ".timer", ".path", ".slice", ".scope"})
+        if (unit.ends_with(suffix)) return true;
+    return false;
+}
+
+// The whole of a small file under /proc (their stat() size is 0); nullopt if unreadable.
+std::optional<std::string> readProcFile(const char* path) {
+    const core::UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;
+    std::string out;
+    char buffer[4096];
+    while (out.size() < 64 * 1024) {
+        const ssize_t n = read(fd.get(), buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return std::nullopt;
+        if (n == 0) break;
+        out.append(buffer, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+std::optional<double> bootTimeSeconds() {
+    const auto stat = readProcFile("/proc/stat");
+    if (!stat) return std::nullopt;
+    const auto at = stat->find("\nbtime ");
+    if (at == std::string::npos) return std::nullopt;
+    std::uint64_t btime = 0;
+    const char* begin = stat->data() + at + 7;
+    const auto [end, ec] = std::from_chars(begin, stat->data() + stat->size(), btime);
+    if (ec != std::errc() || end == begin) return std::nullopt;
+    return static_cast<double>(btime);
+}
+
+// Entries of /proc/self/fd but the one reading it.
+std::optional<std::uint64_t> openFds() {
+    DIR* dir = opendir("/proc/self/fd");
+    if (dir == nullptr) return std::nullopt;
+    struct CloseDir {
+        void operator()(DIR* d) const { closedir(d); }
+    };
+    const std::unique_ptr<DIR, CloseDir> owned(dir);
+    const std::string own = std::to_string(dirfd(dir));
+    std::uint64_t count = 0;
+    while (const dirent* entry = readdir(dir))
+        if (entry->d_name[0] != '.' && own != entry->d_name) ++count;
+    return count;
+}
+
 }  // namespace
+
+bool UnitCounters::admit(const std::string& unit, bool counted) {
+    if (counts_.size() < max_units_) return true;
+    // Full: a unit with nothing to show waits; one with a count takes the place of a unit
+    // listed at 0, which loses nothing.
+    if (!counted) return false;
+    if (listed_at_zero_ > 0) {
+        for (auto it = counts_.begin(); it != counts_.end(); ++it) {
+            if (it->second == UnitCounts{}) {
+                counts_.erase(it);
+                --listed_at_zero_;
+                return true;
+            }
+        }
+    }
+    dropped_.insert(unit);
+    return false;
+}
+
+void UnitCounters::observe(const core::Transition& transition) {
+    const bool crash = transition.event == core::Event::Crash;
+    const bool restart = transition.event == core::Event::Restart;
+    const bool counted = crash || restart;
+    // systemd's services are listed from their snapshot; units of other inits by their rows.
+    const bool other_init =
+        transition.source == core::Source::Emit || transition.source == core::Source::Supervisor;
+    auto it = counts_.find(transition.unit);
+    if (it == counts_.end()) {
+        if (!counted && !(other_init && !isNonServiceUnit(transition.unit))) return;
+        if (dropped_.contains(transition.unit) || !admit(transition.unit, counted)) return;
+        it = counts_.emplace(transition.unit, UnitCounts{}).first;
+        ++listed_at_zero_;
+        shared_.reset();
+    }
+    if (!counted) return;
+    if (it->second == UnitCounts{}) --listed_at_zero_;
+    if (crash) ++it->second.crashes;
+    if (restart) ++it->second.restarts;
+    shared_.reset();
+}
+
+void UnitCounters::observe(const core::UnitSnapshot& snapshot) {
+    // NRestarts is known for services only.
+    if (snapshot.n_restarts < 0 || counts_.contains(snapshot.unit)) return;
+    if (dropped_.contains(snapshot.unit) || !admit(snapshot.unit, false)) return;
+    counts_.emplace(snapshot.unit, UnitCounts{});
+    ++listed_at_zero_;
+    shared_.reset();
+}
+
+std::shared_ptr<const UnitCountsByName> UnitCounters::counts() const {
+    if (!shared_) shared_ = std::make_shared<const UnitCountsByName>(counts_);
+    return shared_;
+}
+
+std::optional<ProcessStats> parseProcStat(std::string_view stat, long ticks_per_second,
+                                          long page_size, double boot_time_seconds) {
+    // "PID (COMM) STATE ...": COMM may hold spaces and parentheses, so fields are counted
+    // from the last ')'. Field 3 (STATE) is the first after it.
+    const auto close = stat.rfind(')');
+    if (close == std::string_view::npos || ticks_per_second <= 0 || page_size <= 0)
+        return std::nullopt;
+    std::vector<std::uint64_t> fields;  // fields 4 (ppid) to 24 (rss)
+    std::string_view rest = stat.substr(close + 1);
+    for (int field = 3; field <= 24; ++field) {
+        const auto begin = rest.find_first_not_of(' ');
+        if (begin == std::string_view::npos) return std::nullopt;
+        rest = rest.substr(begin);
+        const auto token = rest.substr(0, rest.find_first_of(" \n"));
+        rest = rest.substr(token.size());
+        if (field == 3) continue;
+        std::int64_t value = 0;  // some fields (priority, nice) may be negative
+        const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
+        if (ec != std::errc() || end != token.data() + token.size()) return std::nullopt;
+        fields.push_back(static_cast<std::uint64_t>(value));
+    }
+    const auto field = [&fields](int n) { return fields[static_cast<std::size_t>(n - 4)]; };
+    ProcessStats out;
+    const double ticks = static_cast<double>(ticks_per_second);
+    out.cpu_seconds = static_cast<double>(field(14) + field(15)) / ticks;  // utime + stime
+    out.start_time_seconds = boot_time_seconds + static_cast<double>(field(22)) / ticks;
+    out.virtual_bytes = field(23);
+    out.resident_bytes = field(24) * static_cast<std::uint64_t>(page_size);
+    return out;
+}
+
+std::optional<ProcessStats> readProcessStats() {
+    // Boot time does not change while the process runs.
+    static const std::optional<double> BOOT_TIME_SECONDS = bootTimeSeconds();
+    const auto stat = readProcFile("/proc/self/stat");
+    if (!stat || !BOOT_TIME_SECONDS) return std::nullopt;
+    auto out =
+        parseProcStat(*stat, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), *BOOT_TIME_SECONDS);
+    if (!out) return std::nullopt;
+    out->open_fds = openFds();
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0) out->max_fds = limit.rlim_cur;
+    return out;
+}
 
 std::string MetricsAddress::describe() const {
     const std::string shown = host.find(':') == std::string::npos ? host : "[" + host + "]";
@@ -115,7 +276,8 @@ std::optional<MetricsAddress> parseMetricsAddress(std::string_view text) {
     return address;
 }
 
-std::string renderMetrics(const MetricsSnapshot& snapshot) {
+std::string renderMetrics(const MetricsSnapshot& snapshot,
+                          const std::optional<ProcessStats>& process) {
     TextWriter out;
     out.family("cerberus_build_info", "gauge", "The running cerberus version; always 1.");
     out.sample("cerberus_build_info", {{"version", CERBERUS_VERSION}}, 1);
@@ -166,6 +328,62 @@ std::string renderMetrics(const MetricsSnapshot& snapshot) {
                    "(start-up, reconnect, daemon-reload), in Unix seconds.");
         out.sample("cerberus_last_reconcile_timestamp_seconds", {},
                    seconds(*snapshot.last_reconcile_usec));
+    }
+
+    out.family("cerberus_rules_reload_success", "gauge",
+               "1 if the last load of the rules (start-up or SIGHUP) was accepted, 0 if it was "
+               "refused and the previous rules stay in force.");
+    out.sample("cerberus_rules_reload_success", {}, snapshot.rules_reload.success ? 1 : 0);
+    if (snapshot.rules_reload.last_success_usec) {
+        out.family("cerberus_rules_last_reload_timestamp_seconds", "gauge",
+                   "When the rules in force were loaded (start-up or an accepted SIGHUP), in "
+                   "Unix seconds.");
+        out.sample("cerberus_rules_last_reload_timestamp_seconds", {},
+                   seconds(*snapshot.rules_reload.last_success_usec));
+    }
+
+    const std::string units_max = std::to_string(METRICS_UNITS_MAX);
+    out.family("cerberus_unit_restarts_total", "counter",
+               "Automatic restarts of the unit observed since cerberus started (rows of event "
+               "restart); at most " +
+                   units_max + " units are listed.");
+    if (snapshot.unit_counts)
+        for (const auto& [unit, counts] : *snapshot.unit_counts)
+            out.sample("cerberus_unit_restarts_total", {{"unit", unit}, {"host", snapshot.host}},
+                       counts.restarts);
+    out.family("cerberus_unit_crashes_total", "counter",
+               "Crashes of the unit observed since cerberus started (rows of event crash); at "
+               "most " +
+                   units_max + " units are listed.");
+    if (snapshot.unit_counts)
+        for (const auto& [unit, counts] : *snapshot.unit_counts)
+            out.sample("cerberus_unit_crashes_total", {{"unit", unit}, {"host", snapshot.host}},
+                       counts.crashes);
+    out.family("cerberus_unit_series_dropped_total", "counter",
+               "Units that restarted or crashed since cerberus started but have no "
+               "cerberus_unit_* series, because " +
+                   units_max + " units with counts had them.");
+    out.sample("cerberus_unit_series_dropped_total", {}, snapshot.unit_series_dropped);
+
+    if (process) {
+        out.family("process_cpu_seconds_total", "counter",
+                   "Total user and system CPU time spent in seconds.");
+        out.sample("process_cpu_seconds_total", {}, decimal(process->cpu_seconds));
+        if (process->open_fds) {
+            out.family("process_open_fds", "gauge", "Number of open file descriptors.");
+            out.sample("process_open_fds", {}, *process->open_fds);
+        }
+        if (process->max_fds) {
+            out.family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+            out.sample("process_max_fds", {}, *process->max_fds);
+        }
+        out.family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        out.sample("process_virtual_memory_bytes", {}, process->virtual_bytes);
+        out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        out.sample("process_resident_memory_bytes", {}, process->resident_bytes);
+        out.family("process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.");
+        out.sample("process_start_time_seconds", {}, decimal(process->start_time_seconds));
     }
     return out.take();
 }
@@ -243,7 +461,8 @@ std::string answer(std::string_view head, const MetricsSnapshot& snapshot) {
                             method == "HEAD");
     if (method != "GET" && method != "HEAD")
         return httpResponse("405 Method Not Allowed", "text/plain", "use GET\n", false);
-    return httpResponse("200 OK", CONTENT_TYPE, renderMetrics(snapshot), method == "HEAD");
+    return httpResponse("200 OK", CONTENT_TYPE, renderMetrics(snapshot, readProcessStats()),
+                        method == "HEAD");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 
 #include "core/time.hpp"
@@ -36,6 +37,75 @@ inline constexpr std::string_view OUTCOME_SENT = "sent";
 inline constexpr std::string_view OUTCOME_RETRIED = "retried";  // failed, tried again later
 inline constexpr std::string_view OUTCOME_FAILED = "failed";    // refused, or given up
 
+// Per-unit series are capped: each unit costs Prometheus two series, and a host that churns
+// transient units (systemd-run) would otherwise grow them without bound.
+inline constexpr std::size_t METRICS_UNITS_MAX = 1000;
+
+struct UnitCounts {
+    std::uint64_t restarts = 0;
+    std::uint64_t crashes = 0;
+    bool operator==(const UnitCounts&) const = default;
+};
+using UnitCountsByName = std::map<std::string, UnitCounts>;
+
+// Restarts and crashes per unit, counted from the transitions observed since the daemon
+// started (as every Prometheus counter may; process_start_time_seconds tells the reset).
+// A unit is listed at 0 from when cerberus first sees it as a service (or as a unit fed by
+// `cerberus emit` or supervisord), so that increase() sees its first crash. At most
+// `max_units` units are listed: a unit that restarts or crashes takes the place of one
+// listed with nothing counted; when every listed unit has counts, it is left out and
+// counted in dropped().
+class UnitCounters {
+public:
+    explicit UnitCounters(std::size_t max_units = METRICS_UNITS_MAX) : max_units_(max_units) {}
+    void observe(const core::Transition& transition);
+    void observe(const core::UnitSnapshot& snapshot);
+    // The counts as they are now, shared with snapshots until the next change.
+    std::shared_ptr<const UnitCountsByName> counts() const;
+    // Units left out since start. Their names are kept to count each once: at most one per
+    // unit systemd ever loaded, which ingestion tracks in memory anyway.
+    std::uint64_t dropped() const { return dropped_.size(); }
+
+private:
+    bool admit(const std::string& unit, bool counted);
+
+    std::size_t max_units_;
+    UnitCountsByName counts_;
+    std::size_t listed_at_zero_ = 0;
+    std::unordered_set<std::string> dropped_;
+    mutable std::shared_ptr<const UnitCountsByName> shared_;  // null after a change
+};
+
+// Whether the last rule load was accepted, and when one last was: the counterparts of
+// prometheus_config_last_reload_successful and its _success_timestamp_seconds.
+struct RulesReload {
+    bool success = true;  // true at start: the daemon does not start on bad rules
+    std::optional<core::Usec> last_success_usec;  // wall clock
+    void accepted(core::Usec now) {
+        success = true;
+        last_success_usec = now;
+    }
+    void refused() { success = false; }
+};
+
+// The standard process_* figures, read from /proc/self when a scrape asks for them.
+struct ProcessStats {
+    double cpu_seconds = 0;  // user + system
+    std::uint64_t resident_bytes = 0;
+    std::uint64_t virtual_bytes = 0;
+    double start_time_seconds = 0;  // Unix time
+    std::optional<std::uint64_t> open_fds;
+    std::optional<std::uint64_t> max_fds;  // the soft RLIMIT_NOFILE
+};
+
+// The text of /proc/PID/stat read with the kernel's clock ticks per second, page size and
+// boot time (btime of /proc/stat, Unix seconds); nullopt when it does not parse.
+std::optional<ProcessStats> parseProcStat(std::string_view stat, long ticks_per_second,
+                                          long page_size, double boot_time_seconds);
+
+// This process's figures; nullopt when /proc cannot be read (never zeros instead).
+std::optional<ProcessStats> readProcessStats();
+
 struct MetricsSnapshot {
     std::map<std::pair<core::Event, core::Source>, std::uint64_t> transitions;
     std::uint64_t transitions_dropped = 0;
@@ -46,10 +116,15 @@ struct MetricsSnapshot {
     std::size_t units_tracked = 0;
     bool bus_connected = false;
     std::optional<core::Usec> last_reconcile_usec;  // wall clock
+    RulesReload rules_reload;
+    std::string host;                                     // the unit series' host label
+    std::shared_ptr<const UnitCountsByName> unit_counts;  // null: none yet
+    std::uint64_t unit_series_dropped = 0;
 };
 
-// Prometheus text format 0.0.4, with HELP and TYPE lines.
-std::string renderMetrics(const MetricsSnapshot& snapshot);
+// Prometheus text format 0.0.4, with HELP and TYPE lines; process_* when `process` is given.
+std::string renderMetrics(const MetricsSnapshot& snapshot,
+                          const std::optional<ProcessStats>& process = std::nullopt);
 
 class MetricsServer {
 public:
