@@ -72,8 +72,10 @@ $(DEB): $(wildcard $(shell git ls-files 2>/dev/null)) | deb-deps
 	rm -rf $(BUILD)/deb/cerberus
 	@echo "cerberus: built $(DEB)"
 
-demo: build
-	bash tools/demo.sh $(BUILD)/src/cli/cerberus
+# Builds only the binary the demo runs; keeps the history and its report in $(BUILD)/demo.
+demo: setup
+	meson compile -C $(BUILD) src/cli/cerberus
+	bash tools/demo.sh $(BUILD)/src/cli/cerberus $(BUILD)/demo
 
 bench: build
 	meson compile -C $(BUILD) bench
