@@ -19,7 +19,6 @@ namespace cerberus::cli {
 // How a crashed run ended, as the report colours it.
 enum class CrashClass : std::uint8_t { ExitCode, Signal, CoreDump, OomKill, Other };
 CrashClass classifyCrash(std::string_view result, std::string_view exit_code);
-std::string_view toString(CrashClass crash);
 
 // One stored transition, kept small: a report may read millions.
 struct ReportRow {
