@@ -33,6 +33,9 @@ using core::Usec;
 constexpr int ALERTS_MAX = 1000000;
 // Without --since: this long before the first transition when there is none.
 constexpr Usec EMPTY_SPAN_USEC = core::USEC_PER_HOUR;
+// Without --since/--until: the span starts before the first and ends after the last thing
+// recorded by 1/40 of what lies between.
+constexpr Usec END_ROOM_DIVISOR = 40;
 
 struct ReportOptions {
     std::string db;
@@ -182,8 +185,12 @@ int runReport(const ReportOptions& options) {
     }
     ReportMeta meta;
     meta.to_usec = until_usec ? *until_usec : last_usec > 0 ? last_usec + 1 : now_usec;
+    // A little room after the last thing recorded, so a band that resolved there ends visibly
+    // before the edge where still-firing ones run out.
+    const Usec room = last_usec > first_usec ? (last_usec - first_usec) / END_ROOM_DIVISOR : 0;
+    if (!until_usec && last_usec > 0) meta.to_usec += room;
     meta.from_usec = since_usec                  ? *since_usec
-                     : first_usec < meta.to_usec ? first_usec
+                     : first_usec < meta.to_usec ? first_usec - room
                                                  : meta.to_usec - EMPTY_SPAN_USEC;
     meta.generated_usec = now_usec;
     meta.host = hostName();

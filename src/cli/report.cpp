@@ -30,6 +30,7 @@ constexpr int AXIS_HEIGHT = 28;
 constexpr int LANE_HEIGHT = 30;
 constexpr int ALERT_ROW_HEIGHT = 12;
 constexpr int LANE_GAP = 8;
+constexpr int TICK_LABEL_ROOM = 24;
 // Tables list at most this many rows; the rest are counted.
 constexpr std::size_t TABLE_ROWS_MAX = 1000;
 
@@ -266,9 +267,10 @@ rect.agg.k-give_up { fill: #000; }
 .alert.sev-error { fill: #e16f24; }
 .alert.sev-warning { fill: #d4a72c; }
 .alert.sev-info { fill: #54aeff; }
-.alert.silenced { fill: url(#hatch); stroke: #8c959f; stroke-width: 1; }
+.alert.silenced { fill-opacity: .4; stroke: #57606a; stroke-width: 1; stroke-dasharray: 2 2; }
+.firing-arrow { fill: #57606a; }
 .alert.replay { fill: #f5f0ff; stroke: #8250df; stroke-width: 1.5; stroke-dasharray: 4 2; }
-.silence { fill: url(#hatch); opacity: .55; }
+.silence { fill: url(#hatch); opacity: .4; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 8px 0 12px; color: var(--muted);
           font-size: 13px; }
 .legend svg { vertical-align: middle; }
@@ -287,7 +289,11 @@ void legendItem(Out& out, MarkKind kind, std::string_view label) {
     const KindInfo k = info(kind);
     putf(out,
          "<span><svg width=\"22\" height=\"30\" viewBox=\"-11 0 22 30\" aria-hidden=\"true\">");
-    drawShape(out, kind, 0, 0);
+    // Marks drawn above or below a lane's centre line are moved to the middle here.
+    const int shift = kind == MarkKind::Restart                               ? 8
+                      : kind == MarkKind::AutoStart || kind == MarkKind::Fail ? -10
+                                                                              : 0;
+    drawShape(out, kind, 0, shift);
     putf(out, " class=\"k-{} c-{} s-{}\"/></svg> {}</span>", k.event, k.sub, k.sub, label);
 }
 
@@ -611,6 +617,10 @@ int Renderer::renderLane(Out& out, const UnitStats& stats, int y, std::size_t la
                                    readable(*a.resolved_usec - a.fired_usec) + ")"
                              : "still firing",
              a.silenced ? "; silenced" : "");
+        // Still firing at the end: an arrow says it goes on.
+        if (!a.resolved_usec)
+            putf(out, "<path class=\"firing-arrow\" d=\"M{:.1f} {}l6 5l-6 5z\"/>\n",
+                 x(meta_.to_usec) + 1, band_y + 1);
     };
     for (const auto& rule : rules) {
         putf(out, "<text class=\"sub\" x=\"20\" y=\"{}\">alert '{}'</text>\n", row_y + 10,
@@ -667,6 +677,8 @@ void Renderer::renderTimeline(Out& out) {
         }
     for (Usec t = (scale_.from_usec / step + 1) * step; t < scale_.to_usec; t += step) {
         const double tx = x(t);
+        // A label too close to the right edge would be cut.
+        if (tx > LABEL_WIDTH + meta_.plot_width - TICK_LABEL_ROOM) continue;
         putf(out,
              "<line class=\"grid\" x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\"/>"
              "<text class=\"tick\" x=\"{0:.1f}\" y=\"14\" text-anchor=\"middle\">{3}</text>\n",
