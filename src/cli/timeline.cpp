@@ -54,9 +54,11 @@ std::string padTo(const std::string& text, std::size_t width) {
     return used >= width ? text : text + std::string(width - used, ' ');
 }
 
-// "2026-12-01T14:24:51Z": whole seconds are enough for an axis.
-std::string axisTime(Usec ts_usec) {
+// "2026-12-01T14:24:51Z": whole seconds are enough for an axis, but for a span under a
+// minute, whose ends may share their second.
+std::string axisTime(Usec ts_usec, Usec span_usec) {
     std::string text = core::formatIsoTime(ts_usec);
+    if (span_usec < core::USEC_PER_MIN) return text;
     if (auto dot = text.find('.'); dot != std::string::npos) text.erase(dot, text.size() - dot - 1);
     return text;
 }
@@ -188,8 +190,9 @@ std::string renderTimeline(const std::vector<TimelineLane>& lanes, Usec from_use
         }
     };
     // The axis: the span's ends above the first and last column.
-    const std::string left = axisTime(scale.from_usec);
-    std::string right = axisTime(scale.to_usec);
+    const Usec span = scale.to_usec - scale.from_usec;
+    const std::string left = axisTime(scale.from_usec, span);
+    std::string right = axisTime(scale.to_usec, span);
     // The same day: the right end needs only its time of day.
     if (right.compare(0, 11, left, 0, 11) == 0) right.erase(0, 11);
     out += padTo("", label + 1);
