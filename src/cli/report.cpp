@@ -236,7 +236,8 @@ p.meta { color: var(--muted); margin: 0 0 4px; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 13px; }
 table { border-collapse: collapse; margin: 4px 0 8px; }
 th, td { text-align: left; padding: 3px 12px 3px 0; border-bottom: 1px solid var(--line);
-         vertical-align: top; white-space: nowrap; }
+         vertical-align: top; }
+td.n, td.t { white-space: nowrap; }
 th { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .03em; }
 td.n, th.n { text-align: right; }
 a { color: #0550ae; text-decoration: none; }
@@ -280,6 +281,8 @@ rect.agg.k-give_up { fill: #000; }
   h2 { break-after: avoid; }
   tr, svg.timeline g.lane { break-inside: avoid; }
   a { color: inherit; }
+  .screen { display: none; }
+  code { font-size: 10px; }
 }
 @page { size: A4 landscape; margin: 12mm; }
 )";
@@ -690,7 +693,8 @@ void Renderer::renderTimeline(Out& out) {
         y += renderLane(out, stats_[lane], y, lane) + LANE_GAP;
     put(out, "</svg>\n");
     putf(out,
-         "<p class=\"note\">Hover a mark for its exact time, exit status and InvocationID. Where "
+         "<p class=\"note screen\">Hover a mark for its exact time, exit status and InvocationID. "
+         "Where "
          "more than one mark of a kind falls in one pixel column, they are drawn as one bar "
          "(data-count), darker the more it holds.</p>\n");
 }
@@ -760,7 +764,8 @@ void Renderer::renderAlertsTable(Out& out) {
         const auto ttf = timeToFire(a);
         putf(out,
              "<tr data-rule=\"{0}\" data-unit=\"{1}\"><td>{0}</td><td>{1}</td><td>{2}</td>"
-             "<td>{3}</td><td class=\"n\">{4}</td><td>{5}</td><td class=\"n\">{6}</td>"
+             "<td class=\"t\">{3}</td><td class=\"n\">{4}</td><td class=\"t\">{5}</td><td "
+             "class=\"n\">{6}</td>"
              "<td class=\"n\">{7}</td><td>{8}</td></tr>\n",
              escapeHtml(a.rule), escapeHtml(a.unit), escapeHtml(a.severity), when(a.fired_usec),
              ttf ? readable(*ttf) : "-", a.resolved_usec ? when(*a.resolved_usec) : "still firing",

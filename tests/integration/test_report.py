@@ -177,6 +177,13 @@ out = run_cli("report", "--db", db, "--unit", "report-*", "--rules", what_if, "-
 check(out.returncode == 0, f"cerberus report failed ({out.returncode}): {out.stderr}")
 check(out.stdout == "", f"cerberus report -o printed to stdout: {out.stdout[:200]}")
 html = open(page, encoding="utf-8").read()
+# Without -o the same page goes to stdout; a file that cannot be written is one sentence.
+to_stdout = run_cli("report", "--db", db, "--unit", "report-*", "--rules", what_if)
+check(to_stdout.returncode == 0 and to_stdout.stdout.startswith("<!DOCTYPE html>") and
+      len(to_stdout.stdout) > len(html) // 2, f"cerberus report to stdout: {to_stdout.stderr}")
+bad = run_cli("report", "--db", db, "-o", os.path.join(work, "no-such-dir", "r.html"))
+check(bad.returncode == 1 and bad.stderr.count("\n") == 1 and "no-such-dir" in bad.stderr,
+      f"an unwritable -o FILE: exit {bad.returncode}, {bad.stderr!r}")
 # Self-contained: nothing to fetch, no script.
 check(not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)|@import|url\(\s*["']?(https?:|//)""",
                     html), "the report references something outside the file")
