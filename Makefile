@@ -2,8 +2,10 @@
 BUILD ?= build
 DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	libsdbus-c++-dev libsystemd-dev libsqlite3-dev sqlite3 nlohmann-json3-dev \
-	libcli11-dev libfmt-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager prometheus systemd dbus procps util-linux passwd clang-format supervisor \
-	e2fsprogs debootstrap systemd-container scdoc man-db
+	libcli11-dev libfmt-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor \
+	e2fsprogs debootstrap systemd-container scdoc man-db \
+	prometheus \
+	chromium fonts-dejavu-core tmux
 # Only for make deb: what debian/control's Build-Depends names, and the packaging tools.
 DEB_BUILD_PACKAGES := dpkg-dev debhelper lintian scdoc meson ninja-build pkg-config python3 \
 	systemd libsdbus-c++-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev \
@@ -72,8 +74,10 @@ $(DEB): $(wildcard $(shell git ls-files 2>/dev/null)) | deb-deps
 	rm -rf $(BUILD)/deb/cerberus
 	@echo "cerberus: built $(DEB)"
 
-demo: build
-	bash tools/demo.sh $(BUILD)/src/cli/cerberus
+# Builds only the binary the demo runs; keeps the history and its report in $(BUILD)/demo.
+demo: setup
+	meson compile -C $(BUILD) src/cli/cerberus
+	bash tools/demo.sh $(BUILD)/src/cli/cerberus $(BUILD)/demo
 
 bench: build
 	meson compile -C $(BUILD) bench

@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$build/bench/bench_decision"
 /usr/bin/env python3 "$here/history_query.py" "$build/src/cli/cerberus"
 /usr/bin/env python3 "$here/replay.py" "$build/src/cli/cerberus"
+/usr/bin/env python3 "$here/report.py" "$build/src/cli/cerberus"
 CERBERUS="$build/src/cli/cerberus" CERBERUS_SOURCE_ROOT="$here/.." \
     /usr/bin/env python3 "$here/footprint.py"
 BENCH_POST="$build/bench/bench_post" CERBERUS="$build/src/cli/cerberus" CERBERUS_SOURCE_ROOT="$here/.." \

@@ -4,9 +4,11 @@
 # forever) while cerberus follows them with the shipped rules plus a signed webhook to a
 # local sink. The demo shows the alert as the sink received it (signature checked), the
 # recorded history, a replay of the shipped rules over it and the alerts table; then it
-# fixes the crash-looping service and shows the resolve arriving.
+# fixes the crash-looping service and shows the resolve arriving. It keeps the history
+# (OUT_DIR/demo.db, default: a new /tmp/cerberus-demo-out.XXXXXX), writes its HTML report
+# beside it (OUT_DIR/demo-report.html) and prints the commands to try next on it.
 #
-#   tools/demo.sh CERBERUS_BINARY
+#   tools/demo.sh CERBERUS_BINARY [OUT_DIR]
 #
 # Uses the invoking user's own user manager when there is one; otherwise, as root, starts
 # a throwaway one for the user 'cerberus-demo' (tests/harness/usermgr.sh). Everything the
@@ -22,8 +24,9 @@ UNITS=(demo-healthy.service demo-crashloop.service demo-respawn.service)
 FIXED_UNIT=demo-crashloop.service
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-if [ $# -ne 1 ]; then echo "usage: tools/demo.sh CERBERUS_BINARY" >&2; exit 2; fi
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then echo "usage: tools/demo.sh CERBERUS_BINARY [OUT_DIR]" >&2; exit 2; fi
 bin=$1
+out_dir=${2:-}
 [ -x "$bin" ] || { echo "demo: '$bin' is not an executable; build it with 'make build'." >&2; exit 1; }
 bin=$(realpath "$bin")
 sink=$root/tools/demo_sink.py
@@ -283,5 +286,30 @@ if [ "$run_status" != 0 ]; then
     echo "demo: cerberus run exited with status $run_status on SIGTERM; expected 0" >&2
     exit 1
 fi
+
+say "Keeping the history and writing its report (cerberus report)"
+# A copy made with SQLite's backup, so the kept file is whole whoever owned the original.
+if [ -z "$out_dir" ]; then
+    out_dir=$(mktemp -d /tmp/cerberus-demo-out.XXXXXX)
+else
+    mkdir -p "$out_dir"
+fi
+out_dir=$(realpath "$out_dir")
+kept=$out_dir/demo.db
+report=$out_dir/demo-report.html
+rm -f "$kept" "$kept-wal" "$kept-shm"
+sqlite3 -readonly "$db" ".backup '$kept'"
+chmod 0600 "$kept"
+show "cerberus report --db $kept --unit 'demo-*' --rules rules/default.json -o $report"
+"$bin" report --db "$kept" --unit 'demo-*' --rules "$root/rules/default.json" -o "$report"
+echo "history kept: $kept"
+echo "report:       $report (open it in a browser; it fetches nothing)"
+
+say "Try next, on the kept history"
+printf '  %s\n' \
+    "$bin history --db $kept --timeline" \
+    "$bin history --db $kept --unit 'demo-crashloop*' --event crash" \
+    "$bin replay --db $kept --rules $root/rules/default.json" \
+    "$bin report --db $kept --unit 'demo-*' -o /tmp/cerberus-report.html"
 
 say "Done in $SECONDS s; cleaning up everything the demo started"

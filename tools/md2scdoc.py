@@ -56,6 +56,8 @@ def convert(lines):
             fence = indent
             out.append("```")
             continue
+        if re.fullmatch(r"!\[[^\]]*\]\([^)]*\)", stripped.strip()):
+            continue  # an image (a screenshot) has no place in a man page
         if stripped.startswith("|"):
             row = cells(stripped)
             if header is None:

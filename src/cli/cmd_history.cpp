@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/history_timeline.hpp"
 #include "core/error.hpp"
 #include "core/time.hpp"
 #include "core/transition.hpp"
@@ -29,6 +30,7 @@ struct HistoryOptions {
     std::optional<std::string> until;
     int limit = 100;
     bool json = false;
+    bool timeline = false;
 };
 
 std::optional<core::Usec> timeOption(const char* flag, const std::optional<std::string>& text,
@@ -133,7 +135,10 @@ int runHistory(const HistoryOptions& options) {
                                       *options.since, *options.until));
 
     auto db = store::Database::open(options.db, store::OpenMode::ReadOnly);
+    if (options.timeline) query.limit = TIMELINE_ROWS_MAX;
     const auto rows = store::queryHistory(db, query);
+    if (options.timeline)
+        return printHistoryTimeline(rows, query.since_usec, query.until_usec, now_usec);
     if (options.json) {
         printJson(rows);
     } else if (rows.empty()) {
@@ -165,6 +170,10 @@ void addHistoryCommand(CLI::App& app, Action& action) {
         ->check(CLI::Range(1, LIMIT_MAX))
         ->capture_default_str();
     cmd->add_flag("--json", options->json, "Print one JSON array instead of a table");
+    cmd->add_flag("--timeline", options->timeline,
+                  "Draw one line per unit over the span (crashes, restarts, up), at the "
+                  "terminal's width, instead of rows (--limit does not apply)")
+        ->excludes("--json");
     cmd->callback([&action, options] { action = [options] { return runHistory(*options); }; });
 }
 

@@ -19,6 +19,7 @@ void addHistoryCommand(CLI::App& app, Action& action);
 void addCheckCommand(CLI::App& app, Action& action);
 void addAlertsCommand(CLI::App& app, Action& action);
 void addReplayCommand(CLI::App& app, Action& action);
+void addReportCommand(CLI::App& app, Action& action);
 void addSilenceCommand(CLI::App& app, Action& action);
 void addTestReceiverCommand(CLI::App& app, Action& action);
 void addEmitCommand(CLI::App& app, Action& action);

@@ -18,6 +18,7 @@ int run(int argc, char** argv) {
     cerberus::cli::addHistoryCommand(app, action);
     cerberus::cli::addAlertsCommand(app, action);
     cerberus::cli::addReplayCommand(app, action);
+    cerberus::cli::addReportCommand(app, action);
     cerberus::cli::addSilenceCommand(app, action);
     cerberus::cli::addTestReceiverCommand(app, action);
     cerberus::cli::addEmitCommand(app, action);

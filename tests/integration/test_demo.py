@@ -1,7 +1,8 @@
 """`make demo` (tools/demo.sh) tells its story and no lie: the crash loop's alert reaches the
 sink with a verified signature, the history is shown, the fix (a unit edit and a
 daemon-reload) resolves the alert, no alert, row or resolve appears that the scenario did not
-cause, the demo exits 0 in under a minute and leaves nothing running."""
+cause, the demo exits 0 in under a minute and leaves nothing running but its kept history
+and report, whose paths it prints with the commands to try next."""
 import importlib.util
 import os
 import re
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from harness import CERBERUS, SOURCE_ROOT, check, fail, require_root
+from harness import CERBERUS, SOURCE_ROOT, check, db_rows, fail, require_root, tempdir
 
 DEMO = os.path.join(SOURCE_ROOT, "tools", "demo.sh")
 DEMO_USER = "cerberus-demo"
@@ -39,9 +40,9 @@ def sink_verifier_tells_good_from_bad():
     check(not ok, "a signature an hour old verifies")
 
 
-def run_demo():
+def run_demo(out_dir):
     started = time.monotonic()
-    proc = subprocess.Popen(["bash", DEMO, CERBERUS], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(["bash", DEMO, CERBERUS, out_dir], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=TIME_LIMIT)
@@ -77,7 +78,8 @@ def running(pid):
 
 require_root()
 sink_verifier_tells_good_from_bad()
-status, out, seconds = run_demo()
+out_dir = os.path.join(tempdir("demo-out"), "kept")
+status, out, seconds = run_demo(out_dir)
 check(status == 0, f"the demo exited with {status}:\n{out}")
 
 alert = section(out, "Waiting for the crash loop's alert")
@@ -138,4 +140,26 @@ for name, pattern in (("cerberus", r"cerberus is PID (\d+)"), ("the sink", r"the
     check(not running(pid), f"{name} (PID {pid}) is still running after the demo")
 leftover = subprocess.run(["pgrep", "-u", DEMO_USER, "-a"], capture_output=True, text=True).stdout
 check(leftover == "", f"processes of '{DEMO_USER}' are still running: {leftover}")
-print(f"ok: the demo told the whole story in {seconds:.1f} s")
+# What it keeps: the history (the same rows it showed) and the report beside it, with the
+# commands to try next naming them.
+kept = os.path.join(out_dir, "demo.db")
+report = os.path.join(out_dir, "demo-report.html")
+check(f"history kept: {kept}" in out and f"report:       {report}" in out,
+      f"the demo did not print where it kept the history and the report:\n{out}")
+check(db_rows(kept, "SELECT count(*) FROM transitions WHERE unit = 'demo-crashloop.service' "
+                    "AND event = 'crash'")[0][0] >= 3,
+      "the kept history lacks the crash loop's crashes")
+check(db_rows(kept, "SELECT state FROM alerts WHERE rule = 'crashloop'") == [("resolved",)],
+      "the kept history lacks the crash loop's resolved alert")
+html = open(report, encoding="utf-8").read()
+check(html.startswith("<!DOCTYPE html>") and 'data-unit="demo-crashloop.service"' in html and
+      'data-kind="alert"' in html, "the demo's report does not draw the crash loop and its alert")
+try_next = section(out, "Try next")
+for command in ("history --db", "--timeline", "replay --db", "report --db"):
+    check(command in try_next and kept in try_next,
+          f"the demo does not suggest '{command}' on the kept history:\n{try_next}")
+tried = subprocess.run([CERBERUS, "history", "--db", kept, "--timeline"], capture_output=True,
+                       text=True)
+check(tried.returncode == 0 and "demo-crashloop.service" in tried.stdout,
+      f"the suggested history --timeline fails on the kept history: {tried.stderr}")
+print(f"ok: the demo told the whole story in {seconds:.1f} s and kept {kept}")
