@@ -30,6 +30,7 @@ notify::Notification testAlert(const std::string& receiver, core::Usec now) {
     n.unit = "cerberus-test.service";
     n.host = hostName();
     n.severity = rules::Severity::Info;
+    n.event = core::Event::Crash;
     n.count = 1;
     n.within_usec = core::USEC_PER_MIN;
     n.started_usec = now;

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -38,6 +39,10 @@ json lastExitJson(const Notification& n) {
     json out = {{"result", n.last_exit->result}, {"exit_code", n.last_exit->exit_code}};
     out["exit_status"] = n.last_exit->exit_status ? json(*n.last_exit->exit_status) : json(nullptr);
     return out;
+}
+
+json eventJson(const Notification& n) {
+    return n.event ? json(core::toString(*n.event)) : json(nullptr);
 }
 
 std::vector<std::string> cappedJournal(const Notification& n) {
@@ -114,6 +119,7 @@ std::string webhookBody(const Notification& n) {
         {"unit", n.unit},
         {"host", n.host},
         {"severity", rules::toString(n.severity)},
+        {"event", eventJson(n)},
         {"count", n.count},
         {"within", core::formatDuration(n.within_usec)},
         {"started_at", core::formatIsoTime(n.started_usec)},
@@ -127,60 +133,133 @@ std::string webhookBody(const Notification& n) {
     return dump(body);
 }
 
+namespace {
+
+// Slack's mrkdwn reads &, < and > as markup: escaped, with the result cut to `max_bytes` on
+// a character boundary, never inside an escape, and ending in "…" when cut.
+std::string slackEscape(std::string_view text, std::size_t max_bytes) {
+    std::string out;
+    std::size_t cut = std::string::npos;  // where an ellipsis still fits after
+    for (std::size_t i = 0; i < text.size();) {
+        std::size_t len = 1;
+        std::string_view piece;
+        switch (text[i]) {
+        case '&': piece = "&amp;"; break;
+        case '<': piece = "&lt;"; break;
+        case '>': piece = "&gt;"; break;
+        default:
+            while (i + len < text.size() && isContinuation(text[i + len])) ++len;
+            piece = text.substr(i, len);
+        }
+        if (cut == std::string::npos && out.size() + piece.size() + ELLIPSIS.size() > max_bytes)
+            cut = out.size();
+        out += piece;
+        if (out.size() > max_bytes) {
+            out.resize(cut);
+            if (max_bytes >= ELLIPSIS.size()) out += ELLIPSIS;
+            return out;
+        }
+        i += len;
+    }
+    return out;
+}
+
+json slackText(std::string_view type, std::string text) {
+    return json{{"type", type}, {"text", std::move(text)}};
+}
+
+json slackField(std::string_view title, std::string_view value) {
+    const std::string head = "*" + std::string(title) + "*\n";
+    return slackText("mrkdwn", head + slackEscape(value, SLACK_FIELD_MAX - head.size()));
+}
+
+std::string resolveReason(std::string_view reason) {
+    if (reason == "up_for") return "the unit stayed up";
+    if (reason == "operator_stop") return "an operator stopped the unit";
+    return std::string(reason);
+}
+
+// The newest journal lines that fit a code block of at most `max_bytes`: the crash is at
+// the end. "```" inside a line would close the block early, so it is broken up.
+std::string slackJournal(const Notification& n, std::size_t max_bytes) {
+    constexpr std::string_view FENCE = "```";
+    const auto lines = cappedJournal(n);
+    // Fences, and an ellipsis line when older lines are left out.
+    const std::size_t budget = max_bytes - 2 * FENCE.size() - ELLIPSIS.size() - 1;
+    std::vector<std::string> kept;
+    std::size_t used = 0;
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+        std::string line = *it;
+        for (auto at = line.find(FENCE); at != std::string::npos; at = line.find(FENCE, at + 2))
+            line.replace(at, FENCE.size(), "`\u200b``");
+        std::string escaped = slackEscape(line, std::string::npos);
+        if (used + escaped.size() + 1 > budget) {
+            // The newest line is shown, cut, rather than nothing.
+            if (kept.empty()) kept.push_back(slackEscape(line, budget - 1));
+            break;
+        }
+        used += escaped.size() + 1;
+        kept.push_back(std::move(escaped));
+    }
+    std::string out(FENCE);
+    if (kept.size() < lines.size()) out += std::string(ELLIPSIS) + "\n";
+    for (auto it = kept.rbegin(); it != kept.rend(); ++it) out += *it + "\n";
+    return out + std::string(FENCE);
+}
+
+}  // namespace
+
+std::string countText(const Notification& n) {
+    const std::string count = n.event ? core::countOf(*n.event, n.count) : std::to_string(n.count);
+    return count + " in " + core::formatDuration(n.within_usec);
+}
+
 std::string slackBody(const Notification& n) {
     const bool firing = n.action == Action::Trigger;
-    std::string color = "good";
-    if (firing) {
-        switch (n.severity) {
-        case rules::Severity::Critical:
-        case rules::Severity::Error: color = "danger"; break;
-        case rules::Severity::Warning: color = "warning"; break;
-        case rules::Severity::Info: color = "#439FE0"; break;
-        }
-    }
-    const std::string text = truncateUtf8(
-        (firing ? "[FIRING] " : "[RESOLVED] ") + n.summary + sourcesNote(n), SLACK_TEXT_MAX);
+    const std::string mark = firing ? "[FIRING] " : "[RESOLVED] ";
+    // Notifications (phone, desktop) show `text`; the blocks are the message itself.
+    const std::string text = truncateUtf8(mark + n.summary + sourcesNote(n), SLACK_TEXT_MAX);
 
-    auto field = [](std::string_view title, const std::string& value, bool is_short) {
-        return json{{"title", title}, {"value", value}, {"short", is_short}};
-    };
+    json blocks = json::array();
+    blocks.push_back({{"type", "header"},
+                      {"text", slackText("plain_text", truncateUtf8(mark + n.unit + " on " + n.host,
+                                                                    SLACK_HEADER_MAX))}});
+    blocks.push_back({{"type", "section"},
+                      {"text", slackText("mrkdwn", slackEscape(n.summary + sourcesNote(n),
+                                                               SLACK_SECTION_TEXT_MAX))}});
+
     json fields = json::array();
-    fields.push_back(field("Unit", n.unit, true));
-    fields.push_back(field("Host", n.host, true));
-    fields.push_back(field("Severity", std::string(rules::toString(n.severity)), true));
+    fields.push_back(slackField("Rule", n.rule));
+    fields.push_back(slackField("Severity", rules::toString(n.severity)));
+    fields.push_back(slackField("Unit", n.unit));
+    fields.push_back(slackField("Host", n.host));
     fields.push_back(
-        field("Restarts",
-              std::to_string(n.count) + " within " + core::formatDuration(n.within_usec), true));
-    fields.push_back(field("Started", core::formatIsoTime(n.started_usec), true));
+        slackField(n.event ? core::eventTitle(*n.event) : "Count", std::to_string(n.count)));
+    fields.push_back(slackField("Window", core::formatDuration(n.within_usec)));
+    fields.push_back(slackField("Started", core::formatIsoTime(n.started_usec)));
     if (n.resolved_usec)
-        fields.push_back(field("Resolved", core::formatIsoTime(*n.resolved_usec), true));
-    if (n.last_exit) fields.push_back(field("Last exit", lastExitText(*n.last_exit), true));
+        fields.push_back(
+            slackField("Resolved", core::formatIsoTime(*n.resolved_usec) +
+                                       (n.reason.empty() ? "" : ", " + resolveReason(n.reason))));
+    if (n.last_exit) fields.push_back(slackField("Last exit", lastExitText(*n.last_exit)));
     if (!n.sources.empty()) {
         std::string sources;
         for (const auto& source : n.sources) sources += (sources.empty() ? "" : ", ") + source;
-        fields.push_back(field("Source", sources, true));
+        fields.push_back(slackField("Source", sources));
     }
-    if (!n.journal.empty()) {
-        std::string journal;
-        for (const auto& line : cappedJournal(n)) journal += line + "\n";
-        // Keep the newest lines: the crash is at the end.
-        if (journal.size() > SLACK_JOURNAL_MAX) {
-            std::size_t start = journal.size() - SLACK_JOURNAL_MAX;
-            while (start < journal.size() && isContinuation(journal[start])) ++start;
-            journal = std::string(ELLIPSIS) + journal.substr(start);
-        }
-        fields.push_back(field("Journal", "```" + journal + "```", false));
-    }
+    fields.erase(
+        fields.begin() + static_cast<std::ptrdiff_t>(std::min(fields.size(), SLACK_FIELDS_MAX)),
+        fields.end());
+    blocks.push_back({{"type", "section"}, {"fields", fields}});
 
-    json attachment = {
-        {"fallback", text},
-        {"color", color},
-        {"title", n.rule + " on " + n.host},
-        {"fields", fields},
-        {"footer", "cerberus"},
-        {"ts", (n.resolved_usec ? *n.resolved_usec : n.started_usec) / core::USEC_PER_SEC},
-    };
-    return dump(json{{"text", text}, {"attachments", json::array({attachment})}});
+    if (!n.journal.empty())
+        blocks.push_back({{"type", "section"},
+                          {"text", slackText("mrkdwn", slackJournal(n, SLACK_SECTION_TEXT_MAX))}});
+    blocks.push_back(
+        {{"type", "context"},
+         {"elements", json::array({slackText(
+                          "mrkdwn", firing ? "cerberus · firing" : "cerberus · resolved")})}});
+    return dump(json{{"text", text}, {"blocks", blocks}});
 }
 
 std::string pagerDutyBody(const Notification& n, std::string_view routing_key) {
@@ -192,6 +271,7 @@ std::string pagerDutyBody(const Notification& n, std::string_view routing_key) {
     json details = {
         {"rule", n.rule},
         {"unit", n.unit},
+        {"event", eventJson(n)},
         {"count", n.count},
         {"within", core::formatDuration(n.within_usec)},
         {"started_at", core::formatIsoTime(n.started_usec)},
@@ -272,6 +352,7 @@ std::string encode(const Notification& n) {
         {"unit", n.unit},
         {"host", n.host},
         {"severity", rules::toString(n.severity)},
+        {"event", eventJson(n)},
         {"count", n.count},
         {"within_usec", n.within_usec},
         {"started_usec", n.started_usec},
@@ -301,6 +382,9 @@ std::optional<Notification> decode(std::string_view text) {
         n.host = j.at("host").get<std::string>();
         n.severity = rules::parseSeverity(j.at("severity").get<std::string>())
                          .value_or(rules::Severity::Error);
+        // Absent from rows queued by an older cerberus.
+        if (const auto it = j.find("event"); it != j.end() && it->is_string())
+            n.event = core::parseEvent(it->get<std::string>());
         n.count = j.at("count").get<std::size_t>();
         n.within_usec = j.at("within_usec").get<core::Usec>();
         n.started_usec = j.at("started_usec").get<core::Usec>();

@@ -84,7 +84,8 @@ std::string renderSummary(const Rule& rule, const SummaryValues& values) {
         } else if (field == "severity") {
             out += toString(rule.severity);
         } else if (field == "event") {
-            out += core::toString(rule.when.event);
+            // Agrees with the count: "{count} {event}" reads "1 crash", "3 crashes".
+            out += core::eventNoun(rule.when.event, values.count != 1);
         } else {
             out.append(text, open, close - open + 1);
         }

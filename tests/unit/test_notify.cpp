@@ -30,10 +30,11 @@ Notification firing() {
     n.unit = "web.service";
     n.host = "db1";
     n.severity = rules::Severity::Critical;
+    n.event = core::Event::Crash;
     n.count = 5;
     n.within_usec = 5 * core::USEC_PER_MIN;
     n.started_usec = STARTED;
-    n.summary = "web.service on db1: 5 crash in 5m";
+    n.summary = "web.service on db1: 5 crashes in 5m";
     n.labels = {{"team", "payments"}};
     n.last_exit = notify::LastExit{"exit-code", "exited", 3};
     n.journal = {"starting", "panic: out of cheese"};
@@ -44,7 +45,7 @@ Notification firing() {
 Notification emitted() {
     Notification n = firing();
     n.unit = "upstart-web";
-    n.summary = "upstart-web on db1: 5 crash in 5m";
+    n.summary = "upstart-web on db1: 5 crashes in 5m";
     n.sources = {"emit"};
     return n;
 }
@@ -122,17 +123,14 @@ TEST_CASE("an alert fed by emit says so in every payload; systemd's own say noth
     const Notification n = emitted();
     CHECK(json::parse(notify::webhookBody(n))["sources"] == json{"emit"});
     const auto slack = json::parse(notify::slackBody(n));
-    CHECK(slack["text"] == "[FIRING] upstart-web on db1: 5 crash in 5m (via emit)");
-    const auto fields = slack["attachments"][0]["fields"];
-    CHECK(std::any_of(fields.begin(), fields.end(), [](const json& f) {
-        return f["title"] == "Source" && f["value"] == "emit";
-    }));
+    CHECK(slack["text"] == "[FIRING] upstart-web on db1: 5 crashes in 5m (via emit)");
+    CHECK(slack.dump().find("*Source*\\nemit") != std::string::npos);
     const auto pd = json::parse(notify::pagerDutyBody(n, ROUTING_KEY));
-    CHECK(pd["payload"]["summary"] == "upstart-web on db1: 5 crash in 5m (via emit)");
+    CHECK(pd["payload"]["summary"] == "upstart-web on db1: 5 crashes in 5m (via emit)");
     CHECK(pd["payload"]["custom_details"]["sources"] == json{"emit"});
     const auto am = json::parse(notify::alertmanagerBody(n, RESOLVED));
     CHECK(am[0]["labels"]["source"] == "emit");
-    CHECK(notify::logLine(n).ends_with("5 crash in 5m (via emit)"));
+    CHECK(notify::logLine(n).ends_with("5 crashes in 5m (via emit)"));
 
     Notification mixed = emitted();
     mixed.sources = {"systemd", "reconcile", "supervisor"};
@@ -144,9 +142,9 @@ TEST_CASE("an alert fed by emit says so in every payload; systemd's own say noth
     own.sources = {"systemd", "reconcile"};
     CHECK(notify::sourcesNote(own).empty());
     CHECK(json::parse(notify::slackBody(own))["text"] ==
-          "[FIRING] web.service on db1: 5 crash in 5m");
+          "[FIRING] web.service on db1: 5 crashes in 5m");
     CHECK(json::parse(notify::pagerDutyBody(own, ROUTING_KEY))["payload"]["summary"] ==
-          "web.service on db1: 5 crash in 5m");
+          "web.service on db1: 5 crashes in 5m");
 }
 
 TEST_CASE("a resolved webhook body says resolved and when") {
@@ -164,39 +162,177 @@ TEST_CASE("a missing last exit and invalid UTF-8 in the journal still make valid
     CHECK(body["journal"].size() == 1);
 }
 
-TEST_CASE("Slack colors follow severity, and resolved is good") {
-    auto color = [](const Notification& n) {
-        return json::parse(notify::slackBody(n))["attachments"][0]["color"].get<std::string>();
+namespace {
+
+// Block Kit's rules (api.slack.com/reference/block-kit/blocks), checked on a parsed body.
+std::size_t characters(const std::string& text) {
+    return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    }));
+}
+
+bool validUtf8(const std::string& text) {
+    try {
+        (void)json(text).dump();  // throws on invalid UTF-8
+        return true;
+    } catch (const json::exception&) {
+        return false;
+    }
+}
+
+std::vector<std::string> blockKitViolations(const json& body) {
+    std::vector<std::string> out;
+    auto text_ok = [&](const json& t, std::size_t max, const std::string& where) {
+        if (!t.is_object() || !t.contains("type") || !t.contains("text") ||
+            !t["text"].is_string()) {
+            out.push_back(where + ": not a text object");
+            return;
+        }
+        const auto type = t["type"].get<std::string>();
+        if (type != "plain_text" && type != "mrkdwn") out.push_back(where + ": type " + type);
+        const auto text = t["text"].get<std::string>();
+        if (text.empty()) out.push_back(where + ": empty");
+        if (characters(text) > max)
+            out.push_back(where + ": " + std::to_string(characters(text)) + " chars");
+        if (!validUtf8(text)) out.push_back(where + ": invalid UTF-8");
     };
-    Notification n = firing();
-    n.severity = rules::Severity::Critical;
-    CHECK(color(n) == "danger");
-    n.severity = rules::Severity::Error;
-    CHECK(color(n) == "danger");
-    n.severity = rules::Severity::Warning;
-    CHECK(color(n) == "warning");
-    n.severity = rules::Severity::Info;
-    CHECK(color(n) == "#439FE0");
-    CHECK(color(resolved()) == "good");
+    if (!body.contains("text") || !body["text"].is_string() ||
+        body["text"].get<std::string>().empty())
+        out.push_back("no text fallback");
+    else if (characters(body["text"].get<std::string>()) > 40'000)
+        out.push_back("text over 40,000 chars");
+    if (!body.contains("blocks") || !body["blocks"].is_array()) {
+        out.push_back("no blocks");
+        return out;
+    }
+    const auto& blocks = body["blocks"];
+    if (blocks.empty() || blocks.size() > 50)
+        out.push_back("blocks: " + std::to_string(blocks.size()));
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        const auto& b = blocks[i];
+        const std::string at = "block " + std::to_string(i);
+        const auto type = b.value("type", "");
+        if (type == "header") {
+            text_ok(b["text"], 150, at);
+            if (b["text"].value("type", "") != "plain_text")
+                out.push_back(at + ": header not plain_text");
+        } else if (type == "section") {
+            if (!b.contains("text") && !b.contains("fields")) out.push_back(at + ": empty section");
+            if (b.contains("text")) text_ok(b["text"], 3000, at);
+            if (b.contains("fields")) {
+                if (b["fields"].empty() || b["fields"].size() > 10)
+                    out.push_back(at + ": " + std::to_string(b["fields"].size()) + " fields");
+                for (std::size_t f = 0; f < b["fields"].size(); ++f)
+                    text_ok(b["fields"][f], 2000, at + " field " + std::to_string(f));
+            }
+        } else if (type == "context") {
+            if (b["elements"].empty() || b["elements"].size() > 10)
+                out.push_back(at + ": elements");
+            for (const auto& e : b["elements"]) text_ok(e, 3000, at);
+        } else if (type != "divider") {
+            out.push_back(at + ": unknown type '" + type + "'");
+        }
+    }
+    return out;
 }
 
-TEST_CASE("the Slack body has text and one attachment with fields") {
+std::string joined(const std::vector<std::string>& lines) {
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    return out;
+}
+
+json slackBlock(const json& body, std::string_view type, std::size_t nth = 0) {
+    for (const auto& b : body["blocks"])
+        if (b["type"] == type && nth-- == 0) return b;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("a Slack message is Block Kit: header, summary, fields, journal, context") {
     const auto body = json::parse(notify::slackBody(firing()));
-    CHECK(body["text"] == "[FIRING] web.service on db1: 5 crash in 5m");
-    REQUIRE(body["attachments"].size() == 1);
-    const auto& fields = body["attachments"][0]["fields"];
-    CHECK(fields.size() >= 5);
-    CHECK(notify::slackBody(resolved()).find("[RESOLVED]") != std::string::npos);
+    CHECK(joined(blockKitViolations(body)) == "");
+    CHECK_FALSE(body.contains("attachments"));
+    CHECK(body["text"] == "[FIRING] web.service on db1: 5 crashes in 5m");
+    CHECK(slackBlock(body, "header")["text"]["text"] == "[FIRING] web.service on db1");
+    const auto fields = slackBlock(body, "section", 1)["fields"];
+    std::string all;
+    for (const auto& f : fields) all += f["text"].get<std::string>() + "|";
+    CHECK(all.find("*Unit*\nweb.service|") != std::string::npos);
+    CHECK(all.find("*Host*\ndb1|") != std::string::npos);
+    CHECK(all.find("*Rule*\ncrashloop|") != std::string::npos);
+    // The noun is the rule's event, not "Restarts" for every rule.
+    CHECK(all.find("*Crashes*\n5|") != std::string::npos);
+    CHECK(all.find("Restarts") == std::string::npos);
+    CHECK(all.find("*Window*\n5m|") != std::string::npos);
+    CHECK(all.find("*Last exit*\nexit-code, exited 3|") != std::string::npos);
+    const auto journal = slackBlock(body, "section", 2)["text"]["text"].get<std::string>();
+    CHECK(journal == "```starting\npanic: out of cheese\n```");
 }
 
-TEST_CASE("the Slack text stays well under Slack's 40,000 character cut") {
+TEST_CASE("a resolved Slack message has the same blocks, marked resolved") {
+    Notification n = resolved();
+    n.reason = "up_for";
+    n.journal.clear();
+    const auto body = json::parse(notify::slackBody(n));
+    CHECK(joined(blockKitViolations(body)) == "");
+    CHECK(body["text"].get<std::string>().starts_with("[RESOLVED] "));
+    CHECK(slackBlock(body, "header")["text"]["text"] == "[RESOLVED] web.service on db1");
+    CHECK(notify::slackBody(n).find("*Resolved*\\n2026-11-24T22:23:57.000Z, the unit stayed up") !=
+          std::string::npos);
+}
+
+TEST_CASE("Slack messages keep Block Kit's limits whatever the input") {
+    std::vector<Notification> cases;
     Notification n = firing();
+    n.unit = std::string(300, 'u') + ".service";
+    n.host = std::string(300, 'h');
+    n.rule = std::string(128, 'r');
     n.summary = std::string(100'000, 'x');
     n.journal = std::vector<std::string>(1000, std::string(5000, 'y'));
-    const std::string text = notify::slackBody(n);
-    const auto body = json::parse(text);
-    CHECK(body["text"].get<std::string>().size() <= notify::SLACK_TEXT_MAX);
-    CHECK(text.size() < 40'000);
+    cases.push_back(n);
+    // Multibyte text everywhere, cut wherever a limit falls.
+    n.unit = "";
+    for (int i = 0; i < 200; ++i) n.unit += "дерево-🌲";
+    n.summary = n.unit + n.unit + n.unit + n.unit;
+    n.journal = std::vector<std::string>(200, n.unit);
+    n.labels.clear();
+    cases.push_back(n);
+    // Characters Slack escapes grow the text fivefold; fences inside a journal line.
+    n.summary = std::string(5000, '&');
+    n.journal = {std::string(3000, '<'), "```", "``````" + std::string(2000, '>'), "end"};
+    n.host = "a&b<c>";
+    cases.push_back(n);
+    // One huge line only; invalid UTF-8; an empty journal line.
+    n.journal = {std::string(1, '\xff') + std::string(10'000, 'z'), ""};
+    cases.push_back(n);
+    Notification r = resolved();
+    r.unit = cases[1].unit;
+    r.reason = "operator_stop";
+    r.sources = {"emit", "supervisor", "systemd"};
+    cases.push_back(r);
+    for (const auto& c : cases) {
+        const std::string text = notify::slackBody(c);
+        const auto body = json::parse(text);
+        CHECK(joined(blockKitViolations(body)) == "");
+        // The journal block is one code block: opened and closed once.
+        if (const auto journal = slackBlock(body, "section", 2); !journal.is_null()) {
+            const auto code = journal["text"]["text"].get<std::string>();
+            CHECK(code.starts_with("```"));
+            CHECK(code.ends_with("\n```"));
+            CHECK(code.find("```", 3) == code.size() - 3);
+        }
+    }
+    // Escapes are never cut in half.
+    const auto body = json::parse(notify::slackBody(cases[2]));
+    const auto summary = slackBlock(body, "section", 0)["text"]["text"].get<std::string>();
+    CHECK(summary.starts_with("&amp;&amp;"));
+    CHECK(summary.ends_with("&amp;…"));
+    CHECK(notify::slackBody(cases[2]).find("*Host*\\na&amp;b&lt;c&gt;") != std::string::npos);
+    // The newest line is kept when the journal is cut.
+    const auto journal = slackBlock(json::parse(notify::slackBody(cases[0])), "section", 2);
+    CHECK(journal["text"]["text"].get<std::string>().starts_with("```…\n"));
 }
 
 TEST_CASE("a PagerDuty trigger has the dedup key, severity and details") {
@@ -205,7 +341,7 @@ TEST_CASE("a PagerDuty trigger has the dedup key, severity and details") {
     CHECK(body["event_action"] == "trigger");
     CHECK(body["dedup_key"] == "db1/crashloop/web.service");
     const auto& payload = body["payload"];
-    CHECK(payload["summary"] == "web.service on db1: 5 crash in 5m");
+    CHECK(payload["summary"] == "web.service on db1: 5 crashes in 5m");
     CHECK(payload["source"] == "db1");
     CHECK(payload["severity"] == "critical");
     CHECK(payload["timestamp"] == "2026-11-24T22:13:57.000Z");
@@ -258,7 +394,7 @@ TEST_CASE("the Alertmanager body is one alert with our labels over the rule's") 
                                   {"severity", "critical"},
                                   {"source", "systemd"},
                                   {"team", "payments"}});
-    CHECK(alert["annotations"]["summary"] == "web.service on db1: 5 crash in 5m");
+    CHECK(alert["annotations"]["summary"] == "web.service on db1: 5 crashes in 5m");
     CHECK(alert["startsAt"] == "2026-11-24T22:13:57.000Z");
     CHECK(alert["endsAt"] == "2026-11-24T22:16:57.000Z");
     CHECK((!alert.contains("generatorURL") || alert["generatorURL"] == ""));
@@ -370,7 +506,7 @@ TEST_CASE("an attempt's answer decides: sent, retried, refused or given up") {
     const auto old = notify::decide(d, answer(503), core::USEC_PER_SEC / 10, STARTED + 1, 0);
     CHECK(name(old.status) == "failed");
     CHECK_FALSE(old.permanent);
-    CHECK(old.last_error.starts_with("gave up after 1 attempts"));
+    CHECK(old.last_error.starts_with("gave up after 1 attempt in"));
 }
 
 TEST_CASE("secrets resolve from the environment and files, and a bad one names the receiver") {

@@ -470,6 +470,23 @@ TEST_CASE("the summary renders its placeholders") {
           "api.service on web1 crashed 4 times in 5m (crashloop)");
 }
 
+TEST_CASE("the default summary names the event in agreement with its count") {
+    const auto r = parse(R"json({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "a", "when": {"event": "crash", "count": 3, "within": "1m"}, "notify": ["log"]},
+          {"name": "b", "when": {"event": "fail"}, "notify": ["log"]},
+          {"name": "c", "when": {"event": "give_up", "count": 2, "within": "1h"}, "notify": ["log"]}]})json");
+    REQUIRE(r.ok());
+    CHECK(rules::renderSummary(r.rules.rules[0], {"api.service", "web1", 3}) ==
+          "api.service on web1: 3 crashes in 1m");
+    CHECK(rules::renderSummary(r.rules.rules[0], {"api.service", "web1", 1}) ==
+          "api.service on web1: 1 crash in 1m");
+    CHECK(rules::renderSummary(r.rules.rules[1], {"api.service", "web1", 1}).find("1 failure in") !=
+          std::string::npos);
+    CHECK(
+        rules::renderSummary(r.rules.rules[2], {"api.service", "web1", 2}).find("2 give-ups in") !=
+        std::string::npos);
+}
+
 TEST_CASE("unit globs match with fnmatch and exclusions win") {
     rules::Rule rule;
     rule.units = {"*.service", "*.socket"};
