@@ -49,7 +49,7 @@ std::string_view toString(Change change);
 struct Notification {
     Action action = Action::Trigger;
     Change change = Change::Fire;
-    std::string reason;  // a resolve's: "up_for" or "operator_stop"
+    std::string reason;  // a resolve's: "up" or "operator-stop"
     std::string id;      // stable across retries: webhook-id
     std::string rule;
     std::string unit;
@@ -82,6 +82,16 @@ std::string truncateUtf8(std::string_view text, std::size_t max_bytes);
 // `{host}/{rule}/{unit}`; past 255 bytes, a prefix plus a hash of the whole key, so two
 // long keys stay distinct and the same alert always gets the same key.
 std::string pagerDutyDedupKey(const Notification& n);
+
+// The whole message an `email` receiver sends (RFC 5322 headers, a quoted-printable
+// text/plain UTF-8 body carrying what the other receivers carry), CRLF line ends.
+// A resolve or repeat refers to the alert's first message, so mail clients thread them.
+std::string emailMessage(const Notification& n, const rules::Receiver& receiver,
+                         core::Usec now_usec);
+// Quoted-printable (RFC 2045) of `text`, whose lines end in "\n"; output lines end in CRLF.
+std::string quotedPrintable(std::string_view text);
+// A header value as RFC 2047 encoded words when it is not plain ASCII, else as is.
+std::string encodeHeaderWords(std::string_view text);
 
 // "3 crashes in 1m": the count with the rule's event, agreeing in number.
 std::string countText(const Notification& n);

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -273,7 +274,7 @@ TEST_CASE("a Slack message is Block Kit: header, summary, fields, journal, conte
 
 TEST_CASE("a resolved Slack message has the same blocks, marked resolved") {
     Notification n = resolved();
-    n.reason = "up_for";
+    n.reason = "up";
     n.journal.clear();
     const auto body = json::parse(notify::slackBody(n));
     CHECK(joined(blockKitViolations(body)) == "");
@@ -309,7 +310,7 @@ TEST_CASE("Slack messages keep Block Kit's limits whatever the input") {
     cases.push_back(n);
     Notification r = resolved();
     r.unit = cases[1].unit;
-    r.reason = "operator_stop";
+    r.reason = "operator-stop";
     r.sources = {"emit", "supervisor", "systemd"};
     cases.push_back(r);
     for (const auto& c : cases) {
@@ -558,4 +559,190 @@ TEST_CASE("a signed webhook request carries the Standard Webhooks headers") {
     CHECK(std::find(request.headers.begin(), request.headers.end(), signature) !=
           request.headers.end());
     CHECK(request.body == notify::webhookBody(n));
+}
+
+namespace {
+
+rules::Receiver mailReceiver() {
+    rules::Receiver r;
+    r.name = "mail";
+    r.type = rules::ReceiverType::Email;
+    r.url = rules::Secret{rules::Secret::Kind::Literal, "smtp://127.0.0.1:2525"};
+    r.from = {"Cerberus, alerts", "cerberus@example.test"};
+    r.to = {{"", "ops@example.test"}, {"Équipe nuit", "night@example.test"}};
+    r.username = "alerts";
+    r.password = rules::Secret{rules::Secret::Kind::Env, "SMTP_PASSWORD"};
+    r.starttls = rules::StartTls::Never;
+    return r;
+}
+
+// The headers of a message, unfolded, by name; and its body decoded from quoted-printable.
+std::map<std::string, std::string> mailHeaders(const std::string& message) {
+    std::map<std::string, std::string> out;
+    const std::string head = message.substr(0, message.find("\r\n\r\n"));
+    std::string last;
+    std::size_t pos = 0;
+    while (pos <= head.size()) {
+        auto end = head.find("\r\n", pos);
+        if (end == std::string::npos) end = head.size();
+        const std::string line = head.substr(pos, end - pos);
+        if (!line.empty() && line[0] == ' ')
+            out[last] += line;
+        else if (const auto colon = line.find(": "); colon != std::string::npos)
+            out[last = line.substr(0, colon)] = line.substr(colon + 2);
+        pos = end + 2;
+    }
+    return out;
+}
+
+std::string decodeQuotedPrintable(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text.substr(i, 3) == "=\r\n") {
+            i += 2;
+        } else if (text[i] == '=') {
+            out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        } else if (text.substr(i, 2) == "\r\n") {
+            out += '\n';
+            ++i;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+std::string mailBody(const std::string& message) {
+    return decodeQuotedPrintable(message.substr(message.find("\r\n\r\n") + 4));
+}
+
+}  // namespace
+
+TEST_CASE("an alert mail has RFC 5322 headers and a body with every fact") {
+    const std::string message = notify::emailMessage(firing(), mailReceiver(), STARTED);
+    const auto h = mailHeaders(message);
+    CHECK(h.at("Date") == "Tue, 24 Nov 2026 22:13:57 +0000");
+    CHECK(h.at("From") == "\"Cerberus, alerts\" <cerberus@example.test>");
+    CHECK(h.at("To").starts_with("ops@example.test, =?UTF-8?B?"));
+    CHECK(h.at("To").ends_with("?= <night@example.test>"));
+    CHECK(h.at("Subject") == "[FIRING] web.service on db1: 5 crashes in 5m");
+    CHECK(h.at("Message-ID").starts_with("<alert-"));
+    CHECK(h.at("Message-ID").ends_with("@example.test>"));
+    CHECK(h.count("In-Reply-To") == 0);
+    CHECK(h.at("MIME-Version") == "1.0");
+    CHECK(h.at("Content-Type") == "text/plain; charset=utf-8");
+    CHECK(h.at("Content-Transfer-Encoding") == "quoted-printable");
+    const std::string body = mailBody(message);
+    for (const auto* fact :
+         {"Rule:       crashloop\n", "Severity:   critical\n", "Unit:       web.service\n",
+          "Host:       db1\n", "Crashes:    5\n", "Window:     5m\n",
+          "Started:    2026-11-24T22:13:57.000Z\n", "Last exit:  exit-code, exited 3\n",
+          "Labels:     team=payments\n", "    panic: out of cheese\n"}) {
+        CAPTURE(fact);
+        CHECK(body.find(fact) != std::string::npos);
+    }
+    // Every line fits SMTP's limits, and nothing but the blank line ends the headers.
+    for (std::size_t pos = 0, end; (end = message.find("\r\n", pos)) != std::string::npos;
+         pos = end + 2)
+        CHECK(end - pos <= 78);
+    CHECK(message.find('\n') == message.find("\r\n") + 1);
+}
+
+TEST_CASE("a resolve mail replies to the alert's first mail and says resolved") {
+    const auto fire = mailHeaders(notify::emailMessage(firing(), mailReceiver(), STARTED));
+    Notification n = resolved();
+    n.change = notify::Change::Resolve;
+    n.reason = "up";
+    const std::string message = notify::emailMessage(n, mailReceiver(), RESOLVED);
+    const auto h = mailHeaders(message);
+    CHECK(h.at("Subject").starts_with("[RESOLVED] "));
+    CHECK(h.at("In-Reply-To") == fire.at("Message-ID"));
+    CHECK(h.at("References") == fire.at("Message-ID"));
+    CHECK(h.at("Message-ID") != fire.at("Message-ID"));
+    CHECK(mailBody(message).find("Resolved:   2026-11-24T22:23:57.000Z, the unit stayed up\n") !=
+          std::string::npos);
+}
+
+TEST_CASE("a mail's subject cannot add a header, and non-ASCII is encoded") {
+    Notification n = firing();
+    n.summary = "héllo\r\nBcc: victim@example.test " + std::string(500, 'x');
+    n.journal = {std::string(1, '\xff') + "bad byte", std::string(3000, 'z')};
+    const std::string message = notify::emailMessage(n, mailReceiver(), STARTED);
+    const auto h = mailHeaders(message);
+    CHECK(h.count("Bcc") == 0);
+    CHECK(h.at("Subject").starts_with("=?UTF-8?B?"));
+    for (std::size_t pos = 0, end; (end = message.find("\r\n", pos)) != std::string::npos;
+         pos = end + 2)
+        CHECK(end - pos <= 78);
+    // Invalid UTF-8 is replaced, not sent as is under charset=utf-8.
+    CHECK(mailBody(message).find("\xEF\xBF\xBD"
+                                 "bad byte") != std::string::npos);
+    CHECK(notify::encodeHeaderWords("plain") == "plain");
+    CHECK(notify::encodeHeaderWords("é") == "=?UTF-8?B?w6k=?=");
+}
+
+TEST_CASE("quoted-printable keeps lines short and escapes what it must") {
+    CHECK(notify::quotedPrintable("a=b\n") == "a=3Db\r\n");
+    CHECK(notify::quotedPrintable("trailing \n") == "trailing=20\r\n");
+    CHECK(notify::quotedPrintable("é") == "=C3=A9");
+    const std::string long_line = notify::quotedPrintable(std::string(200, 'a'));
+    CHECK(long_line.find("=\r\n") == 75);
+    CHECK(decodeQuotedPrintable(long_line) == std::string(200, 'a'));
+}
+
+TEST_CASE("an email request carries the envelope, the login and the TLS mode") {
+    notify::Target target;
+    target.receiver = mailReceiver();
+    target.url = "smtp://127.0.0.1:2525";
+    target.password = "s3cret";
+    const auto request = notify::buildRequest(target, firing(), STARTED);
+    CHECK(request.url == "smtp://127.0.0.1:2525");
+    REQUIRE(request.mail.has_value());
+    CHECK(request.mail->from == "cerberus@example.test");
+    CHECK(request.mail->to == std::vector<std::string>{"ops@example.test", "night@example.test"});
+    CHECK(request.mail->username == "alerts");
+    CHECK(request.mail->password == "s3cret");
+    CHECK((request.mail->tls == notify::MailTls::None));
+    CHECK(request.headers.empty());
+    CHECK(request.body.find("s3cret") == std::string::npos);
+}
+
+TEST_CASE("an SMTP 5xx is final, a 4xx or a lost connection is retried") {
+    notify::Delivery d;
+    d.id = 7;
+    d.attempts = 1;
+    d.created_usec = STARTED;
+    const auto smtp = [](long code, std::string error) {
+        notify::HttpResponse r;
+        r.mail = true;
+        r.status = code;
+        r.error = std::move(error);
+        return r;
+    };
+    const core::Usec day = core::USEC_PER_DAY;
+    CHECK(name(notify::decide(d, smtp(250, ""), day, STARTED, 0).status) == "sent");
+    const auto denied = notify::decide(d, smtp(535, "Login denied"), day, STARTED, 0);
+    CHECK(name(denied.status) == "failed");
+    CHECK(denied.permanent);
+    CHECK(denied.last_error == "Login denied (SMTP 535)");
+    CHECK(name(notify::decide(d, smtp(451, "RCPT failed: 451"), day, STARTED, 0).status) ==
+          "pending");
+    CHECK(name(notify::decide(d, smtp(0, "Couldn't connect to server"), day, STARTED, 0).status) ==
+          "pending");
+}
+
+TEST_CASE("an email receiver's password is read like any secret") {
+    rules::Receiver r = mailReceiver();
+    auto env = [](const char* name) -> const char* {
+        return std::string_view(name) == "SMTP_PASSWORD" ? "s3cret" : nullptr;
+    };
+    const auto targets = notify::resolveTargets({r}, env);
+    REQUIRE(targets.ok());
+    CHECK(targets.by_name.at("mail").password == "s3cret");
+    CHECK(targets.by_name.at("mail").url == "smtp://127.0.0.1:2525");
+    const auto missing =
+        notify::resolveTargets({r}, [](const char*) -> const char* { return nullptr; });
+    REQUIRE(missing.errors.size() == 1);
+    CHECK(missing.errors[0].find("'password'") != std::string::npos);
 }
