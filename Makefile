@@ -5,7 +5,8 @@ DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	libcli11-dev libfmt-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor \
 	e2fsprogs debootstrap systemd-container scdoc man-db \
 	prometheus \
-	chromium fonts-dejavu-core tmux
+	chromium fonts-dejavu-core tmux \
+	python3-aiosmtpd openssl
 # Only for make deb: what debian/control's Build-Depends names, and the packaging tools.
 DEB_BUILD_PACKAGES := dpkg-dev debhelper lintian scdoc meson ninja-build pkg-config python3 \
 	systemd libsdbus-c++-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev \

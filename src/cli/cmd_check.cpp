@@ -40,6 +40,15 @@ std::string describeCondition(const rules::Condition& c) {
 
 std::string describeReceiver(const rules::Receiver& r) {
     std::string out(rules::toString(r.type));
+    if (r.type == rules::ReceiverType::Email) {
+        // An SMTP URL and addresses are not secrets; the password is.
+        std::string to;
+        for (const auto& box : r.to) to += (to.empty() ? "" : ", ") + box.address;
+        out += " url " + r.url->value + " from " + r.from.address + " to " + to + " starttls " +
+               std::string(rules::toString(r.starttls));
+        if (r.password) out += " username " + r.username + " password " + r.password->redacted();
+        return out;
+    }
     if (r.url) out += " url " + r.url->redacted();
     if (r.routing_key) out += " routing_key " + r.routing_key->redacted();
     if (r.secret) out += " secret " + r.secret->redacted();

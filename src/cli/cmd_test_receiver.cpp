@@ -30,6 +30,7 @@ notify::Notification testAlert(const std::string& receiver, core::Usec now) {
     n.unit = "cerberus-test.service";
     n.host = hostName();
     n.severity = rules::Severity::Info;
+    n.event = core::Event::Crash;
     n.count = 1;
     n.within_usec = core::USEC_PER_MIN;
     n.started_usec = now;
@@ -81,8 +82,9 @@ int runTestReceiver(const std::string& name, const std::vector<std::string>& pat
             const bool ok =
                 response.error.empty() && response.status >= 200 && response.status < 300;
             if (!ok) ++failures;
-            std::string answer =
-                response.error.empty() ? "HTTP " + std::to_string(response.status) : response.error;
+            std::string answer = response.error.empty() ? (response.mail ? "SMTP " : "HTTP ") +
+                                                              std::to_string(response.status)
+                                                        : response.error;
             if (response.error.empty() && !response.body.empty())
                 answer += ": " + notify::truncateUtf8(response.body, 200);
             std::printf("receiver '%s' (%s)%s %s the test alert: %s\n", name.c_str(),

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "core/names.hpp"
+#include "core/text.hpp"
 
 namespace cerberus::core {
 
@@ -29,6 +30,34 @@ constexpr std::array<std::pair<Source, std::string_view>, 4> SOURCE_NAMES{{
 
 std::string_view toString(Event event) { return nameOf(EVENT_NAMES, event); }
 std::optional<Event> parseEvent(std::string_view text) { return valueOf(EVENT_NAMES, text); }
+
+std::string_view eventNoun(Event event, bool many) {
+    switch (event) {
+    case Event::Start: return many ? "starts" : "start";
+    case Event::Stop: return many ? "stops" : "stop";
+    case Event::Crash: return many ? "crashes" : "crash";
+    case Event::Restart: return many ? "restarts" : "restart";
+    case Event::Fail: return many ? "failures" : "failure";
+    case Event::GiveUp: return many ? "give-ups" : "give-up";
+    }
+    return many ? "events" : "event";
+}
+
+std::string countOf(Event event, std::uint64_t count) {
+    return plural(count, eventNoun(event, false), eventNoun(event, true));
+}
+
+std::string_view eventTitle(Event event) {
+    switch (event) {
+    case Event::Start: return "Starts";
+    case Event::Stop: return "Stops";
+    case Event::Crash: return "Crashes";
+    case Event::Restart: return "Restarts";
+    case Event::Fail: return "Failures";
+    case Event::GiveUp: return "Give-ups";
+    }
+    return "Events";
+}
 std::string_view toString(Source source) { return nameOf(SOURCE_NAMES, source); }
 std::optional<Source> parseSource(std::string_view text) { return valueOf(SOURCE_NAMES, text); }
 

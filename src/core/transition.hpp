@@ -17,6 +17,12 @@ inline constexpr std::array<Event, 6> EVENTS{Event::Start,   Event::Stop, Event:
 
 std::string_view toString(Event event);
 std::optional<Event> parseEvent(std::string_view text);
+// The word people read for one or many such events: "crash"/"crashes", "failure"/"failures".
+std::string_view eventNoun(Event event, bool many);
+// "1 crash", "3 crashes", "2 failures".
+std::string countOf(Event event, std::uint64_t count);
+// The same word as a title: "Crashes", "Restarts", "Give-ups".
+std::string_view eventTitle(Event event);
 
 // Where a row came from: seen live, inferred at reconcile, or fed by another init.
 enum class Source : std::uint8_t { Systemd, Reconcile, Emit, Supervisor };

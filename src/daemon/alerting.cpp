@@ -90,6 +90,7 @@ std::vector<store::OutboxWrite> Alerting::outbox(const rules::AlertChange& chang
     n.unit = change.unit;
     n.host = host_;
     n.severity = change.severity;
+    n.event = rule->when.event;
     n.count = change.count;
     n.within_usec = rule->when.within_usec;
     n.started_usec = change.started_usec;

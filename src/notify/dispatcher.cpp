@@ -5,6 +5,7 @@
 #include <ctime>
 #include <utility>
 
+#include "core/text.hpp"
 #include "notify/signing.hpp"
 
 namespace cerberus::notify {
@@ -18,11 +19,19 @@ bool succeeded(const HttpResponse& r) {
 }
 
 bool retryable(const HttpResponse& r) {
+    // SMTP: a 5xx reply is the server's final no (bad login, unknown recipient); a 4xx, a
+    // failed connection or TLS handshake may pass later.
+    if (r.mail) return r.status < 500 || r.status >= 600;
     return !r.error.empty() || r.status == 408 || r.status == 429 || r.status >= 500;
 }
 
 // "HTTP 500: <first line of the answer>" or the transport's error.
 std::string reasonOf(const HttpResponse& r) {
+    if (r.mail) {
+        const std::string code = r.status > 0 ? "SMTP " + std::to_string(r.status) : "";
+        if (r.error.empty()) return code;
+        return r.error + (code.empty() ? "" : " (" + code + ")");
+    }
     if (!r.error.empty()) return r.error;
     std::string out = "HTTP " + std::to_string(r.status);
     std::string_view body = r.body;
@@ -109,7 +118,7 @@ Outcome decide(const Delivery& delivery, const HttpResponse& response,
     const core::Usec next = now_usec + delay;
     if (next > delivery.created_usec + give_up_after_usec) {
         out.status = Status::Failed;
-        out.last_error = "gave up after " + std::to_string(delivery.attempts) + " attempts in " +
+        out.last_error = "gave up after " + core::plural(delivery.attempts, "attempt") + " in " +
                          core::formatDuration(now_usec - delivery.created_usec) + ": " + reason;
         return out;
     }
@@ -141,6 +150,23 @@ HttpRequest buildRequest(const Target& target, const Notification& n, core::Usec
             request.headers.push_back(
                 header("webhook-signature",
                        webhookSignature(target.signing_secret, n.id, timestamp, request.body)));
+        break;
+    }
+    case rules::ReceiverType::Email: {
+        request.headers.clear();
+        request.body = emailMessage(n, target.receiver, now_usec);
+        MailEnvelope mail;
+        mail.from = target.receiver.from.address;
+        for (const auto& to : target.receiver.to) mail.to.push_back(to.address);
+        mail.username = target.receiver.username;
+        mail.password = target.password;
+        switch (target.receiver.starttls) {
+        case rules::StartTls::Always: mail.tls = MailTls::Required; break;
+        case rules::StartTls::Opportunistic: mail.tls = MailTls::Try; break;
+        case rules::StartTls::Never: mail.tls = MailTls::None; break;
+        }
+        mail.ca_file = target.receiver.ca_file;
+        request.mail = std::move(mail);
         break;
     }
     case rules::ReceiverType::Log: break;

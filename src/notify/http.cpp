@@ -41,7 +41,9 @@ std::string trim(std::string_view text) {
 struct HttpClient::Transfer {
     CURL* easy = nullptr;
     std::string body;
+    std::size_t sent = 0;  // of `body`, for an SMTP upload
     std::unique_ptr<curl_slist, SlistFree> headers;
+    std::unique_ptr<curl_slist, SlistFree> recipients;
     HttpResponse response;
     Callback done;
     char error[CURL_ERROR_SIZE] = {};
@@ -56,6 +58,38 @@ struct HttpClient::Transfer {
         // The rest is read and dropped: a large answer must not grow our memory.
         if (out.size() < RESPONSE_BODY_MAX)
             out.append(data, std::min(len, RESPONSE_BODY_MAX - out.size()));
+        return len;
+    }
+
+    void setMail(const MailEnvelope& mail) {
+        response.mail = true;
+        curl_slist* list = nullptr;
+        for (const auto& to : mail.to) list = curl_slist_append(list, ("<" + to + ">").c_str());
+        recipients.reset(list);
+        const std::string from = "<" + mail.from + ">";
+        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+        curl_easy_setopt(easy, CURLOPT_MAIL_FROM, from.c_str());  // copied by curl
+        curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, list);
+        curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Transfer::onRead);
+        curl_easy_setopt(easy, CURLOPT_READDATA, this);
+        curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body.size()));
+        long tls = CURLUSESSL_ALL;
+        if (mail.tls == MailTls::Try) tls = CURLUSESSL_TRY;
+        if (mail.tls == MailTls::None) tls = CURLUSESSL_NONE;
+        curl_easy_setopt(easy, CURLOPT_USE_SSL, tls);
+        if (!mail.username.empty()) {
+            curl_easy_setopt(easy, CURLOPT_USERNAME, mail.username.c_str());
+            curl_easy_setopt(easy, CURLOPT_PASSWORD, mail.password.c_str());
+        }
+        if (!mail.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, mail.ca_file.c_str());
+    }
+
+    static size_t onRead(char* buffer, size_t size, size_t n, void* self) {
+        auto* t = static_cast<Transfer*>(self);
+        const size_t len = std::min(size * n, t->body.size() - t->sent);
+        std::memcpy(buffer, t->body.data() + t->sent, len);
+        t->sent += len;
         return len;
     }
 
@@ -132,11 +166,16 @@ void HttpClient::post(const HttpRequest& request, Callback done) {
     if (easy) {
         const long timeout_ms = static_cast<long>(request.timeout_usec / core::USEC_PER_MSEC);
         curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
-        curl_easy_setopt(easy, CURLOPT_POST, 1L);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->body.data());
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                         static_cast<curl_off_t>(transfer->body.size()));
-        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
+        if (request.mail) {
+            transfer->setMail(*request.mail);
+        } else {
+            curl_easy_setopt(easy, CURLOPT_POST, 1L);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->body.data());
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                             static_cast<curl_off_t>(transfer->body.size()));
+            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
+            curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        }
         curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
         curl_easy_setopt(
             easy, CURLOPT_CONNECTTIMEOUT_MS,
@@ -145,7 +184,6 @@ void HttpClient::post(const HttpRequest& request, Callback done) {
         curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(easy, CURLOPT_USERAGENT, "cerberus/" CERBERUS_VERSION);
         curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::onBody);
         curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
@@ -213,6 +251,10 @@ void HttpClient::finish() {
             curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &transfer->response.status);
         } else {
             transfer->response.status = 0;
+            // SMTP's reply code says whether to try again (4xx) or not (5xx).
+            if (transfer->response.mail)
+                curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE,
+                                  &transfer->response.status);
             transfer->response.error =
                 transfer->error[0] != '\0' ? transfer->error : curl_easy_strerror(code);
         }

@@ -1,6 +1,7 @@
 #pragma once
 
-// A non-blocking HTTP POST client over libcurl's multi interface. It keeps its sockets in
+// A non-blocking client over libcurl's multi interface: HTTP POSTs and SMTP submissions.
+// It keeps its sockets in
 // an epoll set of its own: the daemon watches fd() in its loop and calls process() when
 // it is readable or deadline() has passed, so no request ever blocks the loop.
 
@@ -20,14 +21,29 @@ namespace cerberus::notify {
 inline constexpr std::size_t RESPONSE_BODY_MAX = 4096;  // bytes kept of any answer
 inline constexpr core::Usec CONNECT_TIMEOUT_MAX_USEC = 5 * core::USEC_PER_SEC;
 
+enum class MailTls : std::uint8_t { Required, Try, None };
+
+// What an smtp:// or smtps:// request adds: the envelope and the login. The request's
+// body is then the whole message (headers, blank line, body; CRLF line ends).
+struct MailEnvelope {
+    std::string from;             // an address alone: "cerberus@example.com"
+    std::vector<std::string> to;  // addresses alone
+    std::string username;         // empty: no AUTH
+    std::string password;
+    MailTls tls = MailTls::Required;  // STARTTLS on smtp://; smtps:// is TLS from the start
+    std::string ca_file;              // empty: the system's CAs
+};
+
 struct HttpRequest {
     std::string url;
     std::string body;
     std::vector<std::string> headers;  // "Name: value"
     core::Usec timeout_usec = 10 * core::USEC_PER_SEC;
+    std::optional<MailEnvelope> mail;  // set for SMTP
 };
 
 struct HttpResponse {
+    bool mail = false;        // an SMTP submission: `status` is the server's last reply code
     long status = 0;          // 0 when no HTTP answer came
     std::string body;         // at most RESPONSE_BODY_MAX bytes
     std::string retry_after;  // the Retry-After header, if any

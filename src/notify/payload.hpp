@@ -19,8 +19,14 @@ namespace cerberus::notify {
 // Caps on what one body can carry, whatever the journal or a template produced.
 inline constexpr std::size_t JOURNAL_LINES_MAX = 100;
 inline constexpr std::size_t JOURNAL_LINE_MAX = 1024;  // bytes
-inline constexpr std::size_t SLACK_TEXT_MAX = 3000;    // Slack truncates at 40,000 chars
-inline constexpr std::size_t SLACK_JOURNAL_MAX = 3000;
+// Block Kit's limits (api.slack.com/reference/block-kit/blocks), counted here in bytes, which
+// are never fewer than characters: so a cut in bytes always fits.
+inline constexpr std::size_t SLACK_TEXT_MAX = 3000;  // the fallback `text` (Slack cuts at 40,000)
+inline constexpr std::size_t SLACK_HEADER_MAX = 150;
+inline constexpr std::size_t SLACK_SECTION_TEXT_MAX = 3000;
+inline constexpr std::size_t SLACK_FIELDS_MAX = 10;
+inline constexpr std::size_t SLACK_FIELD_MAX = 2000;
+inline constexpr std::size_t SLACK_BLOCKS_MAX = 50;
 inline constexpr std::size_t PAGERDUTY_SUMMARY_MAX = 1024;
 inline constexpr std::size_t PAGERDUTY_DEDUP_KEY_MAX = 255;
 inline constexpr int WEBHOOK_VERSION = 1;
@@ -43,12 +49,14 @@ std::string_view toString(Change change);
 struct Notification {
     Action action = Action::Trigger;
     Change change = Change::Fire;
-    std::string reason;  // a resolve's: "up_for" or "operator_stop"
+    std::string reason;  // a resolve's: "up" or "operator-stop"
     std::string id;      // stable across retries: webhook-id
     std::string rule;
     std::string unit;
     std::string host;
     rules::Severity severity = rules::Severity::Error;
+    // What `count` counts (the rule's `when.event`); unset in rows queued before it was kept.
+    std::optional<core::Event> event;
     std::size_t count = 0;
     core::Usec within_usec = 0;
     core::Usec started_usec = 0;
@@ -74,6 +82,19 @@ std::string truncateUtf8(std::string_view text, std::size_t max_bytes);
 // `{host}/{rule}/{unit}`; past 255 bytes, a prefix plus a hash of the whole key, so two
 // long keys stay distinct and the same alert always gets the same key.
 std::string pagerDutyDedupKey(const Notification& n);
+
+// The whole message an `email` receiver sends (RFC 5322 headers, a quoted-printable
+// text/plain UTF-8 body carrying what the other receivers carry), CRLF line ends.
+// A resolve or repeat refers to the alert's first message, so mail clients thread them.
+std::string emailMessage(const Notification& n, const rules::Receiver& receiver,
+                         core::Usec now_usec);
+// Quoted-printable (RFC 2045) of `text`, whose lines end in "\n"; output lines end in CRLF.
+std::string quotedPrintable(std::string_view text);
+// A header value as RFC 2047 encoded words when it is not plain ASCII, else as is.
+std::string encodeHeaderWords(std::string_view text);
+
+// "3 crashes in 1m": the count with the rule's event, agreeing in number.
+std::string countText(const Notification& n);
 
 std::string webhookBody(const Notification& n);
 std::string slackBody(const Notification& n);

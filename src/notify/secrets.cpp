@@ -78,8 +78,14 @@ Targets resolveTargets(const std::vector<rules::Receiver>& receivers, const GetE
         target.receiver = receiver;
         if (receiver.url) {
             if (auto url = resolve(*receiver.url, "url")) {
-                if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)
+                if (receiver.type == rules::ReceiverType::Email) {
+                    if (!url->starts_with("smtp://") && !url->starts_with("smtps://"))
+                        resolve.fail("url",
+                                     "the value is not an smtp:// or smtps:// URL; check "
+                                     "what it holds");
+                } else if (!url->starts_with("http://") && !url->starts_with("https://")) {
                     resolve.fail("url", "the value is not an http(s) URL; check what it holds");
+                }
                 target.url = std::move(*url);
             }
         } else if (receiver.type == rules::ReceiverType::PagerDuty) {
@@ -88,6 +94,10 @@ Targets resolveTargets(const std::vector<rules::Receiver>& receivers, const GetE
         if (receiver.routing_key) {
             if (auto key = resolve(*receiver.routing_key, "routing_key"))
                 target.routing_key = std::move(*key);
+        }
+        if (receiver.password) {
+            if (auto password = resolve(*receiver.password, "password"))
+                target.password = std::move(*password);
         }
         if (receiver.secret) {
             if (auto secret = resolve(*receiver.secret, "secret")) {

@@ -21,6 +21,7 @@ struct Target {
     std::string url;             // slack, webhook, pagerduty (the default when not set)
     std::string routing_key;     // pagerduty
     std::string signing_secret;  // webhook; empty: requests are not signed
+    std::string password;        // email's SMTP login
 };
 
 struct Targets {

@@ -1,6 +1,7 @@
 #include <fnmatch.h>
 
 #include <array>
+#include <cctype>
 #include <utility>
 
 #include "core/names.hpp"
@@ -13,13 +14,42 @@ namespace {
 using core::nameOf;
 using core::valueOf;
 
-constexpr std::array<std::pair<ReceiverType, std::string_view>, 5> RECEIVER_TYPES{{
+constexpr std::array<std::pair<ReceiverType, std::string_view>, 6> RECEIVER_TYPES{{
     {ReceiverType::Slack, "slack"},
     {ReceiverType::PagerDuty, "pagerduty"},
     {ReceiverType::Webhook, "webhook"},
     {ReceiverType::Alertmanager, "alertmanager"},
     {ReceiverType::Log, "log"},
+    {ReceiverType::Email, "email"},
 }};
+
+constexpr std::array<std::pair<StartTls, std::string_view>, 3> STARTTLS_MODES{{
+    {StartTls::Always, "always"},
+    {StartTls::Opportunistic, "opportunistic"},
+    {StartTls::Never, "never"},
+}};
+
+std::string_view trimmed(std::string_view text) {
+    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+    return text;
+}
+
+// local@domain in plain ASCII: what an SMTP envelope and a header can carry unquoted.
+bool isAddress(std::string_view text) {
+    const auto at = text.rfind('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 == text.size() || text.size() > 254)
+        return false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c <= ' ' || c >= 0x7F) return false;
+        if (std::string_view("<>()[]\\,;:\"").find(static_cast<char>(c)) != std::string_view::npos)
+            return false;
+        if (i > at && !(std::isalnum(c) || c == '.' || c == '-')) return false;
+        if (c == '@' && i != at) return false;
+    }
+    return true;
+}
 
 constexpr std::array<std::pair<Severity, std::string_view>, 4> SEVERITIES{{
     {Severity::Critical, "critical"},
@@ -48,6 +78,29 @@ std::string Secret::redacted() const {
 std::string_view toString(ReceiverType type) { return nameOf(RECEIVER_TYPES, type); }
 std::optional<ReceiverType> parseReceiverType(std::string_view text) {
     return valueOf(RECEIVER_TYPES, text);
+}
+
+std::string_view toString(StartTls starttls) { return nameOf(STARTTLS_MODES, starttls); }
+std::optional<StartTls> parseStartTls(std::string_view text) {
+    return valueOf(STARTTLS_MODES, text);
+}
+
+std::optional<Mailbox> parseMailbox(std::string_view text) {
+    text = trimmed(text);
+    if (isAddress(text)) return Mailbox{"", std::string(text)};
+    const auto open = text.rfind('<');
+    if (open == std::string_view::npos || !text.ends_with('>')) return std::nullopt;
+    const auto address = text.substr(open + 1, text.size() - open - 2);
+    auto name = trimmed(text.substr(0, open));
+    if (name.size() >= 2 && name.front() == '"' && name.back() == '"')
+        name = name.substr(1, name.size() - 2);
+    if (!isAddress(address)) return std::nullopt;
+    for (const char c : name) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < ' ' || u == 0x7F || c == '"' || c == '<' || c == '>' || c == '\\')
+            return std::nullopt;
+    }
+    return Mailbox{std::string(name), std::string(address)};
 }
 
 std::string_view toString(Severity severity) { return nameOf(SEVERITIES, severity); }
@@ -84,7 +137,8 @@ std::string renderSummary(const Rule& rule, const SummaryValues& values) {
         } else if (field == "severity") {
             out += toString(rule.severity);
         } else if (field == "event") {
-            out += core::toString(rule.when.event);
+            // Agrees with the count: "{count} {event}" reads "1 crash", "3 crashes".
+            out += core::eventNoun(rule.when.event, values.count != 1);
         } else {
             out.append(text, open, close - open + 1);
         }

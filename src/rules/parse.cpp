@@ -34,6 +34,11 @@ constexpr std::array<std::string_view, 5> WEBHOOK_KEYS{"type", "url", "secret", 
 constexpr std::array<std::string_view, 5> ALERTMANAGER_KEYS{"type", "urls", "timeout",
                                                             "give_up_after", "resend_every"};
 constexpr std::array<std::string_view, 1> LOG_KEYS{"type"};
+constexpr std::array<std::string_view, 10> EMAIL_KEYS{
+    "type",     "url",      "from",    "to",      "username",
+    "password", "starttls", "ca_file", "timeout", "give_up_after"};
+constexpr std::string_view MAILBOX_HINT =
+    "an address such as \"ops@example.com\" or \"Ops <ops@example.com>\"";
 
 // systemd's Result= values (service, socket, timer, mount units), so a typo such as
 // "oom_kill" is refused instead of silently matching nothing.
@@ -102,6 +107,21 @@ bool isIdentifier(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
     });
+}
+
+bool isSmtpUrl(std::string_view s) {
+    return (s.starts_with("smtp://") && s.size() > 7) ||
+           (s.starts_with("smtps://") && s.size() > 8);
+}
+
+// The host of an smtp(s) URL is this machine: a password may go there in clear.
+bool isLoopbackUrl(std::string_view url) {
+    auto host = url.substr(url.find("://") + 3);
+    host = host.substr(0, host.find('/'));
+    if (const auto at = host.rfind('@'); at != std::string_view::npos) host.remove_prefix(at + 1);
+    if (host.starts_with("[::1]")) return true;
+    host = host.substr(0, host.find(':'));
+    return host == "localhost" || host.starts_with("127.");
 }
 
 bool isHttpUrl(std::string_view s) {
@@ -472,20 +492,88 @@ private:
         }
     }
 
+    std::optional<Mailbox> mailbox(const json& j, const std::string& pointer) {
+        if (!expectType(j, pointer, j.is_string(), MAILBOX_HINT)) return std::nullopt;
+        auto box = parseMailbox(j.get<std::string>());
+        if (!box) error(pointer, "expected " + std::string(MAILBOX_HINT) + ", got " + describe(j));
+        return box;
+    }
+
+    // An email receiver's own keys but its password (a secret, read like the others).
+    void email(const json& j, const std::string& pointer, Receiver& r) {
+        if (auto it = j.find("url"); it == j.end()) {
+            missing(pointer, "url",
+                    "an smtp:// or smtps:// URL such as \"smtp://mail.example.com:587\"");
+        } else if (expectType(
+                       *it, child(pointer, "url"),
+                       it->is_string() && isSmtpUrl(it->get<std::string>()),
+                       "an smtp:// or smtps:// URL such as \"smtp://mail.example.com:587\"")) {
+            r.url = Secret{Secret::Kind::Literal, it->get<std::string>()};
+        }
+        if (auto it = j.find("from"); it == j.end()) {
+            missing(pointer, "from", MAILBOX_HINT);
+        } else if (auto box = mailbox(*it, child(pointer, "from"))) {
+            r.from = std::move(*box);
+        }
+        if (auto it = j.find("to"); it == j.end()) {
+            missing(pointer, "to", "a non-empty array of addresses");
+        } else if (auto to = strings(*it, child(pointer, "to"), true)) {
+            if (to->size() > MAIL_TO_MAX)
+                error(child(pointer, "to"), "expected at most " + std::to_string(MAIL_TO_MAX) +
+                                                " addresses, got " + std::to_string(to->size()) +
+                                                "; use a mailing list");
+            for (std::size_t i = 0; i < to->size(); ++i)
+                if (auto box = mailbox((*it)[i], child(child(pointer, "to"), i)))
+                    r.to.push_back(std::move(*box));
+        }
+        if (auto it = j.find("username"); it != j.end()) {
+            if (expectType(*it, child(pointer, "username"),
+                           it->is_string() && !it->get<std::string>().empty(),
+                           "a non-empty string"))
+                r.username = it->get<std::string>();
+        }
+        if (auto it = j.find("starttls"); it != j.end()) {
+            const auto at = child(pointer, "starttls");
+            const auto mode =
+                it->is_string() ? parseStartTls(it->get<std::string>()) : std::nullopt;
+            if (!mode) {
+                error(at, "expected one of always, opportunistic, never, got " + describe(*it));
+            } else {
+                r.starttls = *mode;
+                if (*mode != StartTls::Always && r.url && r.url->value.starts_with("smtps://"))
+                    error(at,
+                          "smtps:// is encrypted from the first byte; remove \"starttls\" or "
+                          "use an smtp:// URL");
+            }
+        }
+        if (auto it = j.find("ca_file"); it != j.end()) {
+            const auto at = child(pointer, "ca_file");
+            if (expectType(*it, at, it->is_string() && it->get<std::string>().starts_with('/'),
+                           "an absolute path to a PEM file")) {
+                const std::string path = it->get<std::string>();
+                if (access(path.c_str(), R_OK) != 0)
+                    error(at, "cannot read the CA file '" + path + "': " + std::strerror(errno) +
+                                  "; create it or fix the path");
+                r.ca_file = path;
+            }
+        }
+    }
+
     std::optional<Receiver> receiver(const json& j, const std::string& pointer) {
         if (!expectType(j, pointer, j.is_object(), "an object with a \"type\""))
             return std::nullopt;
         const auto type_it = j.find("type");
         if (type_it == j.end()) {
-            missing(pointer, "type", "one of slack, pagerduty, webhook, alertmanager, log");
+            missing(pointer, "type", "one of slack, pagerduty, webhook, alertmanager, email, log");
             return std::nullopt;
         }
         const std::string type_at = child(pointer, "type");
         const auto type =
             type_it->is_string() ? parseReceiverType(type_it->get<std::string>()) : std::nullopt;
         if (!type) {
-            error(type_at, "expected one of slack, pagerduty, webhook, alertmanager, log, got " +
-                               describe(*type_it));
+            error(type_at,
+                  "expected one of slack, pagerduty, webhook, alertmanager, email, log, got " +
+                      describe(*type_it));
             return std::nullopt;
         }
         Receiver r;
@@ -497,6 +585,7 @@ private:
         case ReceiverType::Webhook: checkKeys(j, pointer, WEBHOOK_KEYS); break;
         case ReceiverType::Alertmanager: checkKeys(j, pointer, ALERTMANAGER_KEYS); break;
         case ReceiverType::Log: checkKeys(j, pointer, LOG_KEYS); break;
+        case ReceiverType::Email: checkKeys(j, pointer, EMAIL_KEYS); break;
         }
         const auto secret_key = [&](std::string_view key, bool required, bool url,
                                     std::optional<Secret>& out) {
@@ -537,6 +626,21 @@ private:
             }
             break;
         case ReceiverType::Log: break;
+        case ReceiverType::Email:
+            email(j, pointer, r);
+            secret_key("password", false, false, r.password);
+            if (r.password && r.username.empty())
+                error(child(pointer, "password"), "a password needs a \"username\" to log in with");
+            if (!r.username.empty() && !r.password)
+                missing(pointer, "password", "the secret that goes with \"username\"");
+            // Checked last: it needs the URL, the mode and the password.
+            if (r.password && r.url && r.starttls != StartTls::Always &&
+                r.url->value.starts_with("smtp://") && !isLoopbackUrl(r.url->value))
+                error(child(pointer, "starttls"),
+                      "with \"" + std::string(toString(r.starttls)) +
+                          "\" the password could cross the network unencrypted; use \"always\" "
+                          "or an smtps:// URL");
+            break;
         }
         if (auto it = j.find("timeout"); it != j.end()) {
             const auto at = child(pointer, "timeout");
@@ -903,6 +1007,7 @@ std::span<const std::string_view> receiverKeys(ReceiverType type) {
     case ReceiverType::PagerDuty: return PAGERDUTY_KEYS;
     case ReceiverType::Webhook: return WEBHOOK_KEYS;
     case ReceiverType::Alertmanager: return ALERTMANAGER_KEYS;
+    case ReceiverType::Email: return EMAIL_KEYS;
     case ReceiverType::Log: break;
     }
     return LOG_KEYS;

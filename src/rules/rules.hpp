@@ -50,21 +50,46 @@ struct Secret {
     bool operator==(const Secret&) const = default;
 };
 
-enum class ReceiverType : std::uint8_t { Slack, PagerDuty, Webhook, Alertmanager, Log };
+enum class ReceiverType : std::uint8_t { Slack, PagerDuty, Webhook, Alertmanager, Log, Email };
 std::string_view toString(ReceiverType type);
 std::optional<ReceiverType> parseReceiverType(std::string_view text);
+
+// An email receiver on smtp://: STARTTLS required (the default), used when offered, or never.
+enum class StartTls : std::uint8_t { Always, Opportunistic, Never };
+std::string_view toString(StartTls starttls);
+std::optional<StartTls> parseStartTls(std::string_view text);
+
+inline constexpr std::size_t MAIL_TO_MAX = 50;
+
+// An email address and the name shown with it: "Ops <ops@example.com>".
+struct Mailbox {
+    std::string name;  // may be empty; any UTF-8 but control characters, quotes and <>
+    std::string address;
+
+    bool operator==(const Mailbox&) const = default;
+};
+// "ops@example.com", "Ops Team <ops@example.com>" or "\"Ops\" <ops@example.com>"; nullopt
+// when it is none of them (an address is ASCII: local@domain, no spaces, quotes or <>).
+std::optional<Mailbox> parseMailbox(std::string_view text);
 
 struct Receiver {
     std::string name;
     ReceiverType type = ReceiverType::Log;
-    std::optional<Secret> url;          // slack, webhook (required); pagerduty (optional)
+    std::optional<Secret> url;          // slack, webhook, email (required); pagerduty (optional)
     std::optional<Secret> routing_key;  // pagerduty (required)
     std::optional<Secret> secret;       // webhook signing key (optional)
     std::vector<std::string> urls;      // alertmanager (required, at least one)
     core::Usec timeout_usec = TIMEOUT_DEFAULT_USEC;
     core::Usec give_up_after_usec = GIVE_UP_AFTER_DEFAULT_USEC;
     core::Usec resend_every_usec = RESEND_EVERY_DEFAULT_USEC;  // alertmanager
-    std::string origin;                                        // "file:line", for messages
+    // email: `url` is smtp:// or smtps://; the login is optional (both or neither).
+    Mailbox from;
+    std::vector<Mailbox> to;
+    std::string username;
+    std::optional<Secret> password;
+    StartTls starttls = StartTls::Always;
+    std::string ca_file;  // PEM bundle of the CAs trusted for the server; empty: the system's
+    std::string origin;   // "file:line", for messages
 
     bool operator==(const Receiver&) const = default;
 };

@@ -137,16 +137,28 @@ check(cerberus.output().count("receiver 'bad'") >= 1, "the refusal is logged")
 wait_for(lambda: len(sink.received("/pd")) >= 2 and len(sink.received("/slack")) >= 2, 20,
          "slack and pagerduty trigger + resolve")
 slack = [json.loads(r["body"]) for r in sink.received("/slack")]
-check(slack[0]["text"].startswith("[FIRING]") and slack[0]["attachments"][0]["color"] == "danger"
-      and slack[1]["text"].startswith("[RESOLVED]") and
-      slack[1]["attachments"][0]["color"] == "good", f"slack messages: {slack}")
+check(slack[0]["text"] == f"[FIRING] looping.service on {body['host']}: 3 crashes in 1m" and
+      slack[1]["text"].startswith("[RESOLVED]") and "attachments" not in slack[0],
+      f"slack messages: {slack}")
+for message, mark in ((slack[0], "[FIRING]"), (slack[1], "[RESOLVED]")):
+    blocks = message["blocks"]
+    check(blocks[0]["type"] == "header" and blocks[0]["text"]["text"].startswith(mark),
+          f"a {mark} header block: {blocks[0]}")
+    fields = [f["text"] for b in blocks if "fields" in b for f in b["fields"]]
+    check("*Crashes*\n3" in fields and "*Unit*\nlooping.service" in fields and
+          "*Last exit*\nexit-code, exited 3" in fields, f"slack fields: {fields}")
+code = [b["text"]["text"] for b in slack[0]["blocks"] if b["type"] == "section" and
+        b.get("text", {}).get("text", "").startswith("```")]
+check(code and "about to crash" in code[0], f"the journal in a code block: {slack[0]['blocks']}")
 pd = [json.loads(r["body"]) for r in sink.received("/pd")]
 host = body["host"]
 check(pd[0]["event_action"] == "trigger" and pd[1]["event_action"] == "resolve" and
       pd[0]["dedup_key"] == pd[1]["dedup_key"] == f"{host}/crashloop/looping.service" and
-      pd[0]["routing_key"] == ROUTING_KEY and pd[0]["payload"]["severity"] == "critical",
+      pd[0]["routing_key"] == ROUTING_KEY and pd[0]["payload"]["severity"] == "critical" and
+      pd[0]["payload"]["summary"] == f"looping.service on {host}: 3 crashes in 1m",
       f"pagerduty trigger then resolve with one dedup_key: {pd}")
-check("alert firing: rule 'crashloop' unit 'looping.service'" in cerberus.output(),
+check("alert firing: rule 'crashloop' unit 'looping.service' severity critical: looping.service "
+      f"on {host}: 3 crashes in 1m" in cerberus.output(),
       "the log receiver wrote its line")
 
 check(cerberus.stop() == 0, "cerberus stops cleanly")

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -30,10 +31,11 @@ Notification firing() {
     n.unit = "web.service";
     n.host = "db1";
     n.severity = rules::Severity::Critical;
+    n.event = core::Event::Crash;
     n.count = 5;
     n.within_usec = 5 * core::USEC_PER_MIN;
     n.started_usec = STARTED;
-    n.summary = "web.service on db1: 5 crash in 5m";
+    n.summary = "web.service on db1: 5 crashes in 5m";
     n.labels = {{"team", "payments"}};
     n.last_exit = notify::LastExit{"exit-code", "exited", 3};
     n.journal = {"starting", "panic: out of cheese"};
@@ -44,7 +46,7 @@ Notification firing() {
 Notification emitted() {
     Notification n = firing();
     n.unit = "upstart-web";
-    n.summary = "upstart-web on db1: 5 crash in 5m";
+    n.summary = "upstart-web on db1: 5 crashes in 5m";
     n.sources = {"emit"};
     return n;
 }
@@ -122,17 +124,14 @@ TEST_CASE("an alert fed by emit says so in every payload; systemd's own say noth
     const Notification n = emitted();
     CHECK(json::parse(notify::webhookBody(n))["sources"] == json{"emit"});
     const auto slack = json::parse(notify::slackBody(n));
-    CHECK(slack["text"] == "[FIRING] upstart-web on db1: 5 crash in 5m (via emit)");
-    const auto fields = slack["attachments"][0]["fields"];
-    CHECK(std::any_of(fields.begin(), fields.end(), [](const json& f) {
-        return f["title"] == "Source" && f["value"] == "emit";
-    }));
+    CHECK(slack["text"] == "[FIRING] upstart-web on db1: 5 crashes in 5m (via emit)");
+    CHECK(slack.dump().find("*Source*\\nemit") != std::string::npos);
     const auto pd = json::parse(notify::pagerDutyBody(n, ROUTING_KEY));
-    CHECK(pd["payload"]["summary"] == "upstart-web on db1: 5 crash in 5m (via emit)");
+    CHECK(pd["payload"]["summary"] == "upstart-web on db1: 5 crashes in 5m (via emit)");
     CHECK(pd["payload"]["custom_details"]["sources"] == json{"emit"});
     const auto am = json::parse(notify::alertmanagerBody(n, RESOLVED));
     CHECK(am[0]["labels"]["source"] == "emit");
-    CHECK(notify::logLine(n).ends_with("5 crash in 5m (via emit)"));
+    CHECK(notify::logLine(n).ends_with("5 crashes in 5m (via emit)"));
 
     Notification mixed = emitted();
     mixed.sources = {"systemd", "reconcile", "supervisor"};
@@ -144,9 +143,9 @@ TEST_CASE("an alert fed by emit says so in every payload; systemd's own say noth
     own.sources = {"systemd", "reconcile"};
     CHECK(notify::sourcesNote(own).empty());
     CHECK(json::parse(notify::slackBody(own))["text"] ==
-          "[FIRING] web.service on db1: 5 crash in 5m");
+          "[FIRING] web.service on db1: 5 crashes in 5m");
     CHECK(json::parse(notify::pagerDutyBody(own, ROUTING_KEY))["payload"]["summary"] ==
-          "web.service on db1: 5 crash in 5m");
+          "web.service on db1: 5 crashes in 5m");
 }
 
 TEST_CASE("a resolved webhook body says resolved and when") {
@@ -164,39 +163,177 @@ TEST_CASE("a missing last exit and invalid UTF-8 in the journal still make valid
     CHECK(body["journal"].size() == 1);
 }
 
-TEST_CASE("Slack colors follow severity, and resolved is good") {
-    auto color = [](const Notification& n) {
-        return json::parse(notify::slackBody(n))["attachments"][0]["color"].get<std::string>();
+namespace {
+
+// Block Kit's rules (api.slack.com/reference/block-kit/blocks), checked on a parsed body.
+std::size_t characters(const std::string& text) {
+    return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    }));
+}
+
+bool validUtf8(const std::string& text) {
+    try {
+        (void)json(text).dump();  // throws on invalid UTF-8
+        return true;
+    } catch (const json::exception&) {
+        return false;
+    }
+}
+
+std::vector<std::string> blockKitViolations(const json& body) {
+    std::vector<std::string> out;
+    auto text_ok = [&](const json& t, std::size_t max, const std::string& where) {
+        if (!t.is_object() || !t.contains("type") || !t.contains("text") ||
+            !t["text"].is_string()) {
+            out.push_back(where + ": not a text object");
+            return;
+        }
+        const auto type = t["type"].get<std::string>();
+        if (type != "plain_text" && type != "mrkdwn") out.push_back(where + ": type " + type);
+        const auto text = t["text"].get<std::string>();
+        if (text.empty()) out.push_back(where + ": empty");
+        if (characters(text) > max)
+            out.push_back(where + ": " + std::to_string(characters(text)) + " chars");
+        if (!validUtf8(text)) out.push_back(where + ": invalid UTF-8");
     };
-    Notification n = firing();
-    n.severity = rules::Severity::Critical;
-    CHECK(color(n) == "danger");
-    n.severity = rules::Severity::Error;
-    CHECK(color(n) == "danger");
-    n.severity = rules::Severity::Warning;
-    CHECK(color(n) == "warning");
-    n.severity = rules::Severity::Info;
-    CHECK(color(n) == "#439FE0");
-    CHECK(color(resolved()) == "good");
+    if (!body.contains("text") || !body["text"].is_string() ||
+        body["text"].get<std::string>().empty())
+        out.push_back("no text fallback");
+    else if (characters(body["text"].get<std::string>()) > 40'000)
+        out.push_back("text over 40,000 chars");
+    if (!body.contains("blocks") || !body["blocks"].is_array()) {
+        out.push_back("no blocks");
+        return out;
+    }
+    const auto& blocks = body["blocks"];
+    if (blocks.empty() || blocks.size() > 50)
+        out.push_back("blocks: " + std::to_string(blocks.size()));
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        const auto& b = blocks[i];
+        const std::string at = "block " + std::to_string(i);
+        const auto type = b.value("type", "");
+        if (type == "header") {
+            text_ok(b["text"], 150, at);
+            if (b["text"].value("type", "") != "plain_text")
+                out.push_back(at + ": header not plain_text");
+        } else if (type == "section") {
+            if (!b.contains("text") && !b.contains("fields")) out.push_back(at + ": empty section");
+            if (b.contains("text")) text_ok(b["text"], 3000, at);
+            if (b.contains("fields")) {
+                if (b["fields"].empty() || b["fields"].size() > 10)
+                    out.push_back(at + ": " + std::to_string(b["fields"].size()) + " fields");
+                for (std::size_t f = 0; f < b["fields"].size(); ++f)
+                    text_ok(b["fields"][f], 2000, at + " field " + std::to_string(f));
+            }
+        } else if (type == "context") {
+            if (b["elements"].empty() || b["elements"].size() > 10)
+                out.push_back(at + ": elements");
+            for (const auto& e : b["elements"]) text_ok(e, 3000, at);
+        } else if (type != "divider") {
+            out.push_back(at + ": unknown type '" + type + "'");
+        }
+    }
+    return out;
 }
 
-TEST_CASE("the Slack body has text and one attachment with fields") {
+std::string joined(const std::vector<std::string>& lines) {
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    return out;
+}
+
+json slackBlock(const json& body, std::string_view type, std::size_t nth = 0) {
+    for (const auto& b : body["blocks"])
+        if (b["type"] == type && nth-- == 0) return b;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("a Slack message is Block Kit: header, summary, fields, journal, context") {
     const auto body = json::parse(notify::slackBody(firing()));
-    CHECK(body["text"] == "[FIRING] web.service on db1: 5 crash in 5m");
-    REQUIRE(body["attachments"].size() == 1);
-    const auto& fields = body["attachments"][0]["fields"];
-    CHECK(fields.size() >= 5);
-    CHECK(notify::slackBody(resolved()).find("[RESOLVED]") != std::string::npos);
+    CHECK(joined(blockKitViolations(body)) == "");
+    CHECK_FALSE(body.contains("attachments"));
+    CHECK(body["text"] == "[FIRING] web.service on db1: 5 crashes in 5m");
+    CHECK(slackBlock(body, "header")["text"]["text"] == "[FIRING] web.service on db1");
+    const auto fields = slackBlock(body, "section", 1)["fields"];
+    std::string all;
+    for (const auto& f : fields) all += f["text"].get<std::string>() + "|";
+    CHECK(all.find("*Unit*\nweb.service|") != std::string::npos);
+    CHECK(all.find("*Host*\ndb1|") != std::string::npos);
+    CHECK(all.find("*Rule*\ncrashloop|") != std::string::npos);
+    // The noun is the rule's event, not "Restarts" for every rule.
+    CHECK(all.find("*Crashes*\n5|") != std::string::npos);
+    CHECK(all.find("Restarts") == std::string::npos);
+    CHECK(all.find("*Window*\n5m|") != std::string::npos);
+    CHECK(all.find("*Last exit*\nexit-code, exited 3|") != std::string::npos);
+    const auto journal = slackBlock(body, "section", 2)["text"]["text"].get<std::string>();
+    CHECK(journal == "```starting\npanic: out of cheese\n```");
 }
 
-TEST_CASE("the Slack text stays well under Slack's 40,000 character cut") {
+TEST_CASE("a resolved Slack message has the same blocks, marked resolved") {
+    Notification n = resolved();
+    n.reason = "up";
+    n.journal.clear();
+    const auto body = json::parse(notify::slackBody(n));
+    CHECK(joined(blockKitViolations(body)) == "");
+    CHECK(body["text"].get<std::string>().starts_with("[RESOLVED] "));
+    CHECK(slackBlock(body, "header")["text"]["text"] == "[RESOLVED] web.service on db1");
+    CHECK(notify::slackBody(n).find("*Resolved*\\n2026-11-24T22:23:57.000Z, the unit stayed up") !=
+          std::string::npos);
+}
+
+TEST_CASE("Slack messages keep Block Kit's limits whatever the input") {
+    std::vector<Notification> cases;
     Notification n = firing();
+    n.unit = std::string(300, 'u') + ".service";
+    n.host = std::string(300, 'h');
+    n.rule = std::string(128, 'r');
     n.summary = std::string(100'000, 'x');
     n.journal = std::vector<std::string>(1000, std::string(5000, 'y'));
-    const std::string text = notify::slackBody(n);
-    const auto body = json::parse(text);
-    CHECK(body["text"].get<std::string>().size() <= notify::SLACK_TEXT_MAX);
-    CHECK(text.size() < 40'000);
+    cases.push_back(n);
+    // Multibyte text everywhere, cut wherever a limit falls.
+    n.unit = "";
+    for (int i = 0; i < 200; ++i) n.unit += "дерево-🌲";
+    n.summary = n.unit + n.unit + n.unit + n.unit;
+    n.journal = std::vector<std::string>(200, n.unit);
+    n.labels.clear();
+    cases.push_back(n);
+    // Characters Slack escapes grow the text fivefold; fences inside a journal line.
+    n.summary = std::string(5000, '&');
+    n.journal = {std::string(3000, '<'), "```", "``````" + std::string(2000, '>'), "end"};
+    n.host = "a&b<c>";
+    cases.push_back(n);
+    // One huge line only; invalid UTF-8; an empty journal line.
+    n.journal = {std::string(1, '\xff') + std::string(10'000, 'z'), ""};
+    cases.push_back(n);
+    Notification r = resolved();
+    r.unit = cases[1].unit;
+    r.reason = "operator-stop";
+    r.sources = {"emit", "supervisor", "systemd"};
+    cases.push_back(r);
+    for (const auto& c : cases) {
+        const std::string text = notify::slackBody(c);
+        const auto body = json::parse(text);
+        CHECK(joined(blockKitViolations(body)) == "");
+        // The journal block is one code block: opened and closed once.
+        if (const auto journal = slackBlock(body, "section", 2); !journal.is_null()) {
+            const auto code = journal["text"]["text"].get<std::string>();
+            CHECK(code.starts_with("```"));
+            CHECK(code.ends_with("\n```"));
+            CHECK(code.find("```", 3) == code.size() - 3);
+        }
+    }
+    // Escapes are never cut in half.
+    const auto body = json::parse(notify::slackBody(cases[2]));
+    const auto summary = slackBlock(body, "section", 0)["text"]["text"].get<std::string>();
+    CHECK(summary.starts_with("&amp;&amp;"));
+    CHECK(summary.ends_with("&amp;…"));
+    CHECK(notify::slackBody(cases[2]).find("*Host*\\na&amp;b&lt;c&gt;") != std::string::npos);
+    // The newest line is kept when the journal is cut.
+    const auto journal = slackBlock(json::parse(notify::slackBody(cases[0])), "section", 2);
+    CHECK(journal["text"]["text"].get<std::string>().starts_with("```…\n"));
 }
 
 TEST_CASE("a PagerDuty trigger has the dedup key, severity and details") {
@@ -205,7 +342,7 @@ TEST_CASE("a PagerDuty trigger has the dedup key, severity and details") {
     CHECK(body["event_action"] == "trigger");
     CHECK(body["dedup_key"] == "db1/crashloop/web.service");
     const auto& payload = body["payload"];
-    CHECK(payload["summary"] == "web.service on db1: 5 crash in 5m");
+    CHECK(payload["summary"] == "web.service on db1: 5 crashes in 5m");
     CHECK(payload["source"] == "db1");
     CHECK(payload["severity"] == "critical");
     CHECK(payload["timestamp"] == "2026-11-24T22:13:57.000Z");
@@ -258,7 +395,7 @@ TEST_CASE("the Alertmanager body is one alert with our labels over the rule's") 
                                   {"severity", "critical"},
                                   {"source", "systemd"},
                                   {"team", "payments"}});
-    CHECK(alert["annotations"]["summary"] == "web.service on db1: 5 crash in 5m");
+    CHECK(alert["annotations"]["summary"] == "web.service on db1: 5 crashes in 5m");
     CHECK(alert["startsAt"] == "2026-11-24T22:13:57.000Z");
     CHECK(alert["endsAt"] == "2026-11-24T22:16:57.000Z");
     CHECK((!alert.contains("generatorURL") || alert["generatorURL"] == ""));
@@ -370,7 +507,7 @@ TEST_CASE("an attempt's answer decides: sent, retried, refused or given up") {
     const auto old = notify::decide(d, answer(503), core::USEC_PER_SEC / 10, STARTED + 1, 0);
     CHECK(name(old.status) == "failed");
     CHECK_FALSE(old.permanent);
-    CHECK(old.last_error.starts_with("gave up after 1 attempts"));
+    CHECK(old.last_error.starts_with("gave up after 1 attempt in"));
 }
 
 TEST_CASE("secrets resolve from the environment and files, and a bad one names the receiver") {
@@ -422,4 +559,190 @@ TEST_CASE("a signed webhook request carries the Standard Webhooks headers") {
     CHECK(std::find(request.headers.begin(), request.headers.end(), signature) !=
           request.headers.end());
     CHECK(request.body == notify::webhookBody(n));
+}
+
+namespace {
+
+rules::Receiver mailReceiver() {
+    rules::Receiver r;
+    r.name = "mail";
+    r.type = rules::ReceiverType::Email;
+    r.url = rules::Secret{rules::Secret::Kind::Literal, "smtp://127.0.0.1:2525"};
+    r.from = {"Cerberus, alerts", "cerberus@example.test"};
+    r.to = {{"", "ops@example.test"}, {"Équipe nuit", "night@example.test"}};
+    r.username = "alerts";
+    r.password = rules::Secret{rules::Secret::Kind::Env, "SMTP_PASSWORD"};
+    r.starttls = rules::StartTls::Never;
+    return r;
+}
+
+// The headers of a message, unfolded, by name; and its body decoded from quoted-printable.
+std::map<std::string, std::string> mailHeaders(const std::string& message) {
+    std::map<std::string, std::string> out;
+    const std::string head = message.substr(0, message.find("\r\n\r\n"));
+    std::string last;
+    std::size_t pos = 0;
+    while (pos <= head.size()) {
+        auto end = head.find("\r\n", pos);
+        if (end == std::string::npos) end = head.size();
+        const std::string line = head.substr(pos, end - pos);
+        if (!line.empty() && line[0] == ' ')
+            out[last] += line;
+        else if (const auto colon = line.find(": "); colon != std::string::npos)
+            out[last = line.substr(0, colon)] = line.substr(colon + 2);
+        pos = end + 2;
+    }
+    return out;
+}
+
+std::string decodeQuotedPrintable(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text.substr(i, 3) == "=\r\n") {
+            i += 2;
+        } else if (text[i] == '=') {
+            out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        } else if (text.substr(i, 2) == "\r\n") {
+            out += '\n';
+            ++i;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+std::string mailBody(const std::string& message) {
+    return decodeQuotedPrintable(message.substr(message.find("\r\n\r\n") + 4));
+}
+
+}  // namespace
+
+TEST_CASE("an alert mail has RFC 5322 headers and a body with every fact") {
+    const std::string message = notify::emailMessage(firing(), mailReceiver(), STARTED);
+    const auto h = mailHeaders(message);
+    CHECK(h.at("Date") == "Tue, 24 Nov 2026 22:13:57 +0000");
+    CHECK(h.at("From") == "\"Cerberus, alerts\" <cerberus@example.test>");
+    CHECK(h.at("To").starts_with("ops@example.test, =?UTF-8?B?"));
+    CHECK(h.at("To").ends_with("?= <night@example.test>"));
+    CHECK(h.at("Subject") == "[FIRING] web.service on db1: 5 crashes in 5m");
+    CHECK(h.at("Message-ID").starts_with("<alert-"));
+    CHECK(h.at("Message-ID").ends_with("@example.test>"));
+    CHECK(h.count("In-Reply-To") == 0);
+    CHECK(h.at("MIME-Version") == "1.0");
+    CHECK(h.at("Content-Type") == "text/plain; charset=utf-8");
+    CHECK(h.at("Content-Transfer-Encoding") == "quoted-printable");
+    const std::string body = mailBody(message);
+    for (const auto* fact :
+         {"Rule:       crashloop\n", "Severity:   critical\n", "Unit:       web.service\n",
+          "Host:       db1\n", "Crashes:    5\n", "Window:     5m\n",
+          "Started:    2026-11-24T22:13:57.000Z\n", "Last exit:  exit-code, exited 3\n",
+          "Labels:     team=payments\n", "    panic: out of cheese\n"}) {
+        CAPTURE(fact);
+        CHECK(body.find(fact) != std::string::npos);
+    }
+    // Every line fits SMTP's limits, and nothing but the blank line ends the headers.
+    for (std::size_t pos = 0, end; (end = message.find("\r\n", pos)) != std::string::npos;
+         pos = end + 2)
+        CHECK(end - pos <= 78);
+    CHECK(message.find('\n') == message.find("\r\n") + 1);
+}
+
+TEST_CASE("a resolve mail replies to the alert's first mail and says resolved") {
+    const auto fire = mailHeaders(notify::emailMessage(firing(), mailReceiver(), STARTED));
+    Notification n = resolved();
+    n.change = notify::Change::Resolve;
+    n.reason = "up";
+    const std::string message = notify::emailMessage(n, mailReceiver(), RESOLVED);
+    const auto h = mailHeaders(message);
+    CHECK(h.at("Subject").starts_with("[RESOLVED] "));
+    CHECK(h.at("In-Reply-To") == fire.at("Message-ID"));
+    CHECK(h.at("References") == fire.at("Message-ID"));
+    CHECK(h.at("Message-ID") != fire.at("Message-ID"));
+    CHECK(mailBody(message).find("Resolved:   2026-11-24T22:23:57.000Z, the unit stayed up\n") !=
+          std::string::npos);
+}
+
+TEST_CASE("a mail's subject cannot add a header, and non-ASCII is encoded") {
+    Notification n = firing();
+    n.summary = "héllo\r\nBcc: victim@example.test " + std::string(500, 'x');
+    n.journal = {std::string(1, '\xff') + "bad byte", std::string(3000, 'z')};
+    const std::string message = notify::emailMessage(n, mailReceiver(), STARTED);
+    const auto h = mailHeaders(message);
+    CHECK(h.count("Bcc") == 0);
+    CHECK(h.at("Subject").starts_with("=?UTF-8?B?"));
+    for (std::size_t pos = 0, end; (end = message.find("\r\n", pos)) != std::string::npos;
+         pos = end + 2)
+        CHECK(end - pos <= 78);
+    // Invalid UTF-8 is replaced, not sent as is under charset=utf-8.
+    CHECK(mailBody(message).find("\xEF\xBF\xBD"
+                                 "bad byte") != std::string::npos);
+    CHECK(notify::encodeHeaderWords("plain") == "plain");
+    CHECK(notify::encodeHeaderWords("é") == "=?UTF-8?B?w6k=?=");
+}
+
+TEST_CASE("quoted-printable keeps lines short and escapes what it must") {
+    CHECK(notify::quotedPrintable("a=b\n") == "a=3Db\r\n");
+    CHECK(notify::quotedPrintable("trailing \n") == "trailing=20\r\n");
+    CHECK(notify::quotedPrintable("é") == "=C3=A9");
+    const std::string long_line = notify::quotedPrintable(std::string(200, 'a'));
+    CHECK(long_line.find("=\r\n") == 75);
+    CHECK(decodeQuotedPrintable(long_line) == std::string(200, 'a'));
+}
+
+TEST_CASE("an email request carries the envelope, the login and the TLS mode") {
+    notify::Target target;
+    target.receiver = mailReceiver();
+    target.url = "smtp://127.0.0.1:2525";
+    target.password = "s3cret";
+    const auto request = notify::buildRequest(target, firing(), STARTED);
+    CHECK(request.url == "smtp://127.0.0.1:2525");
+    REQUIRE(request.mail.has_value());
+    CHECK(request.mail->from == "cerberus@example.test");
+    CHECK(request.mail->to == std::vector<std::string>{"ops@example.test", "night@example.test"});
+    CHECK(request.mail->username == "alerts");
+    CHECK(request.mail->password == "s3cret");
+    CHECK((request.mail->tls == notify::MailTls::None));
+    CHECK(request.headers.empty());
+    CHECK(request.body.find("s3cret") == std::string::npos);
+}
+
+TEST_CASE("an SMTP 5xx is final, a 4xx or a lost connection is retried") {
+    notify::Delivery d;
+    d.id = 7;
+    d.attempts = 1;
+    d.created_usec = STARTED;
+    const auto smtp = [](long code, std::string error) {
+        notify::HttpResponse r;
+        r.mail = true;
+        r.status = code;
+        r.error = std::move(error);
+        return r;
+    };
+    const core::Usec day = core::USEC_PER_DAY;
+    CHECK(name(notify::decide(d, smtp(250, ""), day, STARTED, 0).status) == "sent");
+    const auto denied = notify::decide(d, smtp(535, "Login denied"), day, STARTED, 0);
+    CHECK(name(denied.status) == "failed");
+    CHECK(denied.permanent);
+    CHECK(denied.last_error == "Login denied (SMTP 535)");
+    CHECK(name(notify::decide(d, smtp(451, "RCPT failed: 451"), day, STARTED, 0).status) ==
+          "pending");
+    CHECK(name(notify::decide(d, smtp(0, "Couldn't connect to server"), day, STARTED, 0).status) ==
+          "pending");
+}
+
+TEST_CASE("an email receiver's password is read like any secret") {
+    rules::Receiver r = mailReceiver();
+    auto env = [](const char* name) -> const char* {
+        return std::string_view(name) == "SMTP_PASSWORD" ? "s3cret" : nullptr;
+    };
+    const auto targets = notify::resolveTargets({r}, env);
+    REQUIRE(targets.ok());
+    CHECK(targets.by_name.at("mail").password == "s3cret");
+    CHECK(targets.by_name.at("mail").url == "smtp://127.0.0.1:2525");
+    const auto missing =
+        notify::resolveTargets({r}, [](const char*) -> const char* { return nullptr; });
+    REQUIRE(missing.errors.size() == 1);
+    CHECK(missing.errors[0].find("'password'") != std::string::npos);
 }

@@ -368,9 +368,9 @@ TEST_CASE("receivers accept only their own type's keys") {
     CHECK(onlyError(R"({"receivers": {"am": {"type": "alertmanager"}}})") ==
           "rules/prod.json:1: /receivers/am: missing key 'urls'; expected a non-empty array of "
           "http(s) URLs");
-    CHECK(onlyError(R"({"receivers": {"x": {"type": "email"}}})") ==
+    CHECK(onlyError(R"({"receivers": {"x": {"type": "sms"}}})") ==
           "rules/prod.json:1: /receivers/x/type: expected one of slack, pagerduty, webhook, "
-          "alertmanager, log, got \"email\"");
+          "alertmanager, email, log, got \"sms\"");
 }
 
 TEST_CASE("secrets stay unresolved in the model and are shown redacted") {
@@ -470,6 +470,91 @@ TEST_CASE("the summary renders its placeholders") {
           "api.service on web1 crashed 4 times in 5m (crashloop)");
 }
 
+TEST_CASE("the default summary names the event in agreement with its count") {
+    const auto r = parse(R"json({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "a", "when": {"event": "crash", "count": 3, "within": "1m"}, "notify": ["log"]},
+          {"name": "b", "when": {"event": "fail"}, "notify": ["log"]},
+          {"name": "c", "when": {"event": "give_up", "count": 2, "within": "1h"}, "notify": ["log"]}]})json");
+    REQUIRE(r.ok());
+    CHECK(rules::renderSummary(r.rules.rules[0], {"api.service", "web1", 3}) ==
+          "api.service on web1: 3 crashes in 1m");
+    CHECK(rules::renderSummary(r.rules.rules[0], {"api.service", "web1", 1}) ==
+          "api.service on web1: 1 crash in 1m");
+    CHECK(rules::renderSummary(r.rules.rules[1], {"api.service", "web1", 1}).find("1 failure in") !=
+          std::string::npos);
+    CHECK(
+        rules::renderSummary(r.rules.rules[2], {"api.service", "web1", 2}).find("2 give-ups in") !=
+        std::string::npos);
+}
+
+TEST_CASE("an email receiver reads its server, addresses, login and TLS mode") {
+    const auto r = parse(R"({"receivers": {"mail": {"type": "email",
+  "url": "smtp://mail.example.com:587", "from": "cerberus <cerberus@example.com>",
+  "to": ["ops@example.com", "\"Night, shift\" <night@example.com>"],
+  "username": "cerberus", "password": {"env": "SMTP_PASSWORD"}, "timeout": "20s"}},
+"rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["mail"]}]})");
+    REQUIRE(r.ok());
+    const auto* mail = r.rules.receiver("mail");
+    REQUIRE(mail != nullptr);
+    CHECK((mail->type == rules::ReceiverType::Email));
+    CHECK(mail->url->value == "smtp://mail.example.com:587");
+    CHECK(mail->from == rules::Mailbox{"cerberus", "cerberus@example.com"});
+    CHECK(mail->to == std::vector<rules::Mailbox>{{"", "ops@example.com"},
+                                                  {"Night, shift", "night@example.com"}});
+    CHECK(mail->username == "cerberus");
+    CHECK(mail->password == rules::Secret{rules::Secret::Kind::Env, "SMTP_PASSWORD"});
+    CHECK((mail->starttls == rules::StartTls::Always));
+    CHECK(mail->timeout_usec == 20 * core::USEC_PER_SEC);
+}
+
+TEST_CASE("a bad email receiver is refused with the field and the fix") {
+    const auto error = [](const std::string& receiver) {
+        return onlyError(
+            R"({"receivers": {"mail": )" + receiver +
+            R"(}, "rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["mail"]}]})");
+    };
+    const std::string base = R"("type": "email", "from": "c@example.com", "to": ["o@example.com"])";
+    CHECK(
+        error(
+            R"({"type": "email", "url": "http://x", "from": "c@example.com", "to": ["o@example.com"]})")
+            .find("/receivers/mail/url: expected an smtp:// or smtps:// URL") != std::string::npos);
+    CHECK(
+        error(
+            R"({"url": "smtp://h", "type": "email", "from": "not an address", "to": ["o@example.com"]})")
+            .find("/receivers/mail/from: expected an address such as") != std::string::npos);
+    CHECK(error(R"({"type": "email", "url": "smtp://h", "from": "c@example.com",
+                    "to": ["o@example.com", "x <bad>"]})")
+              .find("/receivers/mail/to/1: expected an address") != std::string::npos);
+    CHECK(error("{" + base + R"(, "url": "smtp://h", "username": "u"})")
+              .find("missing key 'password'") != std::string::npos);
+    CHECK(error("{" + base + R"(, "url": "smtp://h", "starttls": "sometimes"})")
+              .find("expected one of always, opportunistic, never") != std::string::npos);
+    CHECK(error("{" + base + R"(, "url": "smtps://h", "starttls": "never"})")
+              .find("smtps:// is encrypted from the first byte") != std::string::npos);
+    // A password in clear only to this machine.
+    CHECK(
+        error(
+            "{" + base +
+            R"(, "url": "smtp://mail.example.com", "starttls": "never", "username": "u", "password": "p"})")
+            .find("could cross the network unencrypted") != std::string::npos);
+    CHECK(
+        parse(
+            R"({"receivers": {"mail": {)" + base +
+            R"(, "url": "smtp://127.0.0.1:2525", "starttls": "never", "username": "u", "password": "p"}},
+"rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["mail"]}]})")
+            .ok());
+}
+
+TEST_CASE("mailboxes are an address alone or a name and an address") {
+    CHECK(rules::parseMailbox("ops@example.com") == rules::Mailbox{"", "ops@example.com"});
+    CHECK(rules::parseMailbox(" Équipe <ops@example.com> ") ==
+          rules::Mailbox{"Équipe", "ops@example.com"});
+    CHECK_FALSE(rules::parseMailbox("ops"));
+    CHECK_FALSE(rules::parseMailbox("ops@exa mple.com"));
+    CHECK_FALSE(rules::parseMailbox("Ops\r\nBcc: x@y.z <ops@example.com>"));
+    CHECK_FALSE(rules::parseMailbox("<ops@example.com"));
+}
+
 TEST_CASE("unit globs match with fnmatch and exclusions win") {
     rules::Rule rule;
     rule.units = {"*.service", "*.socket"};
@@ -550,9 +635,9 @@ TEST_CASE("the schema and the parser accept the same keys") {
     CHECK(keysOf(schema.at("properties")) == asSet(rules::topLevelKeys()));
     CHECK(keysOf(defs.at("rule").at("properties")) == asSet(rules::ruleKeys()));
     CHECK(keysOf(defs.at("when").at("properties")) == asSet(rules::whenKeys()));
-    for (auto type :
-         {rules::ReceiverType::Slack, rules::ReceiverType::PagerDuty, rules::ReceiverType::Webhook,
-          rules::ReceiverType::Alertmanager, rules::ReceiverType::Log}) {
+    for (auto type : {rules::ReceiverType::Slack, rules::ReceiverType::PagerDuty,
+                      rules::ReceiverType::Webhook, rules::ReceiverType::Alertmanager,
+                      rules::ReceiverType::Log, rules::ReceiverType::Email}) {
         const std::string def = std::string(rules::toString(type)) + "_receiver";
         CAPTURE(def);
         CHECK(keysOf(defs.at(def).at("properties")) == asSet(rules::receiverKeys(type)));
