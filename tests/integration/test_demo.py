@@ -87,7 +87,7 @@ for needle in ('"status": "firing"', '"rule": "crashloop"', '"unit": "demo-crash
 check("}\nsignature verified\n" in alert,
       f"the crash loop's alert was not shown as 'signature verified':\n{alert}")
 check("firing respawn demo-respawn.service" in out and
-      "respawned 5 times in 5m (signature verified)" in out,
+      "respawned 5 times in 5min (signature verified)" in out,
       f"the respawn loop's alert was not shown as received and verified:\n{out}")
 
 history = section(out, "What cerberus recorded")
