@@ -19,7 +19,7 @@ inline constexpr Usec USEC_PER_WEEK = 7 * USEC_PER_DAY;
 
 // What parseDuration() reads, for the sentence that refuses a value.
 inline constexpr std::string_view DURATION_EXAMPLES =
-    "a duration such as 500ms, 30s, 5min, 1.5h, 1h 30min, 2d or 1w";
+    "a number and a unit such as 500ms, 30s, 5min, 1.5h, 1h 30min, 2d or 1w";
 // What parseTimeArg() reads, likewise.
 inline constexpr std::string_view TIME_EXAMPLES =
     "a time such as 'now', 'today', 'yesterday', '-1h', '2 hours ago', '2026-12-01 14:00' "
