@@ -91,7 +91,8 @@ check("firing respawn demo-respawn.service" in out and
       f"the respawn loop's alert was not shown as received and verified:\n{out}")
 
 history = section(out, "What cerberus recorded")
-crashes = re.findall(r"^\S+Z\s+demo-crashloop\.service\s+crash\s+failed/failed\s+exit-code\s+exited 3",
+crashes = re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (?:[+-]\d\d:\d\d|UTC)\s+"
+                     r"demo-crashloop\.service\s+crash\s+failed/failed\s+exit-code\s+exited 3",
                      history, re.M)
 check(crashes, f"the history shows no crash of demo-crashloop.service:\n{history}")
 replay = section(out, "Backtest")
