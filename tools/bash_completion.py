@@ -5,7 +5,8 @@ subcommand and flag the binary has: meson runs it at build time.
     bash_completion.py CERBERUS OUT
 
 Completes subcommands (and those of `silence`), their flags, file names after --rules,
---db and --emit-socket, the bus names after --bus, and the system manager's service names after --unit."""
+--db and --emit-socket, the bus names after --bus, the events after --event, and the system manager's service
+names after -u/--unit."""
 import re
 import subprocess
 import sys
@@ -62,6 +63,8 @@ _cerberus() {{
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${{COMP_WORDS[i]}}
         [[ $word == -* ]] && continue
+        # The value of a global option given before the command (cerberus --db FILE ...).
+        [[ ${{COMP_WORDS[i-1]}} == --db || ${{COMP_WORDS[i-1]}} == --rules ]] && continue
         if [[ -z $path ]]; then
             path=$word
         elif [[ " {nested} " == *" $path "* ]]; then
@@ -76,7 +79,9 @@ _cerberus() {{
             COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
         --bus)
             COMPREPLY=($(compgen -W "system user" -- "$cur")); return ;;
-        --unit)
+        --event)
+            COMPREPLY=($(compgen -W "start stop crash restart fail give_up" -- "$cur")); return ;;
+        -u|--unit)
             COMPREPLY=($(compgen -W "$(systemctl list-units --all --plain --no-legend \\
                 --type=service 2>/dev/null | awk '{{print $1}}')" -- "$cur")); return ;;
     esac

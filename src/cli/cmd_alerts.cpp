@@ -1,7 +1,5 @@
 #include <fmt/core.h>
 
-#include <algorithm>
-#include <array>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -25,34 +23,20 @@ struct AlertsOptions {
     std::string db;
     std::string state = "firing";
     bool json = false;
+    bool utc = false;
 };
 
-std::string timeCell(const std::optional<core::Usec>& usec) {
-    return usec ? core::formatIsoTime(*usec) : "-";
-}
-
-void printTable(const std::vector<store::StoredAlert>& alerts) {
-    constexpr std::size_t COLUMNS = 8;
-    using Row = std::array<std::string, COLUMNS>;
-    std::vector<Row> cells;
+void printTable(const std::vector<store::StoredAlert>& alerts, bool utc) {
+    Table cells;
     cells.reserve(alerts.size() + 1);
     cells.push_back(
         {"RULE", "UNIT", "STATE", "SEVERITY", "COUNT", "STARTED", "RESOLVED", "SILENCED"});
     for (const auto& a : alerts)
         cells.push_back({a.rule, a.unit, a.state, a.severity, fmt::format("{}", a.count),
-                         core::formatIsoTime(a.started_usec), timeCell(a.resolved_usec),
+                         core::formatTime(a.started_usec, utc),
+                         a.resolved_usec ? core::formatTime(*a.resolved_usec, utc) : "-",
                          a.silenced ? "yes" : "no"});
-    std::array<std::size_t, COLUMNS> width{};
-    for (const auto& row : cells)
-        for (std::size_t i = 0; i < COLUMNS; ++i) width[i] = std::max(width[i], row[i].size());
-    std::string out;
-    for (const auto& row : cells) {
-        for (std::size_t i = 0; i + 1 < COLUMNS; ++i)
-            out += fmt::format("{:<{}}  ", row[i], width[i]);
-        out += row[COLUMNS - 1];
-        out += '\n';
-    }
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    writeOut(formatTable(cells));
 }
 
 nlohmann::ordered_json optionalTime(const std::optional<core::Usec>& usec) {
@@ -86,10 +70,7 @@ void printJson(const std::vector<store::StoredAlert>& alerts) {
         item["silenced"] = a.silenced;
         array.push_back(std::move(item));
     }
-    // Unit names from other inits are not guaranteed UTF-8; replace rather than fail.
-    const std::string out =
-        array.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    writeOut(jsonText(array) + "\n");
 }
 
 int runAlerts(const AlertsOptions& options) {
@@ -104,7 +85,7 @@ int runAlerts(const AlertsOptions& options) {
         std::fprintf(stderr, "no %salerts\n",
                      options.state == "all" ? "" : (options.state + " ").c_str());
     } else {
-        printTable(alerts);
+        printTable(alerts, options.utc);
     }
     finishOutput("the alerts");
     return 0;
@@ -121,6 +102,7 @@ void addAlertsCommand(CLI::App& app, Action& action) {
         ->check(CLI::IsMember({"firing", "resolved", "all"}))
         ->capture_default_str();
     cmd->add_flag("--json", options->json, "Print one JSON array instead of a table");
+    addUtcFlag(cmd, options->utc);
     cmd->callback([&action, options] { action = [options] { return runAlerts(*options); }; });
 }
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,6 +16,7 @@
 #include "core/error.hpp"
 #include "core/time.hpp"
 #include "core/transition.hpp"
+#include "core/unit_name.hpp"
 #include "store/store.hpp"
 
 namespace cerberus::cli {
@@ -21,27 +24,24 @@ namespace cerberus::cli {
 namespace {
 
 constexpr int LIMIT_MAX = 1000000;
+// Like journalctl -f: what --follow shows of the past unless -n says otherwise.
+constexpr int FOLLOW_LIMIT = 10;
+// How often --follow looks for new rows: one PRAGMA when nothing changed.
+constexpr long FOLLOW_POLL_MSEC = 200;
 
 struct HistoryOptions {
     std::string db;
-    std::optional<std::string> unit;
-    std::optional<std::string> event;
+    std::vector<std::string> units;
+    std::vector<std::string> events;
     std::optional<std::string> since;
     std::optional<std::string> until;
     int limit = 100;
+    bool limit_given = false;
+    bool follow = false;
     bool json = false;
+    bool utc = false;
     bool timeline = false;
 };
-
-std::optional<core::Usec> timeOption(const char* flag, const std::optional<std::string>& text,
-                                     core::Usec now_usec) {
-    if (!text) return std::nullopt;
-    if (auto usec = core::parseTimeArg(*text, now_usec)) return usec;
-    throw core::Error(core::ExitCode::Usage,
-                      fmt::format("{} '{}' is not a duration (2h) or ISO 8601 time "
-                                  "(2026-11-24T10:00:00Z)",
-                                  flag, *text));
-}
 
 std::string orDash(const std::string& text) { return text.empty() ? "-" : text; }
 
@@ -57,30 +57,19 @@ std::string exitCell(const core::Transition& t) {
     return fmt::format("{} {}", t.exit_code, *t.exit_status);
 }
 
-void printTable(const std::vector<store::StoredTransition>& rows) {
-    constexpr std::size_t COLUMNS = 8;
-    using Row = std::array<std::string, COLUMNS>;
-    std::vector<Row> cells;
+Table tableOf(const std::vector<store::StoredTransition>& rows, bool utc, bool header) {
+    Table cells;
     cells.reserve(rows.size() + 1);
-    cells.push_back({"TIME", "UNIT", "EVENT", "STATE", "RESULT", "EXIT", "RESTARTS", "SOURCE"});
+    if (header)
+        cells.push_back({"TIME", "UNIT", "EVENT", "STATE", "RESULT", "EXIT", "RESTARTS", "SOURCE"});
     for (const auto& row : rows) {
         const auto& t = row.transition;
-        cells.push_back({core::formatIsoTime(t.ts_usec), t.unit,
+        cells.push_back({core::formatTime(t.ts_usec, utc), t.unit,
                          std::string(core::toString(t.event)), stateCell(t), orDash(t.result),
                          exitCell(t), t.n_restarts ? fmt::format("{}", *t.n_restarts) : "-",
                          std::string(core::toString(t.source))});
     }
-    std::array<std::size_t, COLUMNS> width{};
-    for (const auto& row : cells)
-        for (std::size_t i = 0; i < COLUMNS; ++i) width[i] = std::max(width[i], row[i].size());
-    std::string out;
-    for (const auto& row : cells) {
-        for (std::size_t i = 0; i + 1 < COLUMNS; ++i)
-            out += fmt::format("{:<{}}  ", row[i], width[i]);
-        out += row[COLUMNS - 1];
-        out += '\n';
-    }
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    return cells;
 }
 
 nlohmann::ordered_json optionalText(const std::string& text) {
@@ -94,57 +83,119 @@ nlohmann::ordered_json optionalNumber(const std::optional<T>& value) {
     return *value;
 }
 
-void printJson(const std::vector<store::StoredTransition>& rows) {
-    auto array = nlohmann::ordered_json::array();
-    for (const auto& row : rows) {
-        const auto& t = row.transition;
-        nlohmann::ordered_json item;
-        item["id"] = row.id;
-        item["time"] = core::formatIsoTime(t.ts_usec);
-        item["ts_usec"] = t.ts_usec;
-        item["unit"] = t.unit;
-        item["event"] = core::toString(t.event);
-        item["active_state"] = optionalText(t.active_state);
-        item["sub_state"] = optionalText(t.sub_state);
-        item["result"] = optionalText(t.result);
-        item["exit_code"] = optionalText(t.exit_code);
-        item["exit_status"] = optionalNumber(t.exit_status);
-        item["n_restarts"] = optionalNumber(t.n_restarts);
-        item["invocation_id"] = optionalText(t.invocation_id);
-        item["main_pid"] = optionalNumber(t.main_pid);
-        item["source"] = core::toString(t.source);
-        array.push_back(std::move(item));
+nlohmann::ordered_json jsonOf(const store::StoredTransition& row) {
+    const auto& t = row.transition;
+    nlohmann::ordered_json item;
+    item["id"] = row.id;
+    item["time"] = core::formatIsoTime(t.ts_usec);
+    item["ts_usec"] = t.ts_usec;
+    item["unit"] = t.unit;
+    item["event"] = core::toString(t.event);
+    item["active_state"] = optionalText(t.active_state);
+    item["sub_state"] = optionalText(t.sub_state);
+    item["result"] = optionalText(t.result);
+    item["exit_code"] = optionalText(t.exit_code);
+    item["exit_status"] = optionalNumber(t.exit_status);
+    item["n_restarts"] = optionalNumber(t.n_restarts);
+    item["invocation_id"] = optionalText(t.invocation_id);
+    item["main_pid"] = optionalNumber(t.main_pid);
+    item["source"] = core::toString(t.source);
+    return item;
+}
+
+store::HistoryQuery queryOf(const HistoryOptions& options) {
+    store::HistoryQuery query;
+    for (const auto& unit : options.units)
+        for (auto& glob : core::unitGlobs(unit)) query.unit_globs.push_back(std::move(glob));
+    for (const auto& event : options.events)
+        query.events.push_back(*core::parseEvent(event));  // validated by CLI11
+    const auto range = timeRange(options.since, options.until, core::SystemClock{}.realtime());
+    query.since_usec = range.since_usec;
+    query.until_usec = range.until_usec;
+    query.limit = options.limit;
+    return query;
+}
+
+// Blocks SIGINT and SIGTERM so that --follow takes them with sigtimedwait() and ends cleanly.
+sigset_t blockStopSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0)
+        throw core::Error(core::ExitCode::Failure, "cannot block SIGINT and SIGTERM to follow");
+    return set;
+}
+
+// True once SIGINT or SIGTERM arrived, else after `msec` of waiting.
+bool stopRequested(const sigset_t& set, long msec) {
+    const timespec wait{msec / 1000, (msec % 1000) * 1000000};
+    return sigtimedwait(&set, nullptr, &wait) > 0;
+}
+
+// journalctl -f: the newest rows, then every new one as it is stored, until SIGINT or SIGTERM.
+// A row is new when its id is above the newest seen; PRAGMA data_version says whether
+// anything was committed at all, so an idle poll reads no table.
+int followHistory(const HistoryOptions& options, store::HistoryQuery query) {
+    const sigset_t stop = blockStopSignals();
+    auto db = store::Database::open(options.db, store::OpenMode::ReadOnly);
+    std::int64_t version = store::dataVersion(db);
+    std::int64_t seen_id = store::lastTransitionId(db);
+    query.limit = options.limit_given ? options.limit : FOLLOW_LIMIT;
+    query.through_id = seen_id;
+    const auto past = store::queryHistory(db, query);
+
+    // The columns of the first rows, wide enough for what usually follows.
+    auto first = tableOf(past, options.utc, true);
+    auto width = columnWidths(first);
+    static constexpr std::size_t MIN_WIDTH[] = {30, 24, 7, 18, 9, 13, 8};
+    for (std::size_t i = 0; i < std::size(MIN_WIDTH); ++i)
+        width[i] = std::max(width[i], MIN_WIDTH[i]);
+    auto print = [&](const std::vector<store::StoredTransition>& rows, Table cells) {
+        if (options.json) {
+            std::string out;
+            for (const auto& row : rows) out += jsonText(jsonOf(row), -1) + "\n";
+            writeOut(out);
+        } else {
+            writeOut(formatTable(cells, width));
+        }
+        finishOutput("the history");
+    };
+    print(past, std::move(first));
+
+    query.limit = LIMIT_MAX;
+    while (!stopRequested(stop, FOLLOW_POLL_MSEC)) {
+        const std::int64_t now_version = store::dataVersion(db);
+        if (now_version == version) continue;
+        version = now_version;
+        const std::int64_t newest = store::lastTransitionId(db);
+        if (newest <= seen_id) continue;
+        query.after_id = seen_id;
+        query.through_id = newest;
+        const auto rows = store::queryHistory(db, query);
+        seen_id = newest;
+        if (!rows.empty()) print(rows, tableOf(rows, options.utc, false));
     }
-    // Unit names from other inits are not guaranteed UTF-8; replace rather than fail.
-    const std::string out =
-        array.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
 }
 
 int runHistory(const HistoryOptions& options) {
-    const core::Usec now_usec = core::SystemClock{}.realtime();
-    store::HistoryQuery query;
-    query.unit_glob = options.unit;
-    if (options.event) query.event = core::parseEvent(*options.event);  // validated by CLI11
-    query.since_usec = timeOption("--since", options.since, now_usec);
-    query.until_usec = timeOption("--until", options.until, now_usec);
-    query.limit = options.limit;
-    if (query.since_usec && query.until_usec && *query.since_usec > *query.until_usec)
-        throw core::Error(core::ExitCode::Usage,
-                          fmt::format("--since '{}' is later than --until '{}'; swap them",
-                                      *options.since, *options.until));
-
+    auto query = queryOf(options);
+    if (options.follow) return followHistory(options, std::move(query));
     auto db = store::Database::open(options.db, store::OpenMode::ReadOnly);
     if (options.timeline) query.limit = TIMELINE_ROWS_MAX;
     const auto rows = store::queryHistory(db, query);
     if (options.timeline)
-        return printHistoryTimeline(rows, query.since_usec, query.until_usec, now_usec);
+        return printHistoryTimeline(rows, query.since_usec, query.until_usec,
+                                    core::SystemClock{}.realtime());
     if (options.json) {
-        printJson(rows);
+        auto array = nlohmann::ordered_json::array();
+        for (const auto& row : rows) array.push_back(jsonOf(row));
+        writeOut(jsonText(array) + "\n");
     } else if (rows.empty()) {
         std::fputs("no transitions match\n", stderr);
     } else {
-        printTable(rows);
+        writeOut(formatTable(tableOf(rows, options.utc, true)));
     }
     finishOutput("the history");
     return 0;
@@ -156,25 +207,39 @@ void addHistoryCommand(CLI::App& app, Action& action) {
     auto options = std::make_shared<HistoryOptions>();
     auto* cmd = app.add_subcommand("history", "Show stored transitions, oldest first");
     addDbOption(cmd, options->db);
-    cmd->add_option("--unit", options->unit, "Only units matching this glob (e.g. 'web-*.service')")
+    cmd->add_option("-u,--unit", options->units,
+                    "Only units matching this glob; repeatable. A name without a unit type "
+                    "also matches NAME.service (as journalctl -u)")
         ->type_name("GLOB");
-    cmd->add_option("--event", options->event, "Only this event")
-        ->type_name("E")
+    cmd->add_option("--event", options->events,
+                    "Only these events (start, stop, crash, restart, fail, give_up): a comma "
+                    "list, repeatable")
+        ->type_name("E,...")
+        ->delimiter(',')
         ->check(CLI::IsMember({"start", "stop", "crash", "restart", "fail", "give_up"}));
-    cmd->add_option("--since", options->since, "From this time: a duration ago (2h) or ISO 8601")
-        ->type_name("T");
-    cmd->add_option("--until", options->until, "Before this time: a duration ago or ISO 8601")
-        ->type_name("T");
-    cmd->add_option("--limit", options->limit, "Show the newest N matching transitions")
-        ->type_name("N")
-        ->check(CLI::Range(1, LIMIT_MAX))
-        ->capture_default_str();
+    addTimeRangeOptions(cmd, options->since, options->until,
+                        "From this time: 'today', '-2h', '1 hour ago', '2026-12-01 14:00' (local "
+                        "time), ISO 8601 with an offset, @EPOCH",
+                        "Before this time, written as for --since");
+    auto* limit = cmd->add_option("-n,--limit", options->limit,
+                                  "Show the newest N matching transitions (with --follow: 10)")
+                      ->type_name("N")
+                      ->check(CLI::Range(0, LIMIT_MAX))
+                      ->capture_default_str();
+    cmd->add_flag("-f,--follow", options->follow,
+                  "Then print each new matching transition as it is stored, until Ctrl-C "
+                  "(with --json: one object per line)");
     cmd->add_flag("--json", options->json, "Print one JSON array instead of a table");
+    addUtcFlag(cmd, options->utc);
     cmd->add_flag("--timeline", options->timeline,
                   "Draw one line per unit over the span (crashes, restarts, up), at the "
                   "terminal's width, instead of rows (--limit does not apply)")
-        ->excludes("--json");
-    cmd->callback([&action, options] { action = [options] { return runHistory(*options); }; });
+        ->excludes("--json")
+        ->excludes("--follow");
+    cmd->callback([&action, options, limit] {
+        options->limit_given = limit->count() > 0;
+        action = [options] { return runHistory(*options); };
+    });
 }
 
 }  // namespace cerberus::cli

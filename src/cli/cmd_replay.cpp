@@ -37,17 +37,8 @@ struct ReplayOptions {
     std::optional<std::string> since;
     std::optional<std::string> until;
     bool json = false;
+    bool utc = false;
 };
-
-std::optional<Usec> timeOption(const char* flag, const std::optional<std::string>& text,
-                               Usec now_usec) {
-    if (!text) return std::nullopt;
-    if (auto usec = core::parseTimeArg(*text, now_usec)) return usec;
-    throw core::Error(core::ExitCode::Usage,
-                      fmt::format("{} '{}' is not a duration (2h) or ISO 8601 time "
-                                  "(2026-11-24T10:00:00Z)",
-                                  flag, *text));
-}
 
 // One alert change, kept small: a replay over months of history can make many.
 struct Record {
@@ -113,7 +104,7 @@ public:
         record(changes_);
     }
 
-    void printText() const;
+    void printText(bool utc) const;
     void printJson() const;
 
 private:
@@ -205,18 +196,8 @@ std::string kindWord(rules::ChangeKind kind) {
     return "?";
 }
 
-// Rows of cells printed as left-aligned columns two spaces apart.
-void appendTable(fmt::memory_buffer& out, const std::vector<std::vector<std::string>>& rows) {
-    if (rows.empty()) return;
-    std::vector<std::size_t> width(rows.front().size());
-    for (const auto& row : rows)
-        for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-    for (const auto& row : rows) {
-        for (std::size_t i = 0; i + 1 < row.size(); ++i)
-            fmt::format_to(std::back_inserter(out), "{:<{}}  ", row[i], width[i]);
-        fmt::format_to(std::back_inserter(out), "{}\n", row.back());
-    }
-}
+// Times to fire for people: to the millisecond, "1.512s" rather than "1.512469s".
+std::string readable(Usec usec) { return core::formatDuration(usec, core::USEC_PER_MSEC); }
 
 std::string quoted(const std::string& text) {
     // Unit names from other inits are not guaranteed UTF-8; replace rather than fail.
@@ -228,15 +209,15 @@ void write(const fmt::memory_buffer& out) {
     finishOutput("the replay");
 }
 
-void Replay::printText() const {
+void Replay::printText(bool utc) const {
     const auto& list = evaluator_.ruleSet().rules;
     fmt::memory_buffer out;
     if (transitions_ == 0) {
         fmt::format_to(std::back_inserter(out), "no transitions in this time range\n");
     } else {
         fmt::format_to(std::back_inserter(out), "{} transitions from {} to {}, {} alert change{}\n",
-                       transitions_, core::formatIsoTime(first_usec_),
-                       core::formatIsoTime(last_usec_), records_.size(),
+                       transitions_, core::formatTime(first_usec_, utc),
+                       core::formatTime(last_usec_, utc), records_.size(),
                        records_.size() == 1 ? "" : "s");
     }
     if (!records_.empty()) {
@@ -244,14 +225,14 @@ void Replay::printText() const {
         rows.reserve(records_.size() + 1);
         rows.push_back({"TIME", "CHANGE", "RULE", "UNIT", "COUNT", "TIME-TO-FIRE", "REASON"});
         for (const auto& r : records_)
-            rows.push_back({core::formatIsoTime(r.at_usec), kindWord(r.kind), list[r.rule].name,
+            rows.push_back({core::formatTime(r.at_usec, utc), kindWord(r.kind), list[r.rule].name,
                             unit_names_[r.unit], std::to_string(r.count),
-                            r.time_to_fire_usec ? core::formatDuration(*r.time_to_fire_usec) : "-",
+                            r.time_to_fire_usec ? readable(*r.time_to_fire_usec) : "-",
                             r.kind == rules::ChangeKind::Resolve
                                 ? std::string(rules::toString(r.reason))
                                 : "-"});
         out.push_back('\n');
-        appendTable(out, rows);
+        fmt::format_to(std::back_inserter(out), "{}", formatTable(rows));
     }
     std::vector<std::vector<std::string>> rows;
     rows.push_back(
@@ -260,11 +241,11 @@ void Replay::printText() const {
         const RuleSummary& s = summaries_[r];
         const auto med = median(s.times_to_fire);
         rows.push_back({list[r].name, std::to_string(s.fired), std::to_string(distinct(s.units)),
-                        med ? core::formatDuration(*med) : "-", std::to_string(s.repeats),
+                        med ? readable(*med) : "-", std::to_string(s.repeats),
                         std::to_string(s.resolved), std::to_string(s.fired - s.resolved)});
     }
     out.push_back('\n');
-    appendTable(out, rows);
+    fmt::format_to(std::back_inserter(out), "{}", formatTable(rows));
     write(out);
 }
 
@@ -303,21 +284,16 @@ void Replay::printJson() const {
                        "\"repeats\": {}, \"resolved\": {}, \"firing_at_end\": {}}}",
                        r == 0 ? "" : ",", rule_names[r], s.fired, distinct(s.units),
                        med ? std::to_string(*med) : "null",
-                       med ? fmt::format("\"{}\"", core::formatDuration(*med)) : "null", s.repeats,
-                       s.resolved, s.fired - s.resolved);
+                       med ? fmt::format("\"{}\"", readable(*med)) : "null", s.repeats, s.resolved,
+                       s.fired - s.resolved);
     }
     fmt::format_to(it, "{}]}}\n", list.empty() ? "" : "\n");
     write(out);
 }
 
 int runReplay(const ReplayOptions& options) {
-    const Usec now_usec = core::SystemClock{}.realtime();
-    const auto since_usec = timeOption("--since", options.since, now_usec);
-    const auto until_usec = timeOption("--until", options.until, now_usec);
-    if (since_usec && until_usec && *since_usec > *until_usec)
-        throw core::Error(core::ExitCode::Usage,
-                          fmt::format("--since '{}' is later than --until '{}'; swap them",
-                                      *options.since, *options.until));
+    const auto [since_usec, until_usec] =
+        timeRange(options.since, options.until, core::SystemClock{}.realtime());
     Replay replay(loadRulesOrReport(options.rules.empty() ? defaultRulesPaths() : options.rules));
     auto db = store::Database::open(options.db, store::OpenMode::ReadOnly);
     store::forEachTransition(db, since_usec, until_usec, [&replay](const core::Transition& t) {
@@ -328,7 +304,7 @@ int runReplay(const ReplayOptions& options) {
     if (options.json) {
         replay.printJson();
     } else {
-        replay.printText();
+        replay.printText(options.utc);
     }
     return 0;
 }
@@ -352,14 +328,13 @@ void addReplayCommand(CLI::App& app, Action& action) {
                     "Rule file or directory of *.json files; repeatable (default: "
                     "/etc/cerberus/rules, else the shipped rules/default.json)")
         ->type_name("PATH");
-    cmd->add_option("--since", options->since,
-                    "From this time (windows start empty): a duration ago (2h) or ISO 8601")
-        ->type_name("T");
-    cmd->add_option("--until", options->until,
-                    "Before this time; timers due by then (resolves, repeats) still run")
-        ->type_name("T");
+    addTimeRangeOptions(cmd, options->since, options->until,
+                        "From this time (windows start empty): 'yesterday', '-2h', "
+                        "'2026-12-01 14:00' (local time), ISO 8601 with an offset, @EPOCH",
+                        "Before this time; timers due by then (resolves, repeats) still run");
     cmd->add_flag("--json", options->json,
                   "Print {\"transitions\": N, \"changes\": [...], \"summary\": [...]}");
+    addUtcFlag(cmd, options->utc);
     cmd->callback([&action, options] { action = [options] { return runReplay(*options); }; });
 }
 

@@ -46,16 +46,6 @@ struct ReportOptions {
     std::optional<std::string> until;
 };
 
-std::optional<Usec> timeOption(const char* flag, const std::optional<std::string>& text,
-                               Usec now_usec) {
-    if (!text) return std::nullopt;
-    if (auto usec = core::parseTimeArg(*text, now_usec)) return usec;
-    throw core::Error(core::ExitCode::Usage,
-                      fmt::format("{} '{}' is not a duration (2h) or ISO 8601 time "
-                                  "(2026-11-24T10:00:00Z)",
-                                  flag, *text));
-}
-
 bool selected(const std::vector<std::string>& patterns, const std::string& unit) {
     if (patterns.empty()) return true;
     return std::any_of(patterns.begin(), patterns.end(),
@@ -152,11 +142,11 @@ void writeReport(const std::string& html, const std::string& path) {
 
 int runReport(const ReportOptions& options) {
     const Usec now_usec = core::SystemClock{}.realtime();
-    const auto since_usec = timeOption("--since", options.since, now_usec);
-    const auto until_usec = timeOption("--until", options.until, now_usec);
-    if (since_usec && until_usec && *since_usec >= *until_usec)
+    const auto [since_usec, until_usec] = timeRange(options.since, options.until, now_usec);
+    if (since_usec && until_usec && *since_usec == *until_usec)
         throw core::Error(core::ExitCode::Usage,
-                          fmt::format("--since '{}' is not earlier than --until '{}'; swap them",
+                          fmt::format("--since '{}' and --until '{}' are the same time; give a "
+                                      "span the report can draw",
                                       *options.since, *options.until));
     std::optional<ReplayOverlay> replay;
     if (!options.rules.empty()) replay.emplace(loadRulesOrReport(options.rules));
@@ -236,17 +226,13 @@ void addReportCommand(CLI::App& app, Action& action) {
     addDbOption(cmd, options->db);
     cmd->add_option("-o,--output", options->output, "Write the report to FILE (default: stdout)")
         ->type_name("FILE");
-    cmd->add_option("--unit", options->units,
+    cmd->add_option("-u,--unit", options->units,
                     "Only units matching this glob; a bare name means NAME.service; repeatable")
         ->type_name("GLOB");
-    cmd->add_option("--since", options->since,
-                    "From this time: a duration ago (2h) or ISO 8601 (default: the first thing "
-                    "recorded)")
-        ->type_name("T");
-    cmd->add_option("--until", options->until,
-                    "Before this time: a duration ago or ISO 8601 (default: just after the last "
-                    "thing recorded)")
-        ->type_name("T");
+    addTimeRangeOptions(cmd, options->since, options->until,
+                        "From this time, as journalctl reads it (default: the first thing "
+                        "recorded)",
+                        "Before this time (default: just after the last thing recorded)");
     cmd->add_option("--rules", options->rules,
                     "Also draw the alerts these rules would have raised (a replay); repeatable")
         ->type_name("PATH");

@@ -36,8 +36,9 @@ void addRunCommand(CLI::App& app, Action& action) {
     cmd->add_option("--rules", args->rules,
                     "Rule file or directory of *.json files; repeatable (default: "
                     "/etc/cerberus/rules, else the shipped rules/default.json)");
-    cmd->add_option("--keep", args->keep,
-                    "Delete transitions older than this duration (e.g. 30d); default: keep all");
+    cmd->add_option(
+        "--keep", args->keep,
+        "Delete transitions older than this duration (e.g. 30d, 2w, 12h); default: keep all");
     cmd->add_option("--metrics", args->metrics,
                     "Serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9469 "
                     "or [::1]:9469 (0.0.0.0:9469 for every interface); default: off")
@@ -58,14 +59,7 @@ void addRunCommand(CLI::App& app, Action& action) {
             options.emit_socket = args->emit_socket;
             options.emit_group = args->emit_group;
             options.bus = args->bus.empty() ? (geteuid() == 0 ? "system" : "user") : args->bus;
-            if (!args->keep.empty()) {
-                const auto keep = core::parseDuration(args->keep);
-                if (!keep || *keep <= 0)
-                    throw core::Error(
-                        core::ExitCode::Usage,
-                        "--keep '" + args->keep + "' is not a duration; use e.g. 30d, 12h or 90m");
-                options.keep_usec = *keep;
-            }
+            if (!args->keep.empty()) options.keep_usec = durationOption("--keep", args->keep);
             if (!args->metrics.empty()) {
                 options.metrics = daemon::parseMetricsAddress(args->metrics);
                 if (!options.metrics)

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -17,63 +18,74 @@ struct SilenceArgs {
     std::string db;
     std::string unit;
     std::string rule;
-    std::string duration;
+    std::optional<std::string> duration;
+    std::optional<std::string> until;
     std::string comment;
     bool all = false;
     bool json = false;
+    bool utc = false;
     std::int64_t id = 0;
 };
 
 int add(const SilenceArgs& args) {
-    const auto duration = core::parseDuration(args.duration);
-    if (!duration || *duration <= 0)
-        throw core::Error(core::ExitCode::Usage, "--for '" + args.duration +
-                                                     "' is not a duration; use e.g. 30m, 2h or 1d");
-    const core::SystemClock clock;
-    const core::Usec now = clock.realtime();
+    const core::Usec now = core::SystemClock{}.realtime();
+    core::Usec ends_usec = 0;
+    if (args.duration) {
+        ends_usec = now + durationOption("--for", *args.duration);
+    } else {
+        ends_usec = *timeOption("--until", args.until, now);
+        if (ends_usec <= now)
+            throw core::Error(core::ExitCode::Usage,
+                              fmt::format("--until '{}' is not in the future; give a later time "
+                                          "or use --for",
+                                          *args.until));
+    }
     auto db = store::Database::open(args.db, store::OpenMode::ReadWrite);
     store::Silence silence;
     silence.unit_glob = args.unit;
     silence.rule = args.rule;
     silence.starts_usec = now;
-    silence.ends_usec = now + *duration;
+    silence.ends_usec = ends_usec;
     silence.comment = args.comment;
     const auto id = store::addSilence(db, silence);
-    fmt::print("silence {} added: unit '{}'{} until {}\n", id, args.unit,
+    fmt::print("silence {} added: unit '{}'{} until {} (for {})\n", id, args.unit,
                args.rule.empty() ? std::string() : " rule '" + args.rule + "'",
-               core::formatIsoTime(silence.ends_usec));
+               core::formatTime(silence.ends_usec, args.utc),
+               core::formatDuration(silence.ends_usec - now, core::USEC_PER_SEC));
     return 0;
 }
 
 int list(const SilenceArgs& args) {
-    const core::SystemClock clock;
     auto db = store::Database::open(args.db, store::OpenMode::ReadOnly);
-    const auto silences = store::listSilences(db, !args.all, clock.realtime());
+    const auto silences = store::listSilences(db, !args.all, core::SystemClock{}.realtime());
     if (args.json) {
-        auto out = nlohmann::json::array();
+        auto out = nlohmann::ordered_json::array();
         for (const auto& s : silences) {
             out.push_back({{"id", s.id},
                            {"unit", s.unit_glob},
-                           {"rule", s.rule.empty() ? nlohmann::json() : nlohmann::json(s.rule)},
+                           {"rule", s.rule.empty() ? nlohmann::ordered_json()
+                                                   : nlohmann::ordered_json(s.rule)},
                            {"starts", core::formatIsoTime(s.starts_usec)},
                            {"ends", core::formatIsoTime(s.ends_usec)},
                            {"starts_usec", s.starts_usec},
                            {"ends_usec", s.ends_usec},
                            {"comment", s.comment}});
         }
-        fmt::print("{}\n", out.dump(2));
+        writeOut(jsonText(out) + "\n");
+        finishOutput("the silences");
         return 0;
     }
     if (silences.empty()) {
         fmt::print(stderr, "no {}silences\n", args.all ? "" : "active ");
         return 0;
     }
-    fmt::print("{:<6} {:<28} {:<16} {:<25} {:<25} {}\n", "ID", "UNIT", "RULE", "STARTS", "ENDS",
-               "COMMENT");
+    Table cells{{"ID", "UNIT", "RULE", "STARTS", "ENDS", "COMMENT"}};
     for (const auto& s : silences)
-        fmt::print("{:<6} {:<28} {:<16} {:<25} {:<25} {}\n", s.id, s.unit_glob,
-                   s.rule.empty() ? "*" : s.rule, core::formatIsoTime(s.starts_usec),
-                   core::formatIsoTime(s.ends_usec), s.comment);
+        cells.push_back({std::to_string(s.id), s.unit_glob, s.rule.empty() ? "*" : s.rule,
+                         core::formatTime(s.starts_usec, args.utc),
+                         core::formatTime(s.ends_usec, args.utc), s.comment});
+    writeOut(formatTable(cells));
+    finishOutput("the silences");
     return 0;
 }
 
@@ -96,13 +108,28 @@ void addSilenceCommand(CLI::App& app, Action& action) {
         "silence", "Hold back alerts of matching units for a while (they are still recorded)");
     cmd->require_subcommand(1);
     addDbOption(cmd, args->db);
+    addUtcFlag(cmd, args->utc);
 
     auto* add_cmd = cmd->add_subcommand("add", "Silence alerts of units matching a glob");
-    add_cmd->add_option("--unit", args->unit, "Unit glob, e.g. 'web-*.service'")->required();
+    add_cmd->add_option("-u,--unit", args->unit, "Unit glob, e.g. 'web-*.service'")
+        ->type_name("GLOB")
+        ->required();
     add_cmd->add_option("--rule", args->rule, "Only this rule (default: every rule)");
-    add_cmd->add_option("--for", args->duration, "How long, e.g. 2h")->required();
+    auto* for_opt =
+        add_cmd->add_option("--for", args->duration, "How long: 30min, 2h, 1h 30min, 1d, ...")
+            ->type_name("DUR");
+    auto* until_opt = add_cmd
+                          ->add_option("-U,--until", args->until,
+                                       "Or until this time: 'tomorrow', '+2h', "
+                                       "'2026-12-01 18:00' (local time), ...")
+                          ->type_name("T");
+    for_opt->excludes(until_opt);
     add_cmd->add_option("--comment", args->comment, "Why, for the next person");
-    add_cmd->callback([&action, args] { action = [args] { return add(*args); }; });
+    add_cmd->callback([&action, args] {
+        if (!args->duration && !args->until)
+            throw CLI::ValidationError("silence add", "give --for DUR or --until T");
+        action = [args] { return add(*args); };
+    });
 
     auto* list_cmd = cmd->add_subcommand("list", "List active silences");
     list_cmd->add_flag("--all", args->all, "Also list ended silences");
@@ -113,6 +140,9 @@ void addSilenceCommand(CLI::App& app, Action& action) {
     expire_cmd->add_option("ID", args->id, "The silence's id (see 'cerberus silence list')")
         ->required();
     expire_cmd->callback([&action, args] { action = [args] { return expire(*args); }; });
+
+    // `silence add --db X`: an option of `silence` given after its action.
+    for (auto* sub : {add_cmd, list_cmd, expire_cmd}) sub->fallthrough();
 }
 
 }  // namespace cerberus::cli

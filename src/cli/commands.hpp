@@ -2,9 +2,13 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/time.hpp"
 #include "ingest/emit.hpp"
 #include "rules/rules.hpp"
 
@@ -50,6 +54,43 @@ void addDbOption(CLI::App* cmd, std::string& db);
 // Flushes standard output; a failed write (a full disk, a closed pipe) is an error, not a
 // silent truncation. `what` names what was being written.
 void finishOutput(const std::string& what);
+
+// Options that may stand before the subcommand as well as after it (`cerberus --db X
+// silence add`): they are moved to follow the subcommand's name (its action's, for silence).
+std::vector<std::string> hoistGlobalOptions(const CLI::App& app, std::vector<std::string> args);
+
+// A time given as `flag` (core::parseTimeArg); a bad one throws core::Error(Usage) naming the
+// flag and what to write instead.
+std::optional<core::Usec> timeOption(std::string_view flag, const std::optional<std::string>& text,
+                                     core::Usec now_usec);
+struct TimeRange {
+    std::optional<core::Usec> since_usec;
+    std::optional<core::Usec> until_usec;
+};
+// --since and --until, the first not later than the second.
+TimeRange timeRange(const std::optional<std::string>& since,
+                    const std::optional<std::string>& until, core::Usec now_usec);
+// A non-zero duration given as `flag` (core::parseDuration), else core::Error(Usage).
+core::Usec durationOption(std::string_view flag, const std::string& text);
+
+// `-S/--since T` and `-U/--until T`, as journalctl spells them.
+void addTimeRangeOptions(CLI::App* cmd, std::optional<std::string>& since,
+                         std::optional<std::string>& until, const std::string& since_help,
+                         const std::string& until_help);
+// `--utc`: tables print times in UTC rather than in the local time zone.
+void addUtcFlag(CLI::App* cmd, bool& utc);
+
+// Rows of cells printed as left-aligned columns, two spaces apart.
+using Table = std::vector<std::vector<std::string>>;
+// The widest cell of each column.
+std::vector<std::size_t> columnWidths(const Table& rows);
+std::string formatTable(const Table& rows, const std::vector<std::size_t>& width);
+inline std::string formatTable(const Table& rows) { return formatTable(rows, columnWidths(rows)); }
+
+// JSON for standard output (indent -1: one line); text that is not UTF-8 is replaced.
+std::string jsonText(const nlohmann::ordered_json& value, int indent = 2);
+// Writes to standard output; finishOutput() says whether it all went out.
+void writeOut(const std::string& text);
 
 // DESIGN.md's default: /etc/cerberus/rules if present, else the shipped rules/default.json
 // (installed, or in the source tree when run from a build directory).

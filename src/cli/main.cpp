@@ -1,5 +1,7 @@
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
@@ -23,19 +25,26 @@ int run(int argc, char** argv) {
     cerberus::cli::addTestReceiverCommand(app, action);
     cerberus::cli::addEmitCommand(app, action);
     cerberus::cli::addSupervisorListenerCommand(app, action);
+    // After the commands: they would inherit it.
+    app.footer(
+        "--db, --rules, --utc and --json may also stand before the command, e.g. "
+        "'cerberus --db FILE silence add ...'.");
 
-    if (argc > 1 && argv[1][0] != '-') {
+    auto args = cerberus::cli::hoistGlobalOptions(app, std::vector<std::string>(argv, argv + argc));
+    if (args.size() > 1 && args[1][0] != '-') {
         bool known = false;
         for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
-            known = known || sub->get_name() == argv[1];
+            known = known || sub->get_name() == args[1];
         if (!known) {
             std::fprintf(stderr, "cerberus: unknown command '%s'; see 'cerberus --help'.\n",
-                         argv[1]);
+                         args[1].c_str());
             return static_cast<int>(ExitCode::Usage);
         }
     }
+    std::vector<char*> pointers;
+    for (auto& arg : args) pointers.push_back(arg.data());
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(pointers.size()), pointers.data());
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForVersion& e) {

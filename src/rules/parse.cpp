@@ -64,7 +64,8 @@ constexpr std::array<std::string_view, 5> RESERVED_LABELS{"alertname", "unit", "
                                                           "source"};
 
 constexpr std::string_view DURATION_HINT =
-    "a duration such as \"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\"";
+    "a duration such as \"500ms\", \"30s\", \"5min\", \"1.5h\", \"1h 30min\", \"2d\" or "
+    "\"1w\"";
 
 template <std::size_t N>
 std::string joined(const std::array<std::string_view, N>& words) {

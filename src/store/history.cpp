@@ -353,21 +353,28 @@ std::optional<core::UnitSnapshot> loadUnit(Database& db, const std::string& unit
 std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& query) {
     if (query.limit <= 0) return {};
     std::string sql = "SELECT " + std::string(TRANSITION_COLUMNS) + " FROM transitions WHERE 1";
-    if (query.unit_glob) {
-        // Without metacharacters the pattern is a name, and `=` lets SQLite use the index.
-        sql += hasGlobMeta(*query.unit_glob) ? " AND unit GLOB ?" : " AND unit = ?";
-    }
-    if (query.event) sql += " AND event = ?";
+    // Without metacharacters the pattern is a name, and `=` lets SQLite use the index.
+    for (std::size_t i = 0; i < query.unit_globs.size(); ++i)
+        sql += std::string(i == 0 ? " AND (" : " OR ") +
+               (hasGlobMeta(query.unit_globs[i]) ? "unit GLOB ?" : "unit = ?") +
+               (i + 1 == query.unit_globs.size() ? ")" : "");
+    for (std::size_t i = 0; i < query.events.size(); ++i)
+        sql += std::string(i == 0 ? " AND event IN (?" : ", ?") +
+               (i + 1 == query.events.size() ? ")" : "");
     if (query.since_usec) sql += " AND ts_usec >= ?";
     if (query.until_usec) sql += " AND ts_usec < ?";
-    sql += " ORDER BY ts_usec DESC, id DESC LIMIT ?";
+    if (query.after_id) sql += " AND id > ?";
+    if (query.through_id) sql += " AND id <= ?";
+    sql += query.after_id ? " ORDER BY id LIMIT ?" : " ORDER BY ts_usec DESC, id DESC LIMIT ?";
 
     Statement select(db.handle(), sql);
     Binder bind(select.get());
-    if (query.unit_glob) bind.text(*query.unit_glob);
-    if (query.event) bind.text(core::toString(*query.event));
+    for (const auto& glob : query.unit_globs) bind.text(glob);
+    for (const auto event : query.events) bind.text(core::toString(event));
     if (query.since_usec) bind.int64(*query.since_usec);
     if (query.until_usec) bind.int64(*query.until_usec);
+    if (query.after_id) bind.int64(*query.after_id);
+    if (query.through_id) bind.int64(*query.through_id);
     bind.int64(query.limit);
     if (bind.rc() != SQLITE_OK) fail(db, "query the history");
 
@@ -376,8 +383,27 @@ std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& que
     while ((rc = sqlite3_step(select.get())) == SQLITE_ROW)
         rows.push_back(readTransition(db, select.get()));
     if (rc != SQLITE_DONE) fail(db, "query the history");
-    std::reverse(rows.begin(), rows.end());
+    if (!query.after_id) std::reverse(rows.begin(), rows.end());
     return rows;
+}
+
+namespace {
+
+std::int64_t singleInteger(Database& db, const char* sql, const char* what) {
+    Statement select(db.handle(), sql);
+    if (sqlite3_step(select.get()) != SQLITE_ROW) fail(db, what);
+    return sqlite3_column_int64(select.get(), 0);
+}
+
+}  // namespace
+
+std::int64_t lastTransitionId(Database& db) {
+    return singleInteger(db, "SELECT coalesce(max(id), 0) FROM transitions",
+                         "read the newest transition");
+}
+
+std::int64_t dataVersion(Database& db) {
+    return singleInteger(db, "PRAGMA data_version", "read the data version");
 }
 
 }  // namespace cerberus::store

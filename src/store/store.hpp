@@ -225,11 +225,17 @@ std::string loadManager(Database& db);
 std::optional<core::Usec> lastWatched(Database& db);
 
 struct HistoryQuery {
-    std::optional<std::string> unit_glob;  // sqlite GLOB; an exact name uses the index
-    std::optional<core::Event> event;
+    // Rows whose unit matches any of these sqlite GLOBs (none: every unit); an exact name
+    // uses the index.
+    std::vector<std::string> unit_globs;
+    std::vector<core::Event> events;  // any of these; none: every event
     std::optional<core::Usec> since_usec;
     std::optional<core::Usec> until_usec;
     int limit = 100;  // the newest `limit` rows, returned oldest first
+    // Following: instead, the oldest `limit` rows with an id in (after_id, through_id], in
+    // stored order.
+    std::optional<std::int64_t> after_id;
+    std::optional<std::int64_t> through_id;
 };
 
 struct StoredTransition {
@@ -238,6 +244,13 @@ struct StoredTransition {
 };
 
 std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& query);
+
+// The id of the newest stored transition; 0 when there is none.
+std::int64_t lastTransitionId(Database& db);
+
+// Changes when another connection commits to the database (PRAGMA data_version): a cheap
+// test of whether there is anything new to read.
+std::int64_t dataVersion(Database& db);
 
 // Transitions in stored order with ts_usec in [since, until), for replaying them through the
 // rules; `visit` returns false to stop early. `evaluated_only` leaves out the transitions

@@ -23,7 +23,9 @@ expect(["run", "--no-such-flag"], 2, ["--no-such-flag"])
 expect(["frobnicate"], 2, ["frobnicate"])
 expect(["run", "--keep", "forever", "--db", os.path.join(work, "k.db")], 2, ["--keep", "forever"])
 expect(["history", "--db", os.path.join(work, "none.db"), "--event", "explode"], 2, ["explode"])
-expect(["history", "--db", os.path.join(work, "none.db"), "--since", "yesterday"], 2, ["yesterday"])
+expect(["history", "--db", os.path.join(work, "none.db"), "--since", "soon"], 2, ["--since", "soon"])
+expect(["silence", "add", "--db", os.path.join(work, "none.db"), "-u", "x", "--for", "5"], 2,
+       ["--for", "5", "unit"])
 
 # No bus there: exit 4 and no database left behind.
 nobus_db = os.path.join(work, "nobus.db")

@@ -79,7 +79,7 @@ check(headers.get("webhook-signature") == expected,
       f"the signature verifies: {headers.get('webhook-signature')} vs {expected}")
 check(headers["webhook-id"] == body["id"], "webhook-id is the body's id")
 check(body["rule"] == "crashloop" and body["unit"] == "looping.service" and
-      body["severity"] == "critical" and body["count"] == 3 and body["within"] == "1m" and
+      body["severity"] == "critical" and body["count"] == 3 and body["within"] == "1min" and
       body["labels"] == {"team": "platform"} and body["status"] == "firing",
       f"the webhook body describes the alert: {body}")
 check(body["last_exit"] == {"result": "exit-code", "exit_code": "exited", "exit_status": 3},

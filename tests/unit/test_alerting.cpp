@@ -103,6 +103,18 @@ TEST_CASE("a silenced alert is recorded silenced and unsilenced when its silence
     CHECK_FALSE(alerting.nextDeadline());
 }
 
+TEST_CASE("a silence of a bare name holds back NAME.service, as journalctl -u reads it") {
+    TempDb tmp;
+    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    store::addSilence(db, {0, "web", "", T0, T0 + 30 * S, ""});
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    REQUIRE(writer.flush().ok);
+    CHECK(onlyAlert(db).silenced);
+}
+
 TEST_CASE("a silence for another rule or other units does not hold an alert back") {
     TempDb tmp;
     auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);

@@ -110,7 +110,7 @@ TEST_CASE("the webhook body carries every field DESIGN.md lists") {
     CHECK(body["status"] == "firing");
     CHECK(body["severity"] == "critical");
     CHECK(body["count"] == 5);
-    CHECK(body["within"] == "5m");
+    CHECK(body["within"] == "5min");
     CHECK(body["started_at"] == "2026-11-24T22:13:57.000Z");
     CHECK(body["resolved_at"].is_null());
     CHECK(body["labels"] == json{{"team", "payments"}});

@@ -126,7 +126,8 @@ TEST_CASE("an unknown key in when names the file, the line, the JSON path and th
         "rules/prod.json:6: /rules/0/when: unknown key 'windw'; expected one of event, count, "
         "within, uptime_below, result, exit_status, sources",
         "rules/prod.json:5: /rules/0/when: missing key 'within'; expected a duration such as "
-        "\"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\" when count is above 1",
+        "\"500ms\", \"30s\", \"5min\", \"1.5h\", \"1h 30min\", \"2d\" or \"1w\" when count is "
+        "above 1",
     };
     CHECK(r.errors == expected);
 }
@@ -136,7 +137,7 @@ TEST_CASE("every error of a file is reported, not only the first") {
   "receivers": {"log": {"type": "log"}},
   "rules": [
     {"name": "a", "when": {"event": "crash", "count": 0}, "notify": ["log"]},
-    {"name": "b", "when": {"event": "crash", "count": 2, "within": "5 minutes"}, "notify": ["log"]},
+    {"name": "b", "when": {"event": "crash", "count": 2, "within": "5 mins"}, "notify": ["log"]},
     {"name": "c", "when": {"event": "explode"}, "severity": "fatal", "notify": ["pager"]}
   ],
   "extra": true
@@ -146,7 +147,7 @@ TEST_CASE("every error of a file is reported, not only the first") {
     CHECK(r.rules.rules.empty());
     const std::string within =
         "rules/prod.json:5: /rules/1/when/within: expected a non-zero duration such as "
-        "\"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\", got \"5 minutes\"";
+        "\"500ms\", \"30s\", \"5min\", \"1.5h\", \"1h 30min\", \"2d\" or \"1w\", got \"5 mins\"";
     const std::string event =
         "rules/prod.json:6: /rules/2/when/event: expected one of start, stop, crash, restart, "
         "fail, give_up, got \"explode\"";
@@ -185,7 +186,8 @@ TEST_CASE("a count above 1 without a window is refused") {
 "rules": [{"name": "x",
   "when": {"event": "crash", "count": 3}, "notify": ["log"]}]})") ==
           "rules/prod.json:3: /rules/0/when: missing key 'within'; expected a duration such as "
-          "\"500ms\", \"30s\", \"5m\", \"2h\" or \"1d\" when count is above 1");
+          "\"500ms\", \"30s\", \"5min\", \"1.5h\", \"1h 30min\", \"2d\" or \"1w\" when count is "
+          "above 1");
 }
 
 TEST_CASE("lines are right for keys in nested objects and for array elements") {
@@ -467,7 +469,7 @@ TEST_CASE("the summary renders its placeholders") {
   "notify": ["log"], "summary": "{unit} on {host} crashed {count} times in {within} ({rule})"}]})json");
     REQUIRE(r.ok());
     CHECK(rules::renderSummary(r.rules.rules[0], {"api.service", "web1", 4}) ==
-          "api.service on web1 crashed 4 times in 5m (crashloop)");
+          "api.service on web1 crashed 4 times in 5min (crashloop)");
 }
 
 TEST_CASE("the default summary names the event in agreement with its count") {

@@ -489,17 +489,18 @@ TEST_CASE("queryHistory filters by glob, exact unit, event and time, newest N ol
     using Times = std::vector<core::Usec>;
     CHECK(timesOf(query([](Q&) {})) ==
           Times{T0 + 10, T0 + 20, T0 + 30, T0 + 40, T0 + 50, T0 + 60, T0 + 60});
-    CHECK(timesOf(query([](Q& q) { q.unit_glob = "web-*.service"; })) ==
+    CHECK(timesOf(query([](Q& q) { q.unit_globs = {"web-*.service"}; })) ==
           Times{T0 + 10, T0 + 20, T0 + 30, T0 + 40, T0 + 60, T0 + 60});
     CHECK(timesOf(query([](Q& q) {
-              q.unit_glob = "web-?.service";
-              q.event = core::Event::Crash;
+              q.unit_globs = {"web-?.service"};
+              q.events = {core::Event::Crash};
           })) == Times{T0 + 20, T0 + 40, T0 + 60});
-    CHECK(timesOf(query([](Q& q) { q.unit_glob = "web-[2].service"; })) == Times{T0 + 30, T0 + 40});
-    CHECK(timesOf(query([](Q& q) { q.unit_glob = "db.service"; })) == Times{T0 + 50});
+    CHECK(timesOf(query([](Q& q) { q.unit_globs = {"web-[2].service"}; })) ==
+          Times{T0 + 30, T0 + 40});
+    CHECK(timesOf(query([](Q& q) { q.unit_globs = {"db.service"}; })) == Times{T0 + 50});
     // Without metacharacters a pattern is a whole name.
-    CHECK(query([](Q& q) { q.unit_glob = "web"; }).empty());
-    CHECK(timesOf(query([](Q& q) { q.event = core::Event::Start; })) ==
+    CHECK(query([](Q& q) { q.unit_globs = {"web"}; }).empty());
+    CHECK(timesOf(query([](Q& q) { q.events = {core::Event::Start}; })) ==
           Times{T0 + 10, T0 + 30, T0 + 50});
     // since is inclusive, until exclusive, so adjacent windows never count a row twice.
     CHECK(timesOf(query([](Q& q) {
@@ -515,6 +516,43 @@ TEST_CASE("queryHistory filters by glob, exact unit, event and time, newest N ol
     CHECK(name(newest[1].transition.event) == "crash");
     CHECK(name(newest[2].transition.event) == "restart");
     CHECK(query([](Q& q) { q.limit = 0; }).empty());
+
+    // Several units and events: any of them.
+    CHECK(timesOf(query([](Q& q) {
+              q.unit_globs = {"db.service", "web-2.service"};
+          })) == Times{T0 + 30, T0 + 40, T0 + 50});
+    CHECK(timesOf(query([](Q& q) {
+              q.unit_globs = {"db.service", "web-2*"};
+              q.events = {core::Event::Start, core::Event::Restart};
+          })) == Times{T0 + 30, T0 + 50});
+}
+
+TEST_CASE("following reads the rows stored after an id, in stored order, up to another") {
+    TempDir dir;
+    auto db = Database::open(dir.file("f.db"), OpenMode::ReadWrite);
+    CHECK(store::lastTransitionId(db) == 0);
+    store::HistoryWriter writer(db);
+    writer.add(crash("web.service", T0 + 20, 1));
+    REQUIRE(writer.flush().ok);
+    const auto seen = store::lastTransitionId(db);
+    CHECK(seen > 0);
+
+    auto reader = Database::open(dir.file("f.db"), OpenMode::ReadOnly);
+    const auto version = store::dataVersion(reader);
+    CHECK(store::dataVersion(reader) == version);
+    writer.add(crash("web.service", T0 + 40, 2));
+    writer.add(transition("db.service", core::Event::Start, T0 + 10));  // older, stored later
+    writer.add(crash("web.service", T0 + 30, 3));
+    REQUIRE(writer.flush().ok);
+    CHECK(store::dataVersion(reader) != version);
+
+    store::HistoryQuery q;
+    q.after_id = seen;
+    CHECK(timesOf(store::queryHistory(reader, q)) ==
+          std::vector<core::Usec>{T0 + 40, T0 + 10, T0 + 30});
+    q.unit_globs = {"web.service"};
+    q.through_id = seen + 2;
+    CHECK(timesOf(store::queryHistory(reader, q)) == std::vector<core::Usec>{T0 + 40});
 }
 
 TEST_CASE("an exact unit name uses the (unit, ts_usec) index") {
