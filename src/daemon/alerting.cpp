@@ -1,7 +1,5 @@
 #include "daemon/alerting.hpp"
 
-#include <fnmatch.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -9,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/unit_name.hpp"
 
 namespace cerberus::daemon {
 
@@ -192,7 +191,7 @@ std::optional<core::Usec> Alerting::silencedUntil(const std::string& rule, const
     try {
         for (const auto& silence : store::listSilences(db_, true, now_usec)) {
             if (!silence.rule.empty() && silence.rule != rule) continue;
-            if (fnmatch(silence.unit_glob.c_str(), unit.c_str(), 0) != 0) continue;
+            if (!core::unitMatches(silence.unit_glob, unit)) continue;
             until = std::max(until.value_or(0), silence.ends_usec);
         }
     } catch (const core::Error& e) {

@@ -480,6 +480,28 @@ TEST_CASE("unit globs match with fnmatch and exclusions win") {
     CHECK_FALSE(rule.matchesUnit("backup-nightly.service"));
 }
 
+TEST_CASE("a unit pattern without a unit type also matches its .service, as journalctl -u does") {
+    rules::Rule rule;
+    rule.units = {"payments", "web@*"};
+    rule.exclude = {"payments-canary", "web@test"};
+    CHECK(rule.matchesUnit("payments.service"));
+    CHECK(rule.matchesUnit("payments"));  // a job reported by cerberus emit
+    CHECK(rule.matchesUnit("web@1.service"));
+    CHECK_FALSE(rule.matchesUnit("payments.socket"));
+    CHECK_FALSE(rule.matchesUnit("payments.timer"));
+    CHECK_FALSE(rule.matchesUnit("payments-api.service"));
+    // Exclusions follow the same rule.
+    rule.units = {"payments*", "web@*"};
+    CHECK_FALSE(rule.matchesUnit("payments-canary.service"));
+    CHECK_FALSE(rule.matchesUnit("payments-canary"));
+    CHECK_FALSE(rule.matchesUnit("web@test.service"));
+    CHECK(rule.matchesUnit("payments-api.service"));
+    // A pattern that names a unit type stays as written.
+    rule.units = {"payments.socket"};
+    CHECK(rule.matchesUnit("payments.socket"));
+    CHECK_FALSE(rule.matchesUnit("payments.service"));
+}
+
 TEST_CASE("a directory of rule files is merged, receivers from one file serve rules in another") {
     TempDir dir;
     dir.write("10-receivers.json", R"({"receivers": {"log": {"type": "log"}}})");
