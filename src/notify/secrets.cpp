@@ -3,7 +3,6 @@
 #include <optional>
 
 #include "core/file.hpp"
-#include "notify/signing.hpp"
 
 namespace cerberus::notify {
 
@@ -78,7 +77,7 @@ Targets resolveTargets(const std::vector<rules::Receiver>& receivers, const GetE
         target.receiver = receiver;
         if (receiver.url) {
             if (auto url = resolve(*receiver.url, "url")) {
-                if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)
+                if (!rules::isHttpUrl(*url))
                     resolve.fail("url", "the value is not an http(s) URL; check what it holds");
                 target.url = std::move(*url);
             }
@@ -91,10 +90,8 @@ Targets resolveTargets(const std::vector<rules::Receiver>& receivers, const GetE
         }
         if (receiver.secret) {
             if (auto secret = resolve(*receiver.secret, "secret")) {
-                if (!webhookKey(*secret))
-                    resolve.fail("secret",
-                                 "the secret starts with 'whsec_' but the rest is not base64; "
-                                 "copy the whole secret as the receiver shows it");
+                if (auto why = rules::webhookSecretError(*secret); !why.empty())
+                    resolve.fail("secret", why);
                 target.signing_secret = std::move(*secret);
             }
         }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "core/base64.hpp"
 #include "core/file.hpp"
 #include "rules/json_lines.hpp"
 #include "rules/rules.hpp"
@@ -102,11 +103,6 @@ bool isIdentifier(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
     });
-}
-
-bool isHttpUrl(std::string_view s) {
-    return (s.starts_with("http://") && s.size() > 7) ||
-           (s.starts_with("https://") && s.size() > 8);
 }
 
 constexpr std::array<std::string_view, 12> CHARACTER_CLASSES{"alnum", "alpha", "blank", "cntrl",
@@ -515,6 +511,11 @@ private:
         case ReceiverType::Webhook:
             secret_key("url", true, true, r.url);
             secret_key("secret", false, false, r.secret);
+            // A value from the environment or a file is checked when it is read (notify).
+            if (r.secret && r.secret->kind == Secret::Kind::Literal) {
+                if (auto why = webhookSecretError(r.secret->value); !why.empty())
+                    error(child(pointer, "secret"), why);
+            }
             break;
         case ReceiverType::PagerDuty:
             secret_key("routing_key", true, false, r.routing_key);
@@ -845,6 +846,19 @@ std::optional<std::string> readFile(const std::string& path, std::vector<std::st
 }
 
 }  // namespace
+
+bool isHttpUrl(std::string_view s) {
+    return (s.starts_with("http://") && s.size() > 7) ||
+           (s.starts_with("https://") && s.size() > 8);
+}
+
+std::string webhookSecretError(std::string_view value) {
+    constexpr std::string_view WHSEC_PREFIX = "whsec_";
+    if (!value.starts_with(WHSEC_PREFIX) || core::base64Decode(value.substr(WHSEC_PREFIX.size())))
+        return {};
+    return "the secret starts with 'whsec_' but the rest is not base64; copy the whole secret "
+           "as the receiver shows it";
+}
 
 LoadResult parseRules(std::string_view text, std::string_view origin) {
     std::vector<std::string> errors;

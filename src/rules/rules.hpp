@@ -50,6 +50,15 @@ struct Secret {
     bool operator==(const Secret&) const = default;
 };
 
+// What is wrong with a webhook signing secret's value, or empty when it is usable: a
+// `whsec_` secret is base64 after its prefix. The parser applies it to a secret written in
+// the file and notify to one read from the environment or a file, so `check`, `run` and
+// `test-receiver` refuse the same value with the same sentence. Never quotes the value.
+std::string webhookSecretError(std::string_view value);
+// "http://" or "https://" and something after it: what a receiver URL must be, written in
+// the file or read from a secret.
+bool isHttpUrl(std::string_view text);
+
 enum class ReceiverType : std::uint8_t { Slack, PagerDuty, Webhook, Alertmanager, Log };
 std::string_view toString(ReceiverType type);
 std::optional<ReceiverType> parseReceiverType(std::string_view text);

@@ -409,6 +409,22 @@ TEST_CASE("a malformed literal secret is refused without quoting it") {
           "{\"env\": NAME} or {\"file\": PATH}, got a string that is not one");
 }
 
+TEST_CASE("a whsec_ signing secret written in the file must be base64, as the sender needs") {
+    const auto error = onlyError(R"({"receivers": {"hook": {"type": "webhook",
+  "url": "http://127.0.0.1:9099/alerts", "secret": "whsec_!!!"}}})");
+    CHECK(error ==
+          "rules/prod.json:2: /receivers/hook/secret: the secret starts with 'whsec_' "
+          "but the rest is not base64; copy the whole secret as the receiver shows it");
+    CHECK(error.find("!!!") == std::string::npos);
+    CHECK(rules::webhookSecretError("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").empty());
+    CHECK(rules::webhookSecretError("any raw key!").empty());
+    CHECK_FALSE(rules::webhookSecretError("whsec_Zm9=").empty());  // non-zero trailing bits
+    // From the environment or a file, only the sender can tell (notify/secrets.cpp).
+    CHECK(parse(R"({"receivers": {"hook": {"type": "webhook",
+  "url": "http://127.0.0.1:9099/alerts", "secret": {"env": "HOOK_SECRET"}}}})")
+              .ok());
+}
+
 TEST_CASE("a summary with an unknown placeholder is refused") {
     CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
 "rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["log"],
