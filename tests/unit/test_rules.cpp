@@ -582,6 +582,8 @@ TEST_CASE("the shipped default rules load without errors") {
     for (const auto& rule : r.rules.rules) CHECK(rule.notify == std::vector<std::string>{"log"});
 }
 
+// The parser's own key lists against the schema's: a key added to one is added to the other.
+// What the values may be is held to the schema by tests/integration/test_schema.py.
 TEST_CASE("the schema and the parser accept the same keys") {
     const auto schema = nlohmann::json::parse(readFile(SOURCE_ROOT + "/schema/rules.schema.json"));
     const auto& defs = schema.at("$defs");
@@ -621,17 +623,5 @@ TEST_CASE("every shipped and example rule file passes the parser") {
         const auto r = rules::loadRules({file});
         INFO(joinedErrors(r));
         CHECK(r.ok());
-        // Every key used in the file is one the schema lists too.
-        const auto schema =
-            nlohmann::json::parse(readFile(SOURCE_ROOT + "/schema/rules.schema.json"));
-        const auto doc = nlohmann::json::parse(readFile(file));
-        const auto top = keysOf(schema.at("properties"));
-        for (const auto& key : keysOf(doc)) CHECK(top.contains(key));
-        const auto rule_keys = keysOf(schema.at("$defs").at("rule").at("properties"));
-        const auto when_keys = keysOf(schema.at("$defs").at("when").at("properties"));
-        for (const auto& rule : doc.value("rules", nlohmann::json::array())) {
-            for (const auto& key : keysOf(rule)) CHECK(rule_keys.contains(key));
-            for (const auto& key : keysOf(rule.at("when"))) CHECK(when_keys.contains(key));
-        }
     }
 }
