@@ -767,7 +767,6 @@ int run(const Options& options) {
     // Bound first: a port in use stops the start-up before anything is written.
     std::optional<MetricsServer> metrics;
     if (options.metrics) metrics.emplace(*options.metrics);
-    auto emit_options = emitOptions(options);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
     // Declared first, released last: after the database's connection has closed.
     std::optional<store::WriterLock> lock;
@@ -788,6 +787,8 @@ int run(const Options& options) {
 
     ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
     source.connect();
+    // After the bus: without a user manager, its sentence is the only one.
+    auto emit_options = emitOptions(options);
 
     // One writer per database, before the first write: a second daemon stops here.
     lock.emplace(store::WriterLock::acquire(options.db_path));
