@@ -370,7 +370,7 @@ TEST_CASE("an attempt's answer decides: sent, retried, refused or given up") {
     const auto old = notify::decide(d, answer(503), core::USEC_PER_SEC / 10, STARTED + 1, 0);
     CHECK(name(old.status) == "failed");
     CHECK_FALSE(old.permanent);
-    CHECK(old.last_error.starts_with("gave up after 1 attempts"));
+    CHECK(old.last_error.starts_with("gave up after 1 attempt in"));
 }
 
 TEST_CASE("secrets resolve from the environment and files, and a bad one names the receiver") {
