@@ -8,8 +8,6 @@ namespace cerberus::notify {
 
 namespace {
 
-constexpr std::size_t SECRET_FILE_MAX = 64 * 1024;
-
 class Resolver {
 public:
     Resolver(const rules::Receiver& receiver, const GetEnv& getenv,
@@ -41,13 +39,18 @@ public:
 
 private:
     std::optional<std::string> readFile(const std::string& path, std::string_view key) {
+        // What `cerberus check` says of the file, said the same way here.
+        if (auto why = rules::secretFileError(path); !why.empty()) {
+            fail(key, why);
+            return std::nullopt;
+        }
         // Read like a rule file: a FIFO would block the daemon's loop on SIGHUP, a symlink
         // to /dev/zero would be read until memory runs out.
-        auto file = core::readRegularFile(path, SECRET_FILE_MAX);
+        auto file = core::readRegularFile(path, rules::SECRET_FILE_MAX);
         if (!file.text) {
-            fail(key, "cannot read the secret file '" + path + "': " + file.error +
+            fail(key, "secret file '" + path + "': " + file.error +
                           "; put the secret alone in a regular file of at most " +
-                          core::formatBytes(SECRET_FILE_MAX));
+                          core::formatBytes(rules::SECRET_FILE_MAX));
             return std::nullopt;
         }
         std::string value = std::move(*file.text);
@@ -55,7 +58,10 @@ private:
                                   value.back() == ' ' || value.back() == '\t'))
             value.pop_back();
         if (value.empty()) {
-            fail(key, "the secret file '" + path + "' is empty; put the secret alone in it");
+            // Only blanks: `cerberus check` reads no secret, so only this can tell.
+            fail(key, "secret file '" + path +
+                          "': it holds only blanks; put the secret alone "
+                          "in it");
             return std::nullopt;
         }
         return value;

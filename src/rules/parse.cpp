@@ -1,9 +1,5 @@
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -437,9 +433,8 @@ private:
             }
             const std::string path = value.get<std::string>();
             // Checked now, so a typo is found by `cerberus check`, not by the first alert.
-            if (access(path.c_str(), R_OK) != 0) {
-                error(at, "cannot read the secret file '" + path + "': " + std::strerror(errno) +
-                              "; create it or fix the path");
+            if (auto why = secretFileError(path); !why.empty()) {
+                error(at, why);
                 return std::nullopt;
             }
             return Secret{Secret::Kind::File, path};
@@ -846,6 +841,23 @@ std::optional<std::string> readFile(const std::string& path, std::vector<std::st
 }
 
 }  // namespace
+
+std::string secretFileError(const std::string& path) {
+    using Problem = core::FileText::Problem;
+    const auto file = core::probeRegularFile(path, SECRET_FILE_MAX);
+    const std::string what = "secret file '" + path + "': ";
+    switch (file.problem) {
+    case Problem::None: break;
+    case Problem::Unreadable:
+        return what + file.error + "; create it, fix the path or let cerberus read it";
+    case Problem::NotRegular:
+    case Problem::TooLarge:
+        return what + file.error + "; put the secret alone in a regular file of at most " +
+               core::formatBytes(SECRET_FILE_MAX);
+    }
+    if (file.size_bytes == 0) return what + "it is empty; put the secret alone in it";
+    return {};
+}
 
 bool isHttpUrl(std::string_view s) {
     return (s.starts_with("http://") && s.size() > 7) ||

@@ -35,6 +35,8 @@ inline constexpr core::Usec GIVE_UP_AFTER_DEFAULT_USEC = core::USEC_PER_DAY;
 inline constexpr core::Usec GIVE_UP_AFTER_MIN_USEC = core::USEC_PER_SEC;
 inline constexpr core::Usec RESEND_EVERY_DEFAULT_USEC = core::USEC_PER_MIN;
 inline constexpr core::Usec RESEND_EVERY_MIN_USEC = core::USEC_PER_SEC;
+// A secret file ({"file": PATH}) holds one secret: refused above this size.
+inline constexpr std::size_t SECRET_FILE_MAX = 64 * 1024;
 // Journal lines quoted in an alert.
 inline constexpr int JOURNAL_LINES_DEFAULT = 20;
 inline constexpr int JOURNAL_LINES_MAX = 100;
@@ -55,6 +57,11 @@ struct Secret {
 // the file and notify to one read from the environment or a file, so `check`, `run` and
 // `test-receiver` refuse the same value with the same sentence. Never quotes the value.
 std::string webhookSecretError(std::string_view value);
+// What is wrong with a secret file, found without reading the secret (open and fstat only):
+// missing or unreadable, not a regular file, larger than SECRET_FILE_MAX, or empty; empty
+// when it can be read. The parser applies it when rules load, notify again when it reads
+// the value, so both say the same sentence.
+std::string secretFileError(const std::string& path);
 // "http://" or "https://" and something after it: what a receiver URL must be, written in
 // the file or read from a secret.
 bool isHttpUrl(std::string_view text);

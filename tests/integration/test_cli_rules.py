@@ -102,6 +102,18 @@ for name, (code, stderr) in refusals(inline).items():
     check(f"{inline}:{line}: {SENTENCE}" in stderr,
           f"{name} does not say {inline}:{line}: {SENTENCE!r}: {stderr!r}")
     check("whsec_!!!" not in stderr, f"{name} printed the secret: {stderr!r}")
+# A secret file run could not read: check finds it without reading the secret.
+secret_dir = os.path.join(work, "secrets.d")
+os.mkdir(secret_dir)
+dir_secret = write("secret-dir.json", json.dumps(
+    {"receivers": {"hook": dict(hook, secret={"file": secret_dir})}}, indent=1))
+line = next(i + 1 for i, text in enumerate(open(dir_secret)) if '"file"' in text)
+sentence = (f"{dir_secret}:{line}: /receivers/hook/secret/file: secret file '{secret_dir}': it "
+            "is a directory, not a regular file; put the secret alone in a regular file of at "
+            "most 64 KiB")
+for name, (code, stderr) in refusals(dir_secret).items():
+    check(code == 1 and sentence in stderr,
+          f"{name} on a directory as secret file: exit {code}, expected {sentence!r}: {stderr!r}")
 from_env = write("whsec-env.json", json.dumps(
     {"receivers": {"hook": dict(hook, secret={"env": "CC_HOOK_SECRET"})}}))
 env = dict(os.environ, CC_HOOK_SECRET="whsec_!!!")

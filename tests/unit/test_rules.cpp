@@ -393,11 +393,33 @@ TEST_CASE("secrets stay unresolved in the model and are shown redacted") {
     CHECK(r.rules.receiver("am")->urls.size() == 2);
 }
 
-TEST_CASE("a secret file that cannot be read is an error at load time") {
+TEST_CASE("a secret file that run could not read is an error at load time, the value unread") {
     CHECK(onlyError(R"({"receivers": {"pd": {"type": "pagerduty",
   "routing_key": {"file": "/nonexistent/cerberus/pd.key"}}}})") ==
-          "rules/prod.json:2: /receivers/pd/routing_key/file: cannot read the secret file "
-          "'/nonexistent/cerberus/pd.key': No such file or directory; create it or fix the path");
+          "rules/prod.json:2: /receivers/pd/routing_key/file: secret file "
+          "'/nonexistent/cerberus/pd.key': cannot open it: No such file or directory; create it, "
+          "fix the path or let cerberus read it");
+    TempDir dir;
+    const auto rules = [](const std::string& path) {
+        return R"({"receivers": {"pd": {"type": "pagerduty", "routing_key": {"file": ")" + path +
+               R"("}}}})";
+    };
+    CHECK(onlyError(rules(dir.path())) ==
+          "rules/prod.json:1: /receivers/pd/routing_key/file: secret file '" + dir.path() +
+              "': it is a directory, not a regular file; put the secret alone in a regular file "
+              "of at most 64 KiB");
+    const auto fifo = dir.path() + "/fifo.key";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);  // opened without blocking, never read
+    CHECK(onlyError(rules(fifo))
+              .ends_with("it is a FIFO, not a regular file; put the secret "
+                         "alone in a regular file of at most 64 KiB"));
+    CHECK(onlyError(rules(dir.write("empty.key", ""))) ==
+          "rules/prod.json:1: /receivers/pd/routing_key/file: secret file '" + dir.path() +
+              "/empty.key': it is empty; put the secret alone in it");
+    CHECK(onlyError(rules(dir.write("big.key", std::string(rules::SECRET_FILE_MAX + 1, 'k'))))
+              .ends_with("it is larger than 64 KiB; put the secret alone in a regular file of "
+                         "at most 64 KiB"));
+    CHECK(parse(rules(dir.write("good.key", "R0UT1NGKEY\n"))).ok());
 }
 
 TEST_CASE("a malformed literal secret is refused without quoting it") {
