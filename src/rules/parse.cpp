@@ -860,8 +860,18 @@ std::string secretFileError(const std::string& path) {
 }
 
 bool isHttpUrl(std::string_view s) {
-    return (s.starts_with("http://") && s.size() > 7) ||
-           (s.starts_with("https://") && s.size() > 8);
+    std::string_view rest;
+    if (s.starts_with("http://"))
+        rest = s.substr(7);
+    else if (s.starts_with("https://"))
+        rest = s.substr(8);
+    else
+        return false;
+    // libcurl refuses a space or a control character when it sends: refused when loading.
+    return !rest.empty() && std::none_of(rest.begin(), rest.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte <= 0x20 || byte == 0x7f;
+    });
 }
 
 std::string webhookSecretError(std::string_view value) {

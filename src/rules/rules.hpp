@@ -62,8 +62,8 @@ std::string webhookSecretError(std::string_view value);
 // when it can be read. The parser applies it when rules load, notify again when it reads
 // the value, so both say the same sentence.
 std::string secretFileError(const std::string& path);
-// "http://" or "https://" and something after it: what a receiver URL must be, written in
-// the file or read from a secret.
+// "http://" or "https://" and something after it, without a space or a control character:
+// what a receiver URL must be, written in the file or read from a secret.
 bool isHttpUrl(std::string_view text);
 
 enum class ReceiverType : std::uint8_t { Slack, PagerDuty, Webhook, Alertmanager, Log };

@@ -447,6 +447,15 @@ TEST_CASE("a whsec_ signing secret written in the file must be base64, as the se
               .ok());
 }
 
+TEST_CASE("a URL with a space or a control character is refused as libcurl would") {
+    CHECK(onlyError(R"({"receivers": {"am": {"type": "alertmanager",
+  "urls": ["http://127.0.0.1:9093/api v2"]}}})") ==
+          "rules/prod.json:2: /receivers/am/urls/0: expected an http(s) URL, got "
+          "\"http://127.0.0.1:9093/api v2\"");
+    CHECK_FALSE(rules::isHttpUrl("https://hooks.slack.com/services/T0/B0/X\n"));
+    CHECK(rules::isHttpUrl("https://hooks.slack.com/services/T0/B0/X"));
+}
+
 TEST_CASE("a summary with an unknown placeholder is refused") {
     CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
 "rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["log"],
