@@ -759,6 +759,31 @@ private:
     Document doc_;
 };
 
+// One error, one line: a name or a key from the file may hold a newline or a control
+// character, shown escaped as JSON would write it.
+std::string oneLine(std::string text) {
+    if (std::none_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+        return text;
+    std::string out;
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (byte < 0x20 || byte == 0x7f) {
+            constexpr char HEX[] = "0123456789abcdef";
+            out += "\\u00";
+            out += HEX[byte >> 4];
+            out += HEX[byte & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 std::string where(const NameRef& ref) { return ref.file + ":" + std::to_string(ref.line); }
 
 void fail(std::vector<std::string>& errors, const NameRef& ref, const std::string& what) {
@@ -813,6 +838,7 @@ LoadResult merge(std::vector<Document>&& docs, std::vector<std::string>&& errors
                          "); expected at most " + std::to_string(RECEIVERS_MAX) +
                          ": let rules share receivers");
     out.errors = std::move(errors);
+    for (auto& error : out.errors) error = oneLine(std::move(error));
     // A set with errors is refused whole: the daemon keeps the old one.
     if (!out.errors.empty()) out.rules = {};
     return out;

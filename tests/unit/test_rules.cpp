@@ -456,6 +456,14 @@ TEST_CASE("a URL with a space or a control character is refused as libcurl would
     CHECK(rules::isHttpUrl("https://hooks.slack.com/services/T0/B0/X"));
 }
 
+TEST_CASE("a name with a newline or a control character is shown escaped, one error a line") {
+    CHECK(onlyError("{\"receivers\": {\"log\": {\"type\": \"log\"}},\n\"rules\": [{\"name\": "
+                    "\"x\", \"when\": {\"event\": \"crash\"}, \"notify\": [\"log\"],\n"
+                    "  \"labels\": {\"team\\n\\u0007\": \"a\"}}]}") ==
+          "rules/prod.json:3: /rules/0/labels: label name 'team\\n\\u0007' is not valid; "
+          "expected letters, digits and '_'");
+}
+
 TEST_CASE("a summary with an unknown placeholder is refused") {
     CHECK(onlyError(R"({"receivers": {"log": {"type": "log"}},
 "rules": [{"name": "x", "when": {"event": "crash"}, "notify": ["log"],
