@@ -10,7 +10,9 @@ number too large for a double and a byte order mark are refused before the schem
 
 tests/fixtures/rules/beyond-schema/ holds what JSON Schema cannot express: check refuses
 each file, the schema accepts it, and this test pins both, so a schema that learns to see
-one of them moves it to invalid/."""
+one of them moves it to invalid/. The other way round, the schema is stricter in one place: a
+lower bound must be reached by one part of a sum, so it refuses "500ms500ms", which check
+reads as 1s."""
 import glob
 import json
 import math
@@ -36,6 +38,7 @@ BEYOND_SCHEMA = {
     "secret-file-missing.json": "a secret file must exist on the machine that loads the rules",
     "count-written-as-float.json": "3.0 is an integer to JSON Schema, a float to cerberus",
     "timeout-sum-above-5m.json": "the schema bounds each part of a sum, check the total",
+    "duration-past-64-bits.json": "a duration over 2^63 microseconds (292,000 years) overflows",
 }
 
 
