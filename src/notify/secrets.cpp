@@ -59,9 +59,7 @@ private:
             value.pop_back();
         if (value.empty()) {
             // Only blanks: `cerberus check` reads no secret, so only this can tell.
-            fail(key, "secret file '" + path +
-                          "': it holds only blanks; put the secret alone "
-                          "in it");
+            fail(key, "secret file '" + path + "': it holds only blanks; put the secret in it");
             return std::nullopt;
         }
         return value;

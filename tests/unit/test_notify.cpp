@@ -432,8 +432,7 @@ TEST_CASE("a secret file is refused with the sentence cerberus check gives for i
     REQUIRE(blank.errors.size() == 1);
     CHECK(blank.errors[0] == "receiver 'pd' (rules/x.json:9): 'routing_key': secret file '" +
                                  std::string(path) +
-                                 "': it holds only blanks; put the secret "
-                                 "alone in it");
+                                 "': it holds only blanks; put the secret in it");
 }
 
 TEST_CASE("a signed webhook request carries the Standard Webhooks headers") {
