@@ -7,6 +7,8 @@ DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	prometheus \
 	chromium fonts-dejavu-core tmux \
 	python3-aiosmtpd openssl
+# The JSON Schema validator that holds schema/rules.schema.json to the parser (test_schema).
+DEB_PACKAGES += python3-jsonschema
 # Only for make deb: what debian/control's Build-Depends names, and the packaging tools.
 DEB_BUILD_PACKAGES := dpkg-dev debhelper lintian scdoc meson ninja-build pkg-config python3 \
 	systemd libsdbus-c++-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev \

@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 #include "rules/rules.hpp"
 
@@ -63,9 +64,9 @@ int runCheck(const std::vector<std::string>& paths) {
     for (const auto& r : set.rules) name_width = std::max(name_width, r.name.size());
     for (const auto& r : set.receivers) name_width = std::max(name_width, r.name.size());
 
-    std::string out = fmt::format("{}: {} rule{}, {} receiver{}: valid\n", joined(paths, ", "),
-                                  set.rules.size(), set.rules.size() == 1 ? "" : "s",
-                                  set.receivers.size(), set.receivers.size() == 1 ? "" : "s");
+    std::string out = fmt::format("{}: {}, {}: valid\n", joined(paths, ", "),
+                                  core::plural(set.rules.size(), "rule"),
+                                  core::plural(set.receivers.size(), "receiver"));
     for (const auto& r : set.rules) {
         out +=
             fmt::format("rule      {:<{}}  {}; severity {}; notify {}", r.name, name_width,
@@ -92,9 +93,8 @@ rules::RuleSet loadRulesOrReport(const std::vector<std::string>& paths) {
     const std::size_t n = loaded.errors.size();
     throw core::Error(
         core::ExitCode::Failure,
-        fmt::format("{} error{} in the rules ({}); fix {} and run 'cerberus check' "
-                    "again",
-                    n, n == 1 ? "" : "s", joined(paths, ", "), n == 1 ? "it" : "them"));
+        fmt::format("{} in the rules ({}); fix {} and run 'cerberus check' again",
+                    core::plural(n, "error"), joined(paths, ", "), n == 1 ? "it" : "them"));
 }
 
 void addCheckCommand(CLI::App& app, Action& action) {

@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 #include "ingest/emit.hpp"
 #include "store/store.hpp"
@@ -81,9 +82,10 @@ bool appendDirectly(const std::string& db_path, const ingest::EmitRequest& reque
     const auto transitions = ingest::mapEmit(request, store::lastTransition(db, request.unit));
     store::appendUnevaluated(db, transitions);
     std::fprintf(stderr,
-                 "cerberus: %s; appended %zu transition(s) to '%s' directly, evaluated when the "
-                 "daemon starts\n",
-                 why.c_str(), transitions.size(), db_path.c_str());
+                 "cerberus: %s; appended %s to '%s' directly, evaluated when the daemon "
+                 "starts\n",
+                 why.c_str(), core::plural(transitions.size(), "transition").c_str(),
+                 db_path.c_str());
     return true;
 }
 

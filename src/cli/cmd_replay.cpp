@@ -15,6 +15,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 #include "core/transition.hpp"
 #include "rules/evaluator.hpp"
@@ -215,10 +216,10 @@ void Replay::printText(bool utc) const {
     if (transitions_ == 0) {
         fmt::format_to(std::back_inserter(out), "no transitions in this time range\n");
     } else {
-        fmt::format_to(std::back_inserter(out), "{} transitions from {} to {}, {} alert change{}\n",
-                       transitions_, core::formatTime(first_usec_, utc),
-                       core::formatTime(last_usec_, utc), records_.size(),
-                       records_.size() == 1 ? "" : "s");
+        fmt::format_to(std::back_inserter(out), "{} from {} to {}, {}\n",
+                       core::plural(transitions_, "transition"), core::formatTime(first_usec_, utc),
+                       core::formatTime(last_usec_, utc),
+                       core::plural(records_.size(), "alert change"));
     }
     if (!records_.empty()) {
         std::vector<std::vector<std::string>> rows;

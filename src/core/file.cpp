@@ -23,36 +23,51 @@ std::string kindOf(mode_t mode) {
     return "not a file";
 }
 
-}  // namespace
-
-FileText readRegularFile(const std::string& path, std::size_t max_bytes) {
-    FileText out;
-    const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+// Opens `path` without blocking and refuses what is not a regular file of at most
+// `max_bytes`; the descriptor is open only when `out.problem` is None.
+UniqueFd openRegular(const std::string& path, std::size_t max_bytes, FileText& out) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     if (!fd) {
         out.problem = FileText::Problem::Unreadable;
         out.error = std::string("cannot open it: ") + std::strerror(errno);
-        return out;
+        return fd;
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
         out.problem = FileText::Problem::Unreadable;
         out.error = std::string("cannot read it: ") + std::strerror(errno);
-        return out;
+        return UniqueFd();
     }
     if (!S_ISREG(st.st_mode)) {
         out.problem = FileText::Problem::NotRegular;
         out.error = "it is " + kindOf(st.st_mode) + ", not a regular file";
-        return out;
+        return UniqueFd();
     }
-    const std::string too_large = "it is larger than " + formatBytes(max_bytes);
-    if (static_cast<std::size_t>(st.st_size) > max_bytes) {
+    out.size_bytes = static_cast<std::uint64_t>(st.st_size);
+    if (out.size_bytes > max_bytes) {
         out.problem = FileText::Problem::TooLarge;
-        out.error = too_large;
-        return out;
+        out.error = "it is larger than " + formatBytes(max_bytes);
+        return UniqueFd();
     }
+    return fd;
+}
+
+}  // namespace
+
+FileText probeRegularFile(const std::string& path, std::size_t max_bytes) {
+    FileText out;
+    openRegular(path, max_bytes, out);
+    return out;
+}
+
+FileText readRegularFile(const std::string& path, std::size_t max_bytes) {
+    FileText out;
+    const UniqueFd fd = openRegular(path, max_bytes, out);
+    if (out.problem != FileText::Problem::None) return out;
+    const std::string too_large = "it is larger than " + formatBytes(max_bytes);
     // The size may change between fstat and read (and files in /proc say 0): the cap is
     // enforced on what is read.
-    std::string text(static_cast<std::size_t>(st.st_size) + 1, '\0');
+    std::string text(static_cast<std::size_t>(out.size_bytes) + 1, '\0');
     std::size_t used = 0;
     for (;;) {
         if (used == text.size()) {

@@ -19,6 +19,7 @@
 #include "core/error.hpp"
 #include "core/fd.hpp"
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "daemon/alerting.hpp"
 #include "daemon/metrics.hpp"
 #include "ingest/emit.hpp"
@@ -301,8 +302,9 @@ void Loop::processBus(Usec now) {
     try {
         source_.connect();
         if (source_.process()) {
-            logLine(Priority::Notice, "reconnected to the %s; %zu units tracked",
-                    ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked());
+            logLine(Priority::Notice, "reconnected to the %s; %s tracked",
+                    ingest::BusSpec{options_.bus}.describe().c_str(),
+                    core::plural(source_.unitsTracked(), "unit").c_str());
             reconnect_at_.reset();
             return;
         }
@@ -356,8 +358,9 @@ void Loop::reloadRules() {
     alerting_.reload(std::move(loaded.rules), clock_.realtime());
     dispatcher_.setTargets(std::move(*targets));
     rules_reload_.accepted(clock_.realtime());
-    logLine(Priority::Info, "rules reloaded: %zu rules, %zu alerts firing", alerting_.ruleCount(),
-            alerting_.firing());
+    logLine(Priority::Info, "rules reloaded: %s, %s firing",
+            core::plural(alerting_.ruleCount(), "rule").c_str(),
+            core::plural(alerting_.firing(), "alert").c_str());
     changed_ = true;
 }
 
@@ -449,12 +452,14 @@ void Loop::drainDeliveries() {
 void Loop::status(std::size_t firing) {
     char text[256];
     if (source_.connected())
-        std::snprintf(text, sizeof text, "Tracking %zu units, %zu alerts firing",
-                      source_.unitsTracked(), firing);
+        std::snprintf(text, sizeof text, "Tracking %s, %s firing",
+                      core::plural(source_.unitsTracked(), "unit").c_str(),
+                      core::plural(firing, "alert").c_str());
     else
-        std::snprintf(
-            text, sizeof text, "Reconnecting to the %s; %zu units tracked, %zu alerts firing",
-            ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(), firing);
+        std::snprintf(text, sizeof text, "Reconnecting to the %s; %s tracked, %s firing",
+                      ingest::BusSpec{options_.bus}.describe().c_str(),
+                      core::plural(source_.unitsTracked(), "unit").c_str(),
+                      core::plural(firing, "alert").c_str());
     if (status_ == text) return;
     status_ = text;
     sd_notify(0, ("STATUS=" + status_).c_str());
@@ -518,9 +523,10 @@ bool Loop::ownFile() {
             checkpointer_.start();
             if (!file_failing_)
                 logLine(Priority::Err,
-                        "database '%s' was deleted while cerberus ran: %s; keeping %zu changes "
+                        "database '%s' was deleted while cerberus ran: %s; keeping %s "
                         "queued and retrying",
-                        db_.path().c_str(), e.what(), writer_.pending());
+                        db_.path().c_str(), e.what(),
+                        core::plural(writer_.pending(), "change").c_str());
             file_failing_ = true;
             return false;
         }
@@ -528,9 +534,9 @@ bool Loop::ownFile() {
         if (!file_failing_)
             logLine(Priority::Err,
                     "database '%s' was replaced by another file while cerberus ran; not writing "
-                    "to it, keeping %zu changes queued and retrying: remove the new file to have "
+                    "to it, keeping %s queued and retrying: remove the new file to have "
                     "cerberus restore its own, or restart cerberus to use the new one",
-                    db_.path().c_str(), writer_.pending());
+                    db_.path().c_str(), core::plural(writer_.pending(), "change").c_str());
         file_failing_ = true;
         return false;
     }
@@ -562,15 +568,15 @@ void Loop::flush(Usec now) {
         checkpoint_failing_ = !checkpoint_error.empty();
     } else {
         if (!flush_failing_)
-            logLine(Priority::Err,
-                    "cannot write to '%s': %s; keeping %zu changes queued and retrying",
-                    db_.path().c_str(), result.error.c_str(), writer_.pending());
+            logLine(Priority::Err, "cannot write to '%s': %s; keeping %s queued and retrying",
+                    db_.path().c_str(), result.error.c_str(),
+                    core::plural(writer_.pending(), "change").c_str());
         flush_failing_ = true;
         flush_at_ = now + flush_backoff_.next();
     }
     if (writer_.dropped() != dropped_reported_) {
-        logLine(Priority::Err, "the write queue is full: %llu transitions dropped so far",
-                static_cast<unsigned long long>(writer_.dropped()));
+        logLine(Priority::Err, "the write queue is full: %s dropped so far",
+                core::plural(writer_.dropped(), "transition").c_str());
         dropped_reported_ = writer_.dropped();
     }
 }
@@ -617,10 +623,11 @@ int Loop::run() {
     // fell due) is delivered now, not at the first wakeup, which an idle host may not bring.
     loadOutbox();
     dispatcher_.run();
-    logLine(Priority::Info,
-            "following the %s: %zu units tracked, %zu rules, %zu alerts firing, history in '%s'",
-            ingest::BusSpec{options_.bus}.describe().c_str(), source_.unitsTracked(),
-            alerting_.ruleCount(), alerting_.firing(), db_.path().c_str());
+    logLine(Priority::Info, "following the %s: %s tracked, %s, %s firing, history in '%s'",
+            ingest::BusSpec{options_.bus}.describe().c_str(),
+            core::plural(source_.unitsTracked(), "unit").c_str(),
+            core::plural(alerting_.ruleCount(), "rule").c_str(),
+            core::plural(alerting_.firing(), "alert").c_str(), db_.path().c_str());
     countOutbox();
     publish();
     if (metrics_) {
@@ -692,12 +699,12 @@ int Loop::run() {
     // A file deleted while nothing was queued is put back before the connection closes.
     ownFile();
     if (writer_.pending() > 0) {
-        logLine(Priority::Err, "stopping with %zu changes not written to '%s'", writer_.pending(),
-                db_.path().c_str());
+        logLine(Priority::Err, "stopping with %s not written to '%s'",
+                core::plural(writer_.pending(), "change").c_str(), db_.path().c_str());
         return static_cast<int>(core::ExitCode::Database);
     }
-    logLine(Priority::Info, "stopped; %llu transitions recorded in this run",
-            static_cast<unsigned long long>(sink_.transitions()));
+    logLine(Priority::Info, "stopped; %s recorded in this run",
+            core::plural(sink_.transitions(), "transition").c_str());
     return 0;
 }
 
@@ -782,7 +789,6 @@ int run(const Options& options) {
     // Bound first: a port in use stops the start-up before anything is written.
     std::optional<MetricsServer> metrics;
     if (options.metrics) metrics.emplace(*options.metrics);
-    auto emit_options = emitOptions(options);
     // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
     // Declared first, released last: after the database's connection has closed.
     std::optional<store::WriterLock> lock;
@@ -803,6 +809,8 @@ int run(const Options& options) {
 
     ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
     source.connect();
+    // After the bus: without a user manager, its sentence is the only one.
+    auto emit_options = emitOptions(options);
 
     // One writer per database, before the first write: a second daemon stops here.
     lock.emplace(store::WriterLock::acquire(options.db_path));

@@ -1,7 +1,9 @@
 #include "ingest/systemd_source.hpp"
 
 #include <poll.h>
+#include <pwd.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-login.h>
 #include <unistd.h>
@@ -144,6 +146,30 @@ std::string findOwnUnit(const std::string& bus) {
     return out;
 }
 
+// Why there is no user bus to open, in one sentence with the fix, or empty when the user
+// bus is there (or its address was given): sd-bus alone says "No medium found" for an unset
+// XDG_RUNTIME_DIR and "No such file or directory" for a missing socket.
+std::string noUserManager() {
+    const char* address = std::getenv("DBUS_SESSION_BUS_ADDRESS");
+    if (address != nullptr && *address != '\0') return {};
+    const uid_t uid = geteuid();
+    std::string user = std::to_string(uid);
+    if (const passwd* pw = getpwuid(uid); pw != nullptr && pw->pw_name != nullptr)
+        user = pw->pw_name;
+    const std::string fix =
+        "; run as root to follow the system manager, or start a user "
+        "manager and run in its session (loginctl enable-linger " +
+        user + "), or pass --bus ADDRESS";
+    const std::string who = "no systemd user manager for uid " + std::to_string(uid) + ": ";
+    const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+    if (runtime == nullptr || *runtime == '\0')
+        return who + "XDG_RUNTIME_DIR is not set, so there is no user bus" + fix;
+    const std::string bus = std::string(runtime) + "/bus";
+    struct stat st {};
+    if (::stat(bus.c_str(), &st) != 0) return who + "its bus " + bus + " does not exist" + fix;
+    return {};
+}
+
 }  // namespace
 
 std::string BusSpec::describe() const {
@@ -190,6 +216,10 @@ void SystemdSource::connect() {
     } catch (const sdbus::Error& e) {
         last_error_ = e.getMessage().empty() ? e.getName() : e.getMessage();
         disconnect();
+        if (bus_.bus == "user") {
+            if (auto missing = noUserManager(); !missing.empty())
+                throw core::Error(core::ExitCode::Bus, missing);
+        }
         std::string why = last_error_;
         if (e.getName() == "org.freedesktop.DBus.Error.ServiceUnknown" ||
             e.getName() == "org.freedesktop.DBus.Error.NameHasNoOwner")

@@ -118,8 +118,10 @@ Outcome decide(const Delivery& delivery, const HttpResponse& response,
     const core::Usec next = now_usec + delay;
     if (next > delivery.created_usec + give_up_after_usec) {
         out.status = Status::Failed;
-        out.last_error = "gave up after " + core::plural(delivery.attempts, "attempt") + " in " +
-                         core::formatDuration(now_usec - delivery.created_usec) + ": " + reason;
+        out.last_error = "gave up after " +
+                         core::plural(static_cast<std::uint64_t>(delivery.attempts), "attempt") +
+                         " in " + core::formatDuration(now_usec - delivery.created_usec) + ": " +
+                         reason;
         return out;
     }
     out.status = Status::Pending;

@@ -3,13 +3,10 @@
 #include <optional>
 
 #include "core/file.hpp"
-#include "notify/signing.hpp"
 
 namespace cerberus::notify {
 
 namespace {
-
-constexpr std::size_t SECRET_FILE_MAX = 64 * 1024;
 
 class Resolver {
 public:
@@ -42,13 +39,18 @@ public:
 
 private:
     std::optional<std::string> readFile(const std::string& path, std::string_view key) {
+        // What `cerberus check` says of the file, said the same way here.
+        if (auto why = rules::secretFileError(path); !why.empty()) {
+            fail(key, why);
+            return std::nullopt;
+        }
         // Read like a rule file: a FIFO would block the daemon's loop on SIGHUP, a symlink
         // to /dev/zero would be read until memory runs out.
-        auto file = core::readRegularFile(path, SECRET_FILE_MAX);
+        auto file = core::readRegularFile(path, rules::SECRET_FILE_MAX);
         if (!file.text) {
-            fail(key, "cannot read the secret file '" + path + "': " + file.error +
+            fail(key, "secret file '" + path + "': " + file.error +
                           "; put the secret alone in a regular file of at most " +
-                          core::formatBytes(SECRET_FILE_MAX));
+                          core::formatBytes(rules::SECRET_FILE_MAX));
             return std::nullopt;
         }
         std::string value = std::move(*file.text);
@@ -56,7 +58,8 @@ private:
                                   value.back() == ' ' || value.back() == '\t'))
             value.pop_back();
         if (value.empty()) {
-            fail(key, "the secret file '" + path + "' is empty; put the secret alone in it");
+            // Only blanks: `cerberus check` reads no secret, so only this can tell.
+            fail(key, "secret file '" + path + "': it holds only blanks; put the secret in it");
             return std::nullopt;
         }
         return value;
@@ -79,11 +82,11 @@ Targets resolveTargets(const std::vector<rules::Receiver>& receivers, const GetE
         if (receiver.url) {
             if (auto url = resolve(*receiver.url, "url")) {
                 if (receiver.type == rules::ReceiverType::Email) {
-                    if (!url->starts_with("smtp://") && !url->starts_with("smtps://"))
+                    if (!rules::isSmtpUrl(*url))
                         resolve.fail("url",
                                      "the value is not an smtp:// or smtps:// URL; check "
                                      "what it holds");
-                } else if (!url->starts_with("http://") && !url->starts_with("https://")) {
+                } else if (!rules::isHttpUrl(*url)) {
                     resolve.fail("url", "the value is not an http(s) URL; check what it holds");
                 }
                 target.url = std::move(*url);
@@ -101,10 +104,8 @@ Targets resolveTargets(const std::vector<rules::Receiver>& receivers, const GetE
         }
         if (receiver.secret) {
             if (auto secret = resolve(*receiver.secret, "secret")) {
-                if (!webhookKey(*secret))
-                    resolve.fail("secret",
-                                 "the secret starts with 'whsec_' but the rest is not base64; "
-                                 "copy the whole secret as the receiver shows it");
+                if (auto why = rules::webhookSecretError(*secret); !why.empty())
+                    resolve.fail("secret", why);
                 target.signing_secret = std::move(*secret);
             }
         }

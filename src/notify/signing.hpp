@@ -7,11 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "core/base64.hpp"
+
 namespace cerberus::notify {
 
 std::string base64Encode(std::string_view bytes);
-// Strict: the standard alphabet, padding optional; nullopt on anything else.
-std::optional<std::string> base64Decode(std::string_view text);
+using core::base64Decode;
 
 // The HMAC key a secret stands for: a `whsec_` secret is base64 of the key, any other
 // secret is the key itself. nullopt for a `whsec_` secret that is not base64.

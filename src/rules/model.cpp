@@ -1,10 +1,9 @@
-#include <fnmatch.h>
-
 #include <array>
 #include <cctype>
 #include <utility>
 
 #include "core/names.hpp"
+#include "core/unit_name.hpp"
 #include "rules/rules.hpp"
 
 namespace cerberus::rules {
@@ -58,9 +57,10 @@ constexpr std::array<std::pair<Severity, std::string_view>, 4> SEVERITIES{{
     {Severity::Info, "info"},
 }};
 
-bool matchesAny(const std::vector<std::string>& globs, const std::string& unit) {
-    for (const auto& glob : globs)
-        if (fnmatch(glob.c_str(), unit.c_str(), 0) == 0) return true;
+// A bare name stands for its .service too, as with `journalctl -u` (core/unit_name.hpp).
+bool matchesAny(const std::vector<std::string>& patterns, std::string_view unit) {
+    for (const auto& pattern : patterns)
+        if (core::unitMatches(pattern, unit)) return true;
     return false;
 }
 
@@ -107,8 +107,7 @@ std::string_view toString(Severity severity) { return nameOf(SEVERITIES, severit
 std::optional<Severity> parseSeverity(std::string_view text) { return valueOf(SEVERITIES, text); }
 
 bool Rule::matchesUnit(std::string_view unit) const {
-    const std::string name(unit);
-    return matchesAny(units, name) && !matchesAny(exclude, name);
+    return matchesAny(units, unit) && !matchesAny(exclude, unit);
 }
 
 std::string renderSummary(const Rule& rule, const SummaryValues& values) {

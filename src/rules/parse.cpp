@@ -1,14 +1,11 @@
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "core/base64.hpp"
 #include "core/file.hpp"
 #include "rules/json_lines.hpp"
 #include "rules/rules.hpp"
@@ -110,11 +107,6 @@ bool isIdentifier(std::string_view s) {
     });
 }
 
-bool isSmtpUrl(std::string_view s) {
-    return (s.starts_with("smtp://") && s.size() > 7) ||
-           (s.starts_with("smtps://") && s.size() > 8);
-}
-
 // The host of an smtp(s) URL is this machine: a password may go there in clear.
 bool isLoopbackUrl(std::string_view url) {
     auto host = url.substr(url.find("://") + 3);
@@ -125,9 +117,15 @@ bool isLoopbackUrl(std::string_view url) {
     return host == "localhost" || host.starts_with("127.");
 }
 
-bool isHttpUrl(std::string_view s) {
-    return (s.starts_with("http://") && s.size() > 7) ||
-           (s.starts_with("https://") && s.size() > 8);
+// Something after `scheme`, without a space or a control character, which libcurl refuses
+// when it sends: refused when loading.
+bool hasUrlRest(std::string_view s, std::string_view scheme) {
+    if (!s.starts_with(scheme)) return false;
+    const auto rest = s.substr(scheme.size());
+    return !rest.empty() && std::none_of(rest.begin(), rest.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte <= 0x20 || byte == 0x7f;
+    });
 }
 
 constexpr std::array<std::string_view, 12> CHARACTER_CLASSES{"alnum", "alpha", "blank", "cntrl",
@@ -462,9 +460,8 @@ private:
             }
             const std::string path = value.get<std::string>();
             // Checked now, so a typo is found by `cerberus check`, not by the first alert.
-            if (access(path.c_str(), R_OK) != 0) {
-                error(at, "cannot read the secret file '" + path + "': " + std::strerror(errno) +
-                              "; create it or fix the path");
+            if (auto why = secretFileError(path); !why.empty()) {
+                error(at, why);
                 return std::nullopt;
             }
             return Secret{Secret::Kind::File, path};
@@ -605,6 +602,11 @@ private:
         case ReceiverType::Webhook:
             secret_key("url", true, true, r.url);
             secret_key("secret", false, false, r.secret);
+            // A value from the environment or a file is checked when it is read (notify).
+            if (r.secret && r.secret->kind == Secret::Kind::Literal) {
+                if (auto why = webhookSecretError(r.secret->value); !why.empty())
+                    error(child(pointer, "secret"), why);
+            }
             break;
         case ReceiverType::PagerDuty:
             secret_key("routing_key", true, false, r.routing_key);
@@ -868,6 +870,31 @@ private:
     Document doc_;
 };
 
+// One error, one line: a name or a key from the file may hold a newline or a control
+// character, shown escaped as JSON would write it.
+std::string oneLine(std::string text) {
+    if (std::none_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+        return text;
+    std::string out;
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (byte < 0x20 || byte == 0x7f) {
+            constexpr char HEX[] = "0123456789abcdef";
+            out += "\\u00";
+            out += HEX[byte >> 4];
+            out += HEX[byte & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 std::string where(const NameRef& ref) { return ref.file + ":" + std::to_string(ref.line); }
 
 void fail(std::vector<std::string>& errors, const NameRef& ref, const std::string& what) {
@@ -922,6 +949,7 @@ LoadResult merge(std::vector<Document>&& docs, std::vector<std::string>&& errors
                          "); expected at most " + std::to_string(RECEIVERS_MAX) +
                          ": let rules share receivers");
     out.errors = std::move(errors);
+    for (auto& error : out.errors) error = oneLine(std::move(error));
     // A set with errors is refused whole: the daemon keeps the old one.
     if (!out.errors.empty()) out.rules = {};
     return out;
@@ -950,6 +978,39 @@ std::optional<std::string> readFile(const std::string& path, std::vector<std::st
 }
 
 }  // namespace
+
+std::string secretFileError(const std::string& path) {
+    using Problem = core::FileText::Problem;
+    const auto file = core::probeRegularFile(path, SECRET_FILE_MAX);
+    const std::string what = "secret file '" + path + "': ";
+    switch (file.problem) {
+    case Problem::None: break;
+    case Problem::Unreadable:
+        return what + file.error + "; create it, fix the path or let cerberus read it";
+    case Problem::NotRegular:
+    case Problem::TooLarge:
+        return what + file.error + "; put the secret alone in a regular file of at most " +
+               core::formatBytes(SECRET_FILE_MAX);
+    }
+    if (file.size_bytes == 0) return what + "it is empty; put the secret alone in it";
+    return {};
+}
+
+bool isHttpUrl(std::string_view s) {
+    return hasUrlRest(s, "http://") || hasUrlRest(s, "https://");
+}
+
+bool isSmtpUrl(std::string_view s) {
+    return hasUrlRest(s, "smtp://") || hasUrlRest(s, "smtps://");
+}
+
+std::string webhookSecretError(std::string_view value) {
+    constexpr std::string_view WHSEC_PREFIX = "whsec_";
+    if (!value.starts_with(WHSEC_PREFIX) || core::base64Decode(value.substr(WHSEC_PREFIX.size())))
+        return {};
+    return "the secret starts with 'whsec_' but the rest is not base64; copy the whole secret "
+           "as the receiver shows it";
+}
 
 LoadResult parseRules(std::string_view text, std::string_view origin) {
     std::vector<std::string> errors;

@@ -35,6 +35,8 @@ inline constexpr core::Usec GIVE_UP_AFTER_DEFAULT_USEC = core::USEC_PER_DAY;
 inline constexpr core::Usec GIVE_UP_AFTER_MIN_USEC = core::USEC_PER_SEC;
 inline constexpr core::Usec RESEND_EVERY_DEFAULT_USEC = core::USEC_PER_MIN;
 inline constexpr core::Usec RESEND_EVERY_MIN_USEC = core::USEC_PER_SEC;
+// A secret file ({"file": PATH}) holds one secret: refused above this size.
+inline constexpr std::size_t SECRET_FILE_MAX = 64 * 1024;
 // Journal lines quoted in an alert.
 inline constexpr int JOURNAL_LINES_DEFAULT = 20;
 inline constexpr int JOURNAL_LINES_MAX = 100;
@@ -49,6 +51,22 @@ struct Secret {
     std::string redacted() const;
     bool operator==(const Secret&) const = default;
 };
+
+// What is wrong with a webhook signing secret's value, or empty when it is usable: a
+// `whsec_` secret is base64 after its prefix. The parser applies it to a secret written in
+// the file and notify to one read from the environment or a file, so `check`, `run` and
+// `test-receiver` refuse the same value with the same sentence. Never quotes the value.
+std::string webhookSecretError(std::string_view value);
+// What is wrong with a secret file, found without reading the secret (open and fstat only):
+// missing or unreadable, not a regular file, larger than SECRET_FILE_MAX, or empty; empty
+// when it can be read. The parser applies it when rules load, notify again when it reads
+// the value, so both say the same sentence.
+std::string secretFileError(const std::string& path);
+// "http://" or "https://" and something after it, without a space or a control character:
+// what a receiver URL must be, written in the file or read from a secret.
+bool isHttpUrl(std::string_view text);
+// The same for an email receiver's "smtp://" or "smtps://" URL.
+bool isSmtpUrl(std::string_view text);
 
 enum class ReceiverType : std::uint8_t { Slack, PagerDuty, Webhook, Alertmanager, Log, Email };
 std::string_view toString(ReceiverType type);

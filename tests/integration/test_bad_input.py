@@ -33,8 +33,33 @@ expect(["run", "--bus", "unix:path=" + os.path.join(work, "no-bus"), "--db", nob
        ["bus"])
 check(not os.path.exists(nobus_db), "a failed bus connection left a database behind")
 
+# No systemd user manager (a user without a session): one sentence saying what is missing
+# and what to do, exit 4, nothing before it (no line about the emit socket), no database.
+quiet = {k: v for k, v in os.environ.items()
+         if k not in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")}
+nomgr_db = os.path.join(work, "nomgr.db")
+fix = "run as root to follow the system manager, or start a user manager and run in its session"
+expect(["run", "--bus", "user", "--db", nomgr_db], 4,
+       [f"no systemd user manager for uid {os.geteuid()}: XDG_RUNTIME_DIR is not set", fix,
+        "loginctl enable-linger"], env=quiet)
+empty_runtime = os.path.join(work, "runtime")
+os.mkdir(empty_runtime, 0o700)
+expect(["run", "--bus", "user", "--db", nomgr_db], 4,
+       [f"no systemd user manager for uid {os.geteuid()}: its bus {empty_runtime}/bus does not "
+        "exist", fix], env=dict(quiet, XDG_RUNTIME_DIR=empty_runtime))
+check(not os.path.exists(nomgr_db), "a run without a user manager left a database behind")
+
 # The remaining cases need a bus that answers; a missing bus would win.
 require_root()
+
+# As a user who has no manager, the default bus is the user bus: the same sentence.
+out = subprocess.run(["runuser", "-u", "nobody", "--", "env", "-u", "XDG_RUNTIME_DIR", "-u",
+                      "DBUS_SESSION_BUS_ADDRESS", CERBERUS, "run", "--db", nomgr_db],
+                     capture_output=True, text=True)
+check(out.returncode == 4 and out.stderr.count("\n") == 1 and
+      "no systemd user manager for uid 65534: XDG_RUNTIME_DIR is not set" in out.stderr and
+      "loginctl enable-linger nobody" in out.stderr,
+      f"run as nobody without a manager: exit {out.returncode}: {out.stderr!r}")
 from harness import UserManager  # noqa: E402  (starts a manager only when root)
 
 um = UserManager("badinput")

@@ -73,6 +73,59 @@ check("very-secret-token" not in out.stdout + out.stderr, f"check printed a secr
 check("<redacted>" in out.stdout and "env:PD_ROUTING_KEY" in out.stdout,
       f"check does not show secrets redacted: {out.stdout!r}")
 
+# check == run: what run and test-receiver refuse at start, check refuses with the same
+# sentence and exit code. A webhook secret written in the file is checked by its format
+# ("whsec_" + base64); one read from the environment only where it is read.
+SENTENCE = ("/receivers/hook/secret: the secret starts with 'whsec_' but the rest is not "
+            "base64; copy the whole secret as the receiver shows it")
+
+
+def refusals(rules, env=None):
+    """check, test-receiver and run on the same rules: {command: (exit, stderr)}."""
+    db = os.path.join(work, "refused.db")
+    outs = {
+        "check": run_cli("check", "--rules", rules, env=env),
+        "test-receiver": run_cli("test-receiver", "hook", "--rules", rules, env=env),
+        "run": run_cli("run", "--rules", rules, "--db", db, "--emit-socket", "none",
+                       "--bus", "unix:path=" + os.path.join(work, "no-bus"), env=env),
+    }
+    check(not os.path.exists(db), "run with refused receivers left a database behind")
+    return {name: (out.returncode, out.stderr) for name, out in outs.items()}
+
+
+hook = {"type": "webhook", "url": "http://127.0.0.1:9/alerts"}
+inline = write("whsec-inline.json", json.dumps(
+    {"receivers": {"hook": dict(hook, secret="whsec_!!!")}}, indent=1))
+line = next(i + 1 for i, text in enumerate(open(inline)) if '"secret"' in text)
+for name, (code, stderr) in refusals(inline).items():
+    check(code == 1, f"{name} on a malformed inline whsec_ secret: exit {code}: {stderr!r}")
+    check(f"{inline}:{line}: {SENTENCE}" in stderr,
+          f"{name} does not say {inline}:{line}: {SENTENCE!r}: {stderr!r}")
+    check("whsec_!!!" not in stderr, f"{name} printed the secret: {stderr!r}")
+# A secret file run could not read: check finds it without reading the secret.
+secret_dir = os.path.join(work, "secrets.d")
+os.mkdir(secret_dir)
+dir_secret = write("secret-dir.json", json.dumps(
+    {"receivers": {"hook": dict(hook, secret={"file": secret_dir})}}, indent=1))
+line = next(i + 1 for i, text in enumerate(open(dir_secret)) if '"file"' in text)
+sentence = (f"{dir_secret}:{line}: /receivers/hook/secret/file: secret file '{secret_dir}': it "
+            "is a directory, not a regular file; put the secret alone in a regular file of at "
+            "most 64 KiB")
+for name, (code, stderr) in refusals(dir_secret).items():
+    check(code == 1 and sentence in stderr,
+          f"{name} on a directory as secret file: exit {code}, expected {sentence!r}: {stderr!r}")
+from_env = write("whsec-env.json", json.dumps(
+    {"receivers": {"hook": dict(hook, secret={"env": "CC_HOOK_SECRET"})}}))
+env = dict(os.environ, CC_HOOK_SECRET="whsec_!!!")
+results = refusals(from_env, env)
+check(results["check"][0] == 0, f"check cannot read the environment run will have, yet refused "
+      f"{from_env}: {results['check']}")
+for name in ("test-receiver", "run"):
+    code, stderr = results[name]
+    check(code == 1 and f"receiver 'hook' ({from_env}:1): 'secret': the secret starts with "
+          "'whsec_' but the rest is not base64" in stderr and "whsec_!!!" not in stderr,
+          f"{name} with a malformed whsec_ secret in the environment: exit {code}: {stderr!r}")
+
 # check: a file with three errors prints all three, one per line, and exits 1.
 broken = write("broken.json", """{
   "receivers": {"log": {"type": "log"}},

@@ -65,7 +65,7 @@ for m in (alert, resolve):
 
 # Headers, as a mail client reads them.
 msg = alert["message"]
-check(msg["Subject"] == f"[FIRING] looping.service on {host}: 3 crashes in 1m",
+check(msg["Subject"] == f"[FIRING] looping.service on {host}: 3 crashes in 1min",
       f"the subject: {msg['Subject']}")
 check(email.utils.parseaddr(str(msg["From"])) == ("Cerberus alerts", "cerberus@example.test"),
       f"From: {msg['From']}")
@@ -80,7 +80,7 @@ check(str(msg["Message-ID"]).startswith("<") and str(msg["Message-ID"]).endswith
       f"Message-ID: {msg['Message-ID']}")
 body = msg.get_content()
 for fact in ("Rule:       crashloop", "Severity:   critical", "Unit:       looping.service",
-             f"Host:       {host}", "Crashes:    3", "Window:     1m",
+             f"Host:       {host}", "Crashes:    3", "Window:     1min",
              "Last exit:  exit-code, exited 3", "Labels:     team=platform", "about to crash"):
     check(fact in body, f"the alert mail says {fact!r}:\n{body}")
 

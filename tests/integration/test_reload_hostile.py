@@ -69,6 +69,6 @@ wait_for(lambda: db_rows(db, "SELECT rule FROM alerts WHERE unit = 'looping.serv
 
 # With the bad file gone, a reload is taken again.
 cerberus.proc.send_signal(signal.SIGHUP)
-wait_for(lambda: "rules reloaded: 1 rules" in cerberus.output(), 10, "the good reload")
+wait_for(lambda: "rules reloaded: 1 rule," in cerberus.output(), 10, "the good reload")
 check(cerberus.stop() == 0, "cerberus did not exit 0 on SIGTERM")
 print("ok")

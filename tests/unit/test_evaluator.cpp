@@ -324,6 +324,21 @@ TEST_CASE("rules see only the units their globs match") {
     CHECK(live.evaluator().unitsTracked() == 3);
 }
 
+TEST_CASE("a bare unit name in a rule fires for its .service and for an emitted job") {
+    Live live(ruleSet(
+        R"([{"name": "payments", "units": ["payments"], "exclude": ["payments-canary"],
+             "notify": ["log"], "when": {"event": "crash"}}])"));
+    live.feed(Unit("payments.socket").crash());
+    live.feed(Unit("payments-canary.service").crash());
+    live.feed(Unit("payments-api.service").crash());
+    CHECK(live.changes.empty());
+    live.feed(Unit("payments.service").crash());
+    live.feed(Unit("payments").crash());
+    REQUIRE(live.changes.size() == 2);
+    CHECK(live.changes[0].unit == "payments.service");
+    CHECK(live.changes[1].unit == "payments");
+}
+
 TEST_CASE("an alert resolves when the unit has been up for resolve_when_up_for") {
     Live live(ruleSet(
         R"([{"name": "crashloop", "notify": ["log"], "resolve_when_up_for": "10m",

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -541,6 +542,34 @@ TEST_CASE("secrets resolve from the environment and files, and a bad one names t
     REQUIRE(bad.errors.size() == 1);
     CHECK(bad.errors[0].find("'secret'") != std::string::npos);
     CHECK(bad.errors[0].find("notbase64") == std::string::npos);
+}
+
+TEST_CASE("a secret file is refused with the sentence cerberus check gives for it") {
+    rules::Receiver pd;
+    pd.name = "pd";
+    pd.type = rules::ReceiverType::PagerDuty;
+    pd.origin = "rules/x.json:9";
+    pd.routing_key = rules::Secret{rules::Secret::Kind::File, "/nonexistent/cerberus/pd.key"};
+    const auto none = [](const char*) -> const char* { return nullptr; };
+    const auto missing = notify::resolveTargets({pd}, none);
+    REQUIRE(missing.errors.size() == 1);
+    CHECK(missing.errors[0] == "receiver 'pd' (rules/x.json:9): 'routing_key': " +
+                                   rules::secretFileError("/nonexistent/cerberus/pd.key"));
+
+    // Only blanks: what check cannot see without reading the secret.
+    char path[] = "/tmp/cerberus-secret-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, " \n", 2) == 2);
+    close(fd);
+    pd.routing_key->value = path;
+    CHECK(rules::secretFileError(path).empty());
+    const auto blank = notify::resolveTargets({pd}, none);
+    unlink(path);
+    REQUIRE(blank.errors.size() == 1);
+    CHECK(blank.errors[0] == "receiver 'pd' (rules/x.json:9): 'routing_key': secret file '" +
+                                 std::string(path) +
+                                 "': it holds only blanks; put the secret in it");
 }
 
 TEST_CASE("a signed webhook request carries the Standard Webhooks headers") {
