@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -7,6 +8,8 @@
 #include "store/store.hpp"
 
 namespace cerberus::store {
+
+using detail::Statement;
 
 namespace detail {
 
@@ -208,23 +211,36 @@ bool hasGlobMeta(std::string_view pattern) {
 
 }  // namespace
 
+namespace detail {
+
+// The statements every flush runs, prepared on one connection.
+struct WriterStatements {
+    explicit WriterStatements(sqlite3* db)
+        : begin(db, "BEGIN IMMEDIATE"),
+          commit(db, "COMMIT"),
+          insert_transition(db, INSERT_TRANSITION_SQL),
+          upsert_unit(db, UPSERT_UNIT_SQL),
+          delete_unevaluated(db, "DELETE FROM unevaluated WHERE transition_id = ?1") {}
+    Statement begin;
+    Statement commit;
+    Statement insert_transition;
+    Statement upsert_unit;
+    Statement delete_unevaluated;
+};
+
+}  // namespace detail
+
 HistoryWriter::HistoryWriter(Database& db, std::size_t max_queued)
     : db_(db),
       max_queued_(std::max<std::size_t>(max_queued, 1)),
       generation_(db.generation()),
-      begin_(db.handle(), "BEGIN IMMEDIATE"),
-      commit_(db.handle(), "COMMIT"),
-      insert_transition_(db.handle(), INSERT_TRANSITION_SQL),
-      upsert_unit_(db.handle(), UPSERT_UNIT_SQL),
-      delete_unevaluated_(db.handle(), "DELETE FROM unevaluated WHERE transition_id = ?1") {}
+      statements_(std::make_unique<detail::WriterStatements>(db.handle())) {}
+
+HistoryWriter::HistoryWriter(HistoryWriter&& other) noexcept = default;
+HistoryWriter::~HistoryWriter() = default;
 
 void HistoryWriter::prepare() {
-    sqlite3* db = db_.handle();
-    begin_ = Statement(db, "BEGIN IMMEDIATE");
-    commit_ = Statement(db, "COMMIT");
-    insert_transition_ = Statement(db, INSERT_TRANSITION_SQL);
-    upsert_unit_ = Statement(db, UPSERT_UNIT_SQL);
-    delete_unevaluated_ = Statement(db, "DELETE FROM unevaluated WHERE transition_id = ?1");
+    statements_ = std::make_unique<detail::WriterStatements>(db_.handle());
     generation_ = db_.generation();
 }
 
@@ -267,21 +283,21 @@ FlushResult HistoryWriter::flush() {
     };
     try {
         if (generation_ != db_.generation()) prepare();
-        if (run(begin_.get()) != SQLITE_OK) return failed(sqlite3_errmsg(db));
+        if (run(statements_->begin.get()) != SQLITE_OK) return failed(sqlite3_errmsg(db));
         int rc = SQLITE_OK;
         for (auto it = queue_.begin(); rc == SQLITE_OK && it != queue_.end(); ++it)
-            rc = insertTransition(insert_transition_.get(), *it);
+            rc = insertTransition(statements_->insert_transition.get(), *it);
         for (auto it = units_.begin(); rc == SQLITE_OK && it != units_.end(); ++it)
-            rc = upsertUnit(upsert_unit_.get(), it->second);
+            rc = upsertUnit(statements_->upsert_unit.get(), it->second);
         for (auto it = alerts_.begin(); rc == SQLITE_OK && it != alerts_.end(); ++it)
             rc = detail::writeAlert(db, *it);
         for (auto it = updates_.begin(); rc == SQLITE_OK && it != updates_.end(); ++it)
             rc = detail::writeOutboxUpdate(db, *it);
         for (auto it = evaluated_.begin(); rc == SQLITE_OK && it != evaluated_.end(); ++it)
-            rc = runWithId(delete_unevaluated_.get(), *it);
+            rc = runWithId(statements_->delete_unevaluated.get(), *it);
         if (rc == SQLITE_OK && manager_) rc = upsertManager(db, *manager_);
         if (rc == SQLITE_OK && heartbeat_) rc = recordHeartbeat(db);
-        if (rc == SQLITE_OK) rc = run(commit_.get());
+        if (rc == SQLITE_OK) rc = run(statements_->commit.get());
         if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
     } catch (const std::exception& e) {
         return failed(e.what());
