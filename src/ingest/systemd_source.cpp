@@ -1,6 +1,7 @@
 #include "ingest/systemd_source.hpp"
 
 #include <poll.h>
+#include <sdbus-c++/sdbus-c++.h>
 #include <sys/epoll.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-login.h>
@@ -8,6 +9,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <memory>
+#include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "core/error.hpp"
@@ -152,13 +156,94 @@ std::string BusSpec::describe() const {
     return "bus at '" + bus + "'";
 }
 
-SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock)
-    : bus_(std::move(bus)), sink_(sink), clock_(clock), own_unit_(findOwnUnit(bus_.bus)) {}
+struct SystemdSource::Impl {
+    Impl(BusSpec bus, TransitionSink& sink, const core::Clock& clock);
+    ~Impl() { disconnect(); }
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
 
-SystemdSource::~SystemdSource() { disconnect(); }
+    void seed(const std::map<std::string, core::UnitSnapshot>& known, std::string manager,
+              std::optional<core::Usec> last_watched);
+    void connect();
+    void disconnect();
+    PollData pollData() const;
+    bool process();
+
+    // Where a GetAll reply stands in systemd's own message order (sender, cookie), so that
+    // signals systemd sent before that reply, still queued here, are known to be older.
+    struct ReadMark {
+        std::string sender;
+        std::uint64_t cookie = 0;
+    };
+    struct Tracked {
+        core::UnitSnapshot snapshot;
+        bool fresh = false;  // read with GetAll on this connection
+        ReadMark unit_read;
+        ReadMark service_read;
+    };
+
+    void addMatches();
+    void subscribe();
+    void reconcileAll(core::Source source);
+    void refresh(const std::string& unit, core::Source source);
+    void onPropertiesChanged(sdbus::Message& msg);
+    void onManagerSignal(sdbus::Message& msg);
+    void update(Tracked& tracked, core::UnitSnapshot after, core::Source source);
+    void checkManager();
+    void unloaded(const std::string& name, Tracked& tracked);
+    void runDeferred();
+    bool drain();
+
+    BusSpec bus_;
+    TransitionSink& sink_;
+    const core::Clock& clock_;
+    std::string own_unit_;
+    std::unordered_map<std::string, Tracked> units_;
+    std::set<std::string> deferred_refresh_;
+    bool deferred_reconcile_ = false;
+    // Between Reloading(true) and Reloading(false) (daemon-reload, daemon-reexec) systemd
+    // announces every unit as removed and new again; their state and counters carry over.
+    bool reloading_ = false;
+    // Something was watched before: a unit seen for the first time was loaded unwatched.
+    bool watched_before_ = false;
+    std::string manager_identity_;  // of the manager the snapshots belong to
+    // Since when nothing was watched (wall clock): a stop, a lost bus, a reload. Reconcile
+    // rows carry it; cleared once everything was read again. nullopt: not known.
+    std::optional<core::Usec> unwatched_since_;
+    bool lost_ = false;
+    std::string last_error_;
+    SourceStats stats_;
+
+    std::unique_ptr<sdbus::IConnection> connection_;
+    std::unique_ptr<sdbus::IProxy> manager_;
+    std::vector<sdbus::Slot> slots_;
+};
+
+SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(bus), sink, clock)) {}
+
+SystemdSource::~SystemdSource() = default;
+
+void SystemdSource::connect() { impl_->connect(); }
 
 void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known,
                          std::string manager, std::optional<core::Usec> last_watched) {
+    impl_->seed(known, std::move(manager), last_watched);
+}
+
+bool SystemdSource::connected() const { return impl_->connection_ != nullptr; }
+void SystemdSource::disconnect() { impl_->disconnect(); }
+SystemdSource::PollData SystemdSource::pollData() const { return impl_->pollData(); }
+bool SystemdSource::process() { return impl_->process(); }
+const std::string& SystemdSource::lastError() const { return impl_->last_error_; }
+std::size_t SystemdSource::unitsTracked() const { return impl_->units_.size(); }
+const SourceStats& SystemdSource::stats() const { return impl_->stats_; }
+
+SystemdSource::Impl::Impl(BusSpec bus, TransitionSink& sink, const core::Clock& clock)
+    : bus_(std::move(bus)), sink_(sink), clock_(clock), own_unit_(findOwnUnit(bus_.bus)) {}
+
+void SystemdSource::Impl::seed(const std::map<std::string, core::UnitSnapshot>& known,
+                               std::string manager, std::optional<core::Usec> last_watched) {
     unwatched_since_ = last_watched;
     for (const auto& [name, snapshot] : known) {
         Tracked& tracked = units_[name];
@@ -168,7 +253,7 @@ void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known,
     if (manager_identity_.empty()) manager_identity_ = std::move(manager);
 }
 
-void SystemdSource::connect() {
+void SystemdSource::Impl::connect() {
     disconnect();
     lost_ = false;
     last_error_.clear();
@@ -200,7 +285,7 @@ void SystemdSource::connect() {
     }
 }
 
-void SystemdSource::disconnect() {
+void SystemdSource::Impl::disconnect() {
     slots_.clear();
     manager_.reset();
     connection_.reset();
@@ -210,8 +295,8 @@ void SystemdSource::disconnect() {
     for (auto& [name, tracked] : units_) tracked.fresh = false;
 }
 
-void SystemdSource::addMatches() {
-    auto guarded = [this](void (SystemdSource::*handler)(sdbus::Message&)) {
+void SystemdSource::Impl::addMatches() {
+    auto guarded = [this](void (Impl::*handler)(sdbus::Message&)) {
         return [this, handler](sdbus::Message& msg) {
             // sdbus-c++ lets nothing escape a match handler safely: catch it all here.
             try {
@@ -225,23 +310,23 @@ void SystemdSource::addMatches() {
     slots_.push_back(connection_->addMatch(
         std::string("type='signal',sender='") + SYSTEMD_NAME + "',interface='" + PROPERTIES_IFACE +
             "',member='PropertiesChanged',path_namespace='/org/freedesktop/systemd1/unit'",
-        guarded(&SystemdSource::onPropertiesChanged)));
+        guarded(&Impl::onPropertiesChanged)));
     slots_.push_back(connection_->addMatch(std::string("type='signal',sender='") + SYSTEMD_NAME +
                                                "',interface='" + MANAGER_IFACE + "',path='" +
                                                MANAGER_PATH + "'",
-                                           guarded(&SystemdSource::onManagerSignal)));
+                                           guarded(&Impl::onManagerSignal)));
     slots_.push_back(connection_->addMatch(
         std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop."
                     "DBus',member='NameOwnerChanged',arg0='") +
             SYSTEMD_NAME + "'",
-        guarded(&SystemdSource::onManagerSignal)));
+        guarded(&Impl::onManagerSignal)));
     slots_.push_back(connection_->addMatch(
         "type='signal',sender='org.freedesktop.DBus.Local',interface='org.freedesktop.DBus."
         "Local',member='Disconnected'",
         [this](sdbus::Message&) { lost_ = true; }));
 }
 
-void SystemdSource::subscribe() {
+void SystemdSource::Impl::subscribe() {
     try {
         manager_->callMethod("Subscribe").onInterface(MANAGER_IFACE);
     } catch (const sdbus::Error& e) {
@@ -250,7 +335,7 @@ void SystemdSource::subscribe() {
     }
 }
 
-void SystemdSource::reconcileAll(core::Source source) {
+void SystemdSource::Impl::reconcileAll(core::Source source) {
     using UnitRow =
         sdbus::Struct<std::string, std::string, std::string, std::string, std::string, std::string,
                       sdbus::ObjectPath, std::uint32_t, std::string, sdbus::ObjectPath>;
@@ -274,7 +359,7 @@ void SystemdSource::reconcileAll(core::Source source) {
 
 // A manager other than the one the snapshots were read from (a reboot, a restarted user
 // manager) counts every unit from a new unit's zero: what the old one counted is gone.
-void SystemdSource::checkManager() {
+void SystemdSource::Impl::checkManager() {
     std::uint64_t started = 0;
     try {
         const sdbus::Variant value =
@@ -303,7 +388,7 @@ void SystemdSource::checkManager() {
 
 // The unit is no longer loaded: when systemd loads it again, its counters start at zero.
 // Outside a reload only; a reload announces every unit as removed and then new again.
-void SystemdSource::unloaded(const std::string& name, Tracked& tracked) {
+void SystemdSource::Impl::unloaded(const std::string& name, Tracked& tracked) {
     tracked.fresh = false;
     if (reloading_ || tracked.snapshot.active_state.empty()) return;
     auto baseline = loadedBaseline(name);
@@ -312,7 +397,7 @@ void SystemdSource::unloaded(const std::string& name, Tracked& tracked) {
     sink_.onUnit(tracked.snapshot);
 }
 
-void SystemdSource::refresh(const std::string& name, core::Source source) {
+void SystemdSource::Impl::refresh(const std::string& name, core::Source source) {
     if (name == own_unit_) return;
     PropertyDelta delta;
     ReadMark unit_mark, service_mark;
@@ -364,7 +449,7 @@ void SystemdSource::refresh(const std::string& name, core::Source source) {
     tracked.fresh = true;
 }
 
-void SystemdSource::onPropertiesChanged(sdbus::Message& msg) {
+void SystemdSource::Impl::onPropertiesChanged(sdbus::Message& msg) {
     const auto name = unitNameFromPath(msg.getPath());
     if (!name || *name == own_unit_) return;
     std::string iface;
@@ -403,7 +488,7 @@ void SystemdSource::onPropertiesChanged(sdbus::Message& msg) {
     update(tracked, std::move(after), core::Source::Systemd);
 }
 
-void SystemdSource::onManagerSignal(sdbus::Message& msg) {
+void SystemdSource::Impl::onManagerSignal(sdbus::Message& msg) {
     const std::string member = msg.getMemberName();
     if (member == "UnitNew") {
         std::string id;
@@ -453,7 +538,7 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
     }
 }
 
-void SystemdSource::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
+void SystemdSource::Impl::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
     const Stamp stamp{clock_.realtime(), clock_.monotonic(), source};
     auto transitions = derive(tracked.snapshot, after, stamp);
     for (auto& t : transitions) {
@@ -466,13 +551,13 @@ void SystemdSource::update(Tracked& tracked, core::UnitSnapshot after, core::Sou
     }
 }
 
-bool SystemdSource::drain() {
+bool SystemdSource::Impl::drain() {
     while (!lost_ && connection_->processPendingRequest()) {
     }
     return !lost_;
 }
 
-void SystemdSource::runDeferred() {
+void SystemdSource::Impl::runDeferred() {
     if (deferred_reconcile_) {
         subscribe();
         reconcileAll(core::Source::Reconcile);
@@ -482,7 +567,7 @@ void SystemdSource::runDeferred() {
     for (const auto& name : names) refresh(name, core::Source::Systemd);
 }
 
-bool SystemdSource::process() {
+bool SystemdSource::Impl::process() {
     if (!connection_) return false;
     try {
         drain();
@@ -505,7 +590,7 @@ bool SystemdSource::process() {
     return true;
 }
 
-SystemdSource::PollData SystemdSource::pollData() const {
+SystemdSource::PollData SystemdSource::Impl::pollData() const {
     PollData out;
     if (!connection_) return out;
     sdbus::IConnection::PollData data{};
