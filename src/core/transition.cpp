@@ -1,15 +1,12 @@
 #include "core/transition.hpp"
 
-#include <array>
-#include <utility>
-
 #include "core/names.hpp"
 
 namespace cerberus::core {
 
 namespace {
 
-constexpr std::array<std::pair<Event, std::string_view>, 6> EVENT_NAMES{{
+constexpr NameTable<Event, 6> EVENT_NAMES{{
     {Event::Start, "start"},
     {Event::Stop, "stop"},
     {Event::Crash, "crash"},
@@ -18,7 +15,7 @@ constexpr std::array<std::pair<Event, std::string_view>, 6> EVENT_NAMES{{
     {Event::GiveUp, "give_up"},
 }};
 
-constexpr std::array<std::pair<Source, std::string_view>, 4> SOURCE_NAMES{{
+constexpr NameTable<Source, 4> SOURCE_NAMES{{
     {Source::Systemd, "systemd"},
     {Source::Reconcile, "reconcile"},
     {Source::Emit, "emit"},

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <utility>
 
+#include "core/names.hpp"
 #include "notify/signing.hpp"
 
 namespace cerberus::notify {
@@ -41,16 +42,15 @@ core::Usec endsAhead(const Target& target, core::Usec now) {
     return now + ALERTMANAGER_ENDS_AT_PERIODS * target.receiver.resend_every_usec;
 }
 
+constexpr core::NameTable<Status, 3> STATUS_NAMES{{
+    {Status::Pending, "pending"},
+    {Status::Sent, "sent"},
+    {Status::Failed, "failed"},
+}};
+
 }  // namespace
 
-std::string_view toString(Status status) {
-    switch (status) {
-    case Status::Pending: return "pending";
-    case Status::Sent: return "sent";
-    case Status::Failed: return "failed";
-    }
-    return "pending";
-}
+std::string_view toString(Status status) { return core::nameOf(STATUS_NAMES, status); }
 
 core::Usec backoffUsec(std::int64_t attempts, std::uint64_t random) {
     core::Usec base = BACKOFF_MIN_USEC;

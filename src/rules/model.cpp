@@ -1,8 +1,5 @@
 #include <fnmatch.h>
 
-#include <array>
-#include <utility>
-
 #include "core/names.hpp"
 #include "rules/rules.hpp"
 
@@ -13,7 +10,7 @@ namespace {
 using core::nameOf;
 using core::valueOf;
 
-constexpr std::array<std::pair<ReceiverType, std::string_view>, 5> RECEIVER_TYPES{{
+constexpr core::NameTable<ReceiverType, 5> RECEIVER_TYPES{{
     {ReceiverType::Slack, "slack"},
     {ReceiverType::PagerDuty, "pagerduty"},
     {ReceiverType::Webhook, "webhook"},
@@ -21,7 +18,7 @@ constexpr std::array<std::pair<ReceiverType, std::string_view>, 5> RECEIVER_TYPE
     {ReceiverType::Log, "log"},
 }};
 
-constexpr std::array<std::pair<Severity, std::string_view>, 4> SEVERITIES{{
+constexpr core::NameTable<Severity, 4> SEVERITIES{{
     {Severity::Critical, "critical"},
     {Severity::Error, "error"},
     {Severity::Warning, "warning"},
