@@ -171,6 +171,18 @@ core::UnitSnapshot readUnit(sqlite3_stmt* stmt) {
     return u;
 }
 
+// The schema's CHECK allows only known names; anything else is a damaged or newer file.
+template <typename E>
+E knownName(const Database& db, std::optional<E> parsed, std::string_view what,
+            const std::string& text, std::int64_t transition_id) {
+    if (!parsed)
+        throw core::Error(core::ExitCode::Database,
+                          "database '" + db.path() + "' has an unknown " + std::string(what) +
+                              " '" + text + "' in transition " + std::to_string(transition_id) +
+                              "; upgrade cerberus");
+    return *parsed;
+}
+
 StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
     StoredTransition row;
     row.id = sqlite3_column_int64(stmt, 0);
@@ -179,13 +191,7 @@ StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
     t.mono_usec = sqlite3_column_int64(stmt, 2);
     t.unit = columnText(stmt, 3);
     const std::string event = columnText(stmt, 4);
-    const auto parsed_event = core::parseEvent(event);
-    // The schema's CHECK allows only known names; anything else is a damaged or newer file.
-    if (!parsed_event)
-        throw core::Error(core::ExitCode::Database,
-                          "database '" + db.path() + "' has an unknown event '" + event +
-                              "' in transition " + std::to_string(row.id) + "; upgrade cerberus");
-    t.event = *parsed_event;
+    t.event = knownName(db, core::parseEvent(event), "event", event, row.id);
     t.active_state = columnText(stmt, 5);
     t.sub_state = columnText(stmt, 6);
     t.result = columnText(stmt, 7);
@@ -196,12 +202,7 @@ StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
     t.main_pid = columnOptionalInt(stmt, 12);
     t.unwatched_since_usec = columnOptionalInt(stmt, 14);
     const std::string source = columnText(stmt, 13);
-    const auto parsed_source = core::parseSource(source);
-    if (!parsed_source)
-        throw core::Error(core::ExitCode::Database,
-                          "database '" + db.path() + "' has an unknown source '" + source +
-                              "' in transition " + std::to_string(row.id) + "; upgrade cerberus");
-    t.source = *parsed_source;
+    t.source = knownName(db, core::parseSource(source), "source", source, row.id);
     return row;
 }
 
