@@ -53,22 +53,24 @@ std::string hex(const std::vector<std::uint8_t>& bytes) {
     return out;
 }
 
-// The properties derivation needs, from either interface. Absent ones stay unset.
-void readProperties(const Properties& props, PropertyDelta& d) {
-    if (auto v = take<std::string>(props, "ActiveState")) d.active_state = std::move(*v);
-    if (auto v = take<std::string>(props, "SubState")) d.sub_state = std::move(*v);
+// Adds the properties derivation needs, from either interface, to `out`. Absent ones stay
+// as they were.
+void readProperties(const Properties& props, PropertyDelta& out) {
+    if (auto v = take<std::string>(props, "ActiveState")) out.active_state = std::move(*v);
+    if (auto v = take<std::string>(props, "SubState")) out.sub_state = std::move(*v);
     if (auto v = take<std::uint64_t>(props, "StateChangeTimestampMonotonic"))
-        d.state_change_mono = static_cast<core::Usec>(*v);
-    if (auto v = take<std::vector<std::uint8_t>>(props, "InvocationID")) d.invocation_id = hex(*v);
-    if (auto v = take<std::string>(props, "Result")) d.result = std::move(*v);
-    if (auto v = take<std::uint32_t>(props, "NRestarts")) d.n_restarts = *v;
-    if (auto v = take<std::int32_t>(props, "ExecMainCode")) d.exec_main_code = *v;
-    if (auto v = take<std::int32_t>(props, "ExecMainStatus")) d.exec_main_status = *v;
+        out.state_change_mono = static_cast<core::Usec>(*v);
+    if (auto v = take<std::vector<std::uint8_t>>(props, "InvocationID"))
+        out.invocation_id = hex(*v);
+    if (auto v = take<std::string>(props, "Result")) out.result = std::move(*v);
+    if (auto v = take<std::uint32_t>(props, "NRestarts")) out.n_restarts = *v;
+    if (auto v = take<std::int32_t>(props, "ExecMainCode")) out.exec_main_code = *v;
+    if (auto v = take<std::int32_t>(props, "ExecMainStatus")) out.exec_main_status = *v;
     if (auto v = take<std::uint64_t>(props, "ExecMainStartTimestampMonotonic"))
-        d.exec_main_start_mono = static_cast<core::Usec>(*v);
+        out.exec_main_start_mono = static_cast<core::Usec>(*v);
     if (auto v = take<std::uint64_t>(props, "ExecMainExitTimestampMonotonic"))
-        d.exec_main_exit_mono = static_cast<core::Usec>(*v);
-    if (auto v = take<std::uint32_t>(props, "MainPID")) d.main_pid = *v;
+        out.exec_main_exit_mono = static_cast<core::Usec>(*v);
+    if (auto v = take<std::uint32_t>(props, "MainPID")) out.main_pid = *v;
 }
 
 bool isWatchedProperty(const std::string& name) {
@@ -403,14 +405,14 @@ void SystemdSource::Impl::refresh(const std::string& name, core::Source source) 
     ReadMark unit_mark, service_mark;
     try {
         auto proxy = sdbus::createProxy(*connection_, SYSTEMD_NAME, unitObjectPath(name));
-        auto read = [&](const char* iface, ReadMark& mark) {
+        auto read = [&](const char* iface, ReadMark& mark_out) {
             auto call = proxy->createMethodCall(PROPERTIES_IFACE, "GetAll");
             call << std::string(iface);
             auto reply = proxy->callMethod(call, CALL_TIMEOUT_USEC);
             Properties props;
             reply >> props;
             readProperties(props, delta);
-            mark = ReadMark{reply.getSender(), cookieOf(reply)};
+            mark_out = ReadMark{reply.getSender(), cookieOf(reply)};
         };
         read(UNIT_IFACE, unit_mark);
         if (endsWith(name, ".service")) read(SERVICE_IFACE, service_mark);

@@ -94,9 +94,9 @@ public:
     // `cerberus emit` (milliseconds) are waited for, at most 5 s. The lock file cannot be
     // created: core::Error(Database).
     static WriterLock acquire(const std::string& db_path);
-    // Shared, for an append while no daemon runs; nullopt (and `holder` filled in) when a
-    // daemon holds the database. No lock file yet: no daemon ever held it, an empty lock.
-    static std::optional<WriterLock> tryShared(const std::string& db_path, LockHolder& holder);
+    // Shared, for an append while no daemon runs; nullopt (and `holder_out` filled in) when
+    // a daemon holds the database. No lock file yet: no daemon ever held it, an empty lock.
+    static std::optional<WriterLock> tryShared(const std::string& db_path, LockHolder& holder_out);
     static std::string pathOf(const std::string& db_path) { return db_path + ".lock"; }
 
     // Says in the lock file that this daemon no longer takes events: `cerberus emit` may
