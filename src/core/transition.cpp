@@ -1,8 +1,5 @@
 #include "core/transition.hpp"
 
-#include <array>
-#include <utility>
-
 #include "core/names.hpp"
 #include "core/text.hpp"
 
@@ -10,7 +7,7 @@ namespace cerberus::core {
 
 namespace {
 
-constexpr std::array<std::pair<Event, std::string_view>, 6> EVENT_NAMES{{
+constexpr NameTable<Event, 6> EVENT_NAMES{{
     {Event::Start, "start"},
     {Event::Stop, "stop"},
     {Event::Crash, "crash"},
@@ -19,7 +16,7 @@ constexpr std::array<std::pair<Event, std::string_view>, 6> EVENT_NAMES{{
     {Event::GiveUp, "give_up"},
 }};
 
-constexpr std::array<std::pair<Source, std::string_view>, 4> SOURCE_NAMES{{
+constexpr NameTable<Source, 4> SOURCE_NAMES{{
     {Source::Systemd, "systemd"},
     {Source::Reconcile, "reconcile"},
     {Source::Emit, "emit"},

@@ -85,14 +85,14 @@ bool endsRun(const std::optional<Transition>& t) {
     return t && (t->event == Event::Stop || t->event == Event::Crash);
 }
 
-// An integer field within [low, high]; `error` names the field when it is not one.
+// An integer field within [low, high]; `error_out` names the field when it is not one.
 std::optional<std::int64_t> integerField(const json& object, const char* key, std::int64_t low,
-                                         std::int64_t high, std::string& error) {
+                                         std::int64_t high, std::string& error_out) {
     const auto& value = object.at(key);
     if (!value.is_number_integer() || value.get<std::int64_t>() < low ||
         value.get<std::int64_t>() > high) {
-        error = "field '" + std::string(key) + "' must be an integer from " + std::to_string(low) +
-                " to " + std::to_string(high);
+        error_out = "field '" + std::string(key) + "' must be an integer from " +
+                    std::to_string(low) + " to " + std::to_string(high);
         return std::nullopt;
     }
     return value.get<std::int64_t>();

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <pwd.h>
+#include <sdbus-c++/sdbus-c++.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <systemd/sd-bus.h>
@@ -10,6 +11,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <memory>
+#include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "core/error.hpp"
@@ -51,22 +55,24 @@ std::string hex(const std::vector<std::uint8_t>& bytes) {
     return out;
 }
 
-// The properties derivation needs, from either interface. Absent ones stay unset.
-void readProperties(const Properties& props, PropertyDelta& d) {
-    if (auto v = take<std::string>(props, "ActiveState")) d.active_state = std::move(*v);
-    if (auto v = take<std::string>(props, "SubState")) d.sub_state = std::move(*v);
+// Adds the properties derivation needs, from either interface, to `out`. Absent ones stay
+// as they were.
+void readProperties(const Properties& props, PropertyDelta& out) {
+    if (auto v = take<std::string>(props, "ActiveState")) out.active_state = std::move(*v);
+    if (auto v = take<std::string>(props, "SubState")) out.sub_state = std::move(*v);
     if (auto v = take<std::uint64_t>(props, "StateChangeTimestampMonotonic"))
-        d.state_change_mono = static_cast<core::Usec>(*v);
-    if (auto v = take<std::vector<std::uint8_t>>(props, "InvocationID")) d.invocation_id = hex(*v);
-    if (auto v = take<std::string>(props, "Result")) d.result = std::move(*v);
-    if (auto v = take<std::uint32_t>(props, "NRestarts")) d.n_restarts = *v;
-    if (auto v = take<std::int32_t>(props, "ExecMainCode")) d.exec_main_code = *v;
-    if (auto v = take<std::int32_t>(props, "ExecMainStatus")) d.exec_main_status = *v;
+        out.state_change_mono = static_cast<core::Usec>(*v);
+    if (auto v = take<std::vector<std::uint8_t>>(props, "InvocationID"))
+        out.invocation_id = hex(*v);
+    if (auto v = take<std::string>(props, "Result")) out.result = std::move(*v);
+    if (auto v = take<std::uint32_t>(props, "NRestarts")) out.n_restarts = *v;
+    if (auto v = take<std::int32_t>(props, "ExecMainCode")) out.exec_main_code = *v;
+    if (auto v = take<std::int32_t>(props, "ExecMainStatus")) out.exec_main_status = *v;
     if (auto v = take<std::uint64_t>(props, "ExecMainStartTimestampMonotonic"))
-        d.exec_main_start_mono = static_cast<core::Usec>(*v);
+        out.exec_main_start_mono = static_cast<core::Usec>(*v);
     if (auto v = take<std::uint64_t>(props, "ExecMainExitTimestampMonotonic"))
-        d.exec_main_exit_mono = static_cast<core::Usec>(*v);
-    if (auto v = take<std::uint32_t>(props, "MainPID")) d.main_pid = *v;
+        out.exec_main_exit_mono = static_cast<core::Usec>(*v);
+    if (auto v = take<std::uint32_t>(props, "MainPID")) out.main_pid = *v;
 }
 
 bool isWatchedProperty(const std::string& name) {
@@ -178,13 +184,94 @@ std::string BusSpec::describe() const {
     return "bus at '" + bus + "'";
 }
 
-SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock)
-    : bus_(std::move(bus)), sink_(sink), clock_(clock), own_unit_(findOwnUnit(bus_.bus)) {}
+struct SystemdSource::Impl {
+    Impl(BusSpec bus, TransitionSink& sink, const core::Clock& clock);
+    ~Impl() { disconnect(); }
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
 
-SystemdSource::~SystemdSource() { disconnect(); }
+    void seed(const std::map<std::string, core::UnitSnapshot>& known, std::string manager,
+              std::optional<core::Usec> last_watched);
+    void connect();
+    void disconnect();
+    PollData pollData() const;
+    bool process();
+
+    // Where a GetAll reply stands in systemd's own message order (sender, cookie), so that
+    // signals systemd sent before that reply, still queued here, are known to be older.
+    struct ReadMark {
+        std::string sender;
+        std::uint64_t cookie = 0;
+    };
+    struct Tracked {
+        core::UnitSnapshot snapshot;
+        bool fresh = false;  // read with GetAll on this connection
+        ReadMark unit_read;
+        ReadMark service_read;
+    };
+
+    void addMatches();
+    void subscribe();
+    void reconcileAll(core::Source source);
+    void refresh(const std::string& unit, core::Source source);
+    void onPropertiesChanged(sdbus::Message& msg);
+    void onManagerSignal(sdbus::Message& msg);
+    void update(Tracked& tracked, core::UnitSnapshot after, core::Source source);
+    void checkManager();
+    void unloaded(const std::string& name, Tracked& tracked);
+    void runDeferred();
+    bool drain();
+
+    BusSpec bus_;
+    TransitionSink& sink_;
+    const core::Clock& clock_;
+    std::string own_unit_;
+    std::unordered_map<std::string, Tracked> units_;
+    std::set<std::string> deferred_refresh_;
+    bool deferred_reconcile_ = false;
+    // Between Reloading(true) and Reloading(false) (daemon-reload, daemon-reexec) systemd
+    // announces every unit as removed and new again; their state and counters carry over.
+    bool reloading_ = false;
+    // Something was watched before: a unit seen for the first time was loaded unwatched.
+    bool watched_before_ = false;
+    std::string manager_identity_;  // of the manager the snapshots belong to
+    // Since when nothing was watched (wall clock): a stop, a lost bus, a reload. Reconcile
+    // rows carry it; cleared once everything was read again. nullopt: not known.
+    std::optional<core::Usec> unwatched_since_;
+    bool lost_ = false;
+    std::string last_error_;
+    SourceStats stats_;
+
+    std::unique_ptr<sdbus::IConnection> connection_;
+    std::unique_ptr<sdbus::IProxy> manager_;
+    std::vector<sdbus::Slot> slots_;
+};
+
+SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(bus), sink, clock)) {}
+
+SystemdSource::~SystemdSource() = default;
+
+void SystemdSource::connect() { impl_->connect(); }
 
 void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known,
                          std::string manager, std::optional<core::Usec> last_watched) {
+    impl_->seed(known, std::move(manager), last_watched);
+}
+
+bool SystemdSource::connected() const { return impl_->connection_ != nullptr; }
+void SystemdSource::disconnect() { impl_->disconnect(); }
+SystemdSource::PollData SystemdSource::pollData() const { return impl_->pollData(); }
+bool SystemdSource::process() { return impl_->process(); }
+const std::string& SystemdSource::lastError() const { return impl_->last_error_; }
+std::size_t SystemdSource::unitsTracked() const { return impl_->units_.size(); }
+const SourceStats& SystemdSource::stats() const { return impl_->stats_; }
+
+SystemdSource::Impl::Impl(BusSpec bus, TransitionSink& sink, const core::Clock& clock)
+    : bus_(std::move(bus)), sink_(sink), clock_(clock), own_unit_(findOwnUnit(bus_.bus)) {}
+
+void SystemdSource::Impl::seed(const std::map<std::string, core::UnitSnapshot>& known,
+                               std::string manager, std::optional<core::Usec> last_watched) {
     unwatched_since_ = last_watched;
     for (const auto& [name, snapshot] : known) {
         Tracked& tracked = units_[name];
@@ -194,7 +281,7 @@ void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known,
     if (manager_identity_.empty()) manager_identity_ = std::move(manager);
 }
 
-void SystemdSource::connect() {
+void SystemdSource::Impl::connect() {
     disconnect();
     lost_ = false;
     last_error_.clear();
@@ -230,7 +317,7 @@ void SystemdSource::connect() {
     }
 }
 
-void SystemdSource::disconnect() {
+void SystemdSource::Impl::disconnect() {
     slots_.clear();
     manager_.reset();
     connection_.reset();
@@ -240,8 +327,8 @@ void SystemdSource::disconnect() {
     for (auto& [name, tracked] : units_) tracked.fresh = false;
 }
 
-void SystemdSource::addMatches() {
-    auto guarded = [this](void (SystemdSource::*handler)(sdbus::Message&)) {
+void SystemdSource::Impl::addMatches() {
+    auto guarded = [this](void (Impl::*handler)(sdbus::Message&)) {
         return [this, handler](sdbus::Message& msg) {
             // sdbus-c++ lets nothing escape a match handler safely: catch it all here.
             try {
@@ -255,23 +342,23 @@ void SystemdSource::addMatches() {
     slots_.push_back(connection_->addMatch(
         std::string("type='signal',sender='") + SYSTEMD_NAME + "',interface='" + PROPERTIES_IFACE +
             "',member='PropertiesChanged',path_namespace='/org/freedesktop/systemd1/unit'",
-        guarded(&SystemdSource::onPropertiesChanged)));
+        guarded(&Impl::onPropertiesChanged)));
     slots_.push_back(connection_->addMatch(std::string("type='signal',sender='") + SYSTEMD_NAME +
                                                "',interface='" + MANAGER_IFACE + "',path='" +
                                                MANAGER_PATH + "'",
-                                           guarded(&SystemdSource::onManagerSignal)));
+                                           guarded(&Impl::onManagerSignal)));
     slots_.push_back(connection_->addMatch(
         std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop."
                     "DBus',member='NameOwnerChanged',arg0='") +
             SYSTEMD_NAME + "'",
-        guarded(&SystemdSource::onManagerSignal)));
+        guarded(&Impl::onManagerSignal)));
     slots_.push_back(connection_->addMatch(
         "type='signal',sender='org.freedesktop.DBus.Local',interface='org.freedesktop.DBus."
         "Local',member='Disconnected'",
         [this](sdbus::Message&) { lost_ = true; }));
 }
 
-void SystemdSource::subscribe() {
+void SystemdSource::Impl::subscribe() {
     try {
         manager_->callMethod("Subscribe").onInterface(MANAGER_IFACE);
     } catch (const sdbus::Error& e) {
@@ -280,7 +367,7 @@ void SystemdSource::subscribe() {
     }
 }
 
-void SystemdSource::reconcileAll(core::Source source) {
+void SystemdSource::Impl::reconcileAll(core::Source source) {
     using UnitRow =
         sdbus::Struct<std::string, std::string, std::string, std::string, std::string, std::string,
                       sdbus::ObjectPath, std::uint32_t, std::string, sdbus::ObjectPath>;
@@ -304,7 +391,7 @@ void SystemdSource::reconcileAll(core::Source source) {
 
 // A manager other than the one the snapshots were read from (a reboot, a restarted user
 // manager) counts every unit from a new unit's zero: what the old one counted is gone.
-void SystemdSource::checkManager() {
+void SystemdSource::Impl::checkManager() {
     std::uint64_t started = 0;
     try {
         const sdbus::Variant value =
@@ -333,7 +420,7 @@ void SystemdSource::checkManager() {
 
 // The unit is no longer loaded: when systemd loads it again, its counters start at zero.
 // Outside a reload only; a reload announces every unit as removed and then new again.
-void SystemdSource::unloaded(const std::string& name, Tracked& tracked) {
+void SystemdSource::Impl::unloaded(const std::string& name, Tracked& tracked) {
     tracked.fresh = false;
     if (reloading_ || tracked.snapshot.active_state.empty()) return;
     auto baseline = loadedBaseline(name);
@@ -342,20 +429,20 @@ void SystemdSource::unloaded(const std::string& name, Tracked& tracked) {
     sink_.onUnit(tracked.snapshot);
 }
 
-void SystemdSource::refresh(const std::string& name, core::Source source) {
+void SystemdSource::Impl::refresh(const std::string& name, core::Source source) {
     if (name == own_unit_) return;
     PropertyDelta delta;
     ReadMark unit_mark, service_mark;
     try {
         auto proxy = sdbus::createProxy(*connection_, SYSTEMD_NAME, unitObjectPath(name));
-        auto read = [&](const char* iface, ReadMark& mark) {
+        auto read = [&](const char* iface, ReadMark& mark_out) {
             auto call = proxy->createMethodCall(PROPERTIES_IFACE, "GetAll");
             call << std::string(iface);
             auto reply = proxy->callMethod(call, CALL_TIMEOUT_USEC);
             Properties props;
             reply >> props;
             readProperties(props, delta);
-            mark = ReadMark{reply.getSender(), cookieOf(reply)};
+            mark_out = ReadMark{reply.getSender(), cookieOf(reply)};
         };
         read(UNIT_IFACE, unit_mark);
         if (endsWith(name, ".service")) read(SERVICE_IFACE, service_mark);
@@ -394,7 +481,7 @@ void SystemdSource::refresh(const std::string& name, core::Source source) {
     tracked.fresh = true;
 }
 
-void SystemdSource::onPropertiesChanged(sdbus::Message& msg) {
+void SystemdSource::Impl::onPropertiesChanged(sdbus::Message& msg) {
     const auto name = unitNameFromPath(msg.getPath());
     if (!name || *name == own_unit_) return;
     std::string iface;
@@ -433,7 +520,7 @@ void SystemdSource::onPropertiesChanged(sdbus::Message& msg) {
     update(tracked, std::move(after), core::Source::Systemd);
 }
 
-void SystemdSource::onManagerSignal(sdbus::Message& msg) {
+void SystemdSource::Impl::onManagerSignal(sdbus::Message& msg) {
     const std::string member = msg.getMemberName();
     if (member == "UnitNew") {
         std::string id;
@@ -483,7 +570,7 @@ void SystemdSource::onManagerSignal(sdbus::Message& msg) {
     }
 }
 
-void SystemdSource::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
+void SystemdSource::Impl::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
     const Stamp stamp{clock_.realtime(), clock_.monotonic(), source};
     auto transitions = derive(tracked.snapshot, after, stamp);
     for (auto& t : transitions) {
@@ -496,13 +583,13 @@ void SystemdSource::update(Tracked& tracked, core::UnitSnapshot after, core::Sou
     }
 }
 
-bool SystemdSource::drain() {
+bool SystemdSource::Impl::drain() {
     while (!lost_ && connection_->processPendingRequest()) {
     }
     return !lost_;
 }
 
-void SystemdSource::runDeferred() {
+void SystemdSource::Impl::runDeferred() {
     if (deferred_reconcile_) {
         subscribe();
         reconcileAll(core::Source::Reconcile);
@@ -512,7 +599,7 @@ void SystemdSource::runDeferred() {
     for (const auto& name : names) refresh(name, core::Source::Systemd);
 }
 
-bool SystemdSource::process() {
+bool SystemdSource::Impl::process() {
     if (!connection_) return false;
     try {
         drain();
@@ -535,7 +622,7 @@ bool SystemdSource::process() {
     return true;
 }
 
-SystemdSource::PollData SystemdSource::pollData() const {
+SystemdSource::PollData SystemdSource::Impl::pollData() const {
     PollData out;
     if (!connection_) return out;
     sdbus::IConnection::PollData data{};

@@ -4,17 +4,12 @@
 // sees into transitions. Driven by the caller's event loop: nothing here owns a thread or
 // sleeps; reconnecting is the caller's decision (connected() / connect()).
 
-#include <sdbus-c++/sdbus-c++.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "core/time.hpp"
 #include "core/transition.hpp"
@@ -68,7 +63,7 @@ public:
     // what reconcile infers happened between then and now.
     void seed(const std::map<std::string, core::UnitSnapshot>& known, std::string manager = {},
               std::optional<core::Usec> last_watched = std::nullopt);
-    bool connected() const { return connection_ != nullptr; }
+    bool connected() const;
     // Drops the connection (after a failure); the caller reconnects later.
     void disconnect();
 
@@ -84,59 +79,15 @@ public:
     bool process();
 
     // Why the last connection ended or the last connect failed (for the caller's log).
-    const std::string& lastError() const { return last_error_; }
-    std::size_t unitsTracked() const { return units_.size(); }
-    const SourceStats& stats() const { return stats_; }
+    const std::string& lastError() const;
+    std::size_t unitsTracked() const;
+    const SourceStats& stats() const;
 
 private:
-    // Where a GetAll reply stands in systemd's own message order (sender, cookie), so that
-    // signals systemd sent before that reply, still queued here, are known to be older.
-    struct ReadMark {
-        std::string sender;
-        std::uint64_t cookie = 0;
-    };
-    struct Tracked {
-        core::UnitSnapshot snapshot;
-        bool fresh = false;  // read with GetAll on this connection
-        ReadMark unit_read;
-        ReadMark service_read;
-    };
-
-    void addMatches();
-    void subscribe();
-    void reconcileAll(core::Source source);
-    void refresh(const std::string& unit, core::Source source);
-    void onPropertiesChanged(sdbus::Message& msg);
-    void onManagerSignal(sdbus::Message& msg);
-    void update(Tracked& tracked, core::UnitSnapshot after, core::Source source);
-    void checkManager();
-    void unloaded(const std::string& name, Tracked& tracked);
-    void runDeferred();
-    bool drain();
-
-    BusSpec bus_;
-    TransitionSink& sink_;
-    const core::Clock& clock_;
-    std::string own_unit_;
-    std::unordered_map<std::string, Tracked> units_;
-    std::set<std::string> deferred_refresh_;
-    bool deferred_reconcile_ = false;
-    // Between Reloading(true) and Reloading(false) (daemon-reload, daemon-reexec) systemd
-    // announces every unit as removed and new again; their state and counters carry over.
-    bool reloading_ = false;
-    // Something was watched before: a unit seen for the first time was loaded unwatched.
-    bool watched_before_ = false;
-    std::string manager_identity_;  // of the manager the snapshots belong to
-    // Since when nothing was watched (wall clock): a stop, a lost bus, a reload. Reconcile
-    // rows carry it; cleared once everything was read again. nullopt: not known.
-    std::optional<core::Usec> unwatched_since_;
-    bool lost_ = false;
-    std::string last_error_;
-    SourceStats stats_;
-
-    std::unique_ptr<sdbus::IConnection> connection_;
-    std::unique_ptr<sdbus::IProxy> manager_;
-    std::vector<sdbus::Slot> slots_;
+    // Everything that touches sdbus-c++ (the connection, its proxy and match slots) and the
+    // per-unit state it feeds, so that users of this header never compile sdbus-c++.
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace cerberus::ingest

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <utility>
 
+#include "core/names.hpp"
 #include "core/text.hpp"
 #include "notify/signing.hpp"
 
@@ -50,16 +51,34 @@ core::Usec endsAhead(const Target& target, core::Usec now) {
     return now + ALERTMANAGER_ENDS_AT_PERIODS * target.receiver.resend_every_usec;
 }
 
+// Walks the deliveries that may go once due, oldest first: the oldest of each receiver and
+// alert (a resolve waits for its trigger), not in flight, of a receiver below its in-flight
+// limit. `visit(id, delivery, receiver_in_flight)` raises the receiver's count when it starts
+// one, and returns false to stop.
+template <typename Queue, typename Visit>
+void forEachMayGo(Queue& queue, const std::set<std::int64_t>& in_flight, Visit visit) {
+    std::set<std::pair<std::string, std::int64_t>> blocked;
+    std::map<std::string, std::size_t> per_receiver;
+    for (const auto id : in_flight) ++per_receiver[queue.at(id).receiver];
+    for (auto& [id, delivery] : queue) {
+        if (!blocked.emplace(delivery.receiver, delivery.alert_id).second) continue;
+        if (in_flight.count(id)) continue;
+        // A receiver at its limit is woken by a completion, not by the clock.
+        std::size_t& receiver_in_flight = per_receiver[delivery.receiver];
+        if (receiver_in_flight >= IN_FLIGHT_PER_RECEIVER_MAX) continue;
+        if (!visit(id, delivery, receiver_in_flight)) return;
+    }
+}
+
+constexpr core::NameTable<Status, 3> STATUS_NAMES{{
+    {Status::Pending, "pending"},
+    {Status::Sent, "sent"},
+    {Status::Failed, "failed"},
+}};
+
 }  // namespace
 
-std::string_view toString(Status status) {
-    switch (status) {
-    case Status::Pending: return "pending";
-    case Status::Sent: return "sent";
-    case Status::Failed: return "failed";
-    }
-    return "pending";
-}
+std::string_view toString(Status status) { return core::nameOf(STATUS_NAMES, status); }
 
 core::Usec backoffUsec(std::int64_t attempts, std::uint64_t random) {
     core::Usec base = BACKOFF_MIN_USEC;
@@ -245,16 +264,10 @@ void Dispatcher::add(Delivery delivery) {
 
 void Dispatcher::run() {
     const core::Usec now = clock_.realtime();
-    std::set<std::pair<std::string, std::int64_t>> blocked;
-    std::map<std::string, std::size_t> per_receiver;
-    for (const auto id : in_flight_) ++per_receiver[queue_.at(id).receiver];
     std::vector<std::int64_t> finished;
-    for (auto& [id, delivery] : queue_) {
-        // Oldest first per receiver and alert: a resolve waits for its trigger.
-        if (!blocked.emplace(delivery.receiver, delivery.alert_id).second) continue;
-        if (in_flight_.count(id) || delivery.next_attempt_usec > now) continue;
-        if (in_flight_.size() >= IN_FLIGHT_MAX) break;
-        if (per_receiver[delivery.receiver] >= IN_FLIGHT_PER_RECEIVER_MAX) continue;
+    const auto go = [&](std::int64_t id, Delivery& delivery, std::size_t& receiver_in_flight) {
+        if (delivery.next_attempt_usec > now) return true;
+        if (in_flight_.size() >= IN_FLIGHT_MAX) return false;
         const auto target = targets_.find(delivery.receiver);
         if (target == targets_.end()) {
             Outcome out;
@@ -269,7 +282,7 @@ void Dispatcher::run() {
                  "notification " + std::to_string(id) + ": " + out.last_error + "; not sent");
             record(std::move(out));
             finished.push_back(id);
-            continue;
+            return true;
         }
         if (target->second.receiver.type == rules::ReceiverType::Log) {
             log_(logPriority(delivery.notification), logLine(delivery.notification));
@@ -281,11 +294,13 @@ void Dispatcher::run() {
             out.sent_usec = now;
             record(std::move(out));
             finished.push_back(id);
-            continue;
+            return true;
         }
-        ++per_receiver[delivery.receiver];
+        ++receiver_in_flight;
         start(delivery, target->second, now);
-    }
+        return true;
+    };
+    forEachMayGo(queue_, in_flight_, go);
     for (const auto id : finished) queue_.erase(id);
     for (auto& [name, state] : alertmanagers_) {
         const auto target = targets_.find(name);
@@ -413,17 +428,11 @@ std::optional<core::Usec> Dispatcher::nextDeadline() const {
     const auto consider = [&next](core::Usec at) {
         if (!next || at < *next) next = at;
     };
-    std::set<std::pair<std::string, std::int64_t>> blocked;
-    std::map<std::string, std::size_t> per_receiver;
-    for (const auto id : in_flight_) ++per_receiver[queue_.at(id).receiver];
     if (in_flight_.size() < IN_FLIGHT_MAX) {
-        for (const auto& [id, delivery] : queue_) {
-            if (!blocked.emplace(delivery.receiver, delivery.alert_id).second) continue;
-            if (in_flight_.count(id)) continue;
-            // A receiver at its limit is woken by a completion, not by the clock.
-            if (per_receiver[delivery.receiver] >= IN_FLIGHT_PER_RECEIVER_MAX) continue;
+        forEachMayGo(queue_, in_flight_, [&](std::int64_t, const Delivery& delivery, std::size_t) {
             consider(delivery.next_attempt_usec);
-        }
+            return true;
+        });
     }
     for (const auto& [name, state] : alertmanagers_)
         if (!state.firing.empty() && !state.resending) consider(state.resend_at);

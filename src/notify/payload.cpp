@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/names.hpp"
 #include "core/text.hpp"
 
 namespace cerberus::notify {
@@ -16,6 +17,11 @@ namespace cerberus::notify {
 namespace {
 
 using nlohmann::json;
+
+constexpr core::NameTable<Action, 2> ACTIONS{{
+    {Action::Trigger, "trigger"},
+    {Action::Resolve, "resolve"},
+}};
 
 constexpr std::string_view ELLIPSIS = "…";
 
@@ -85,9 +91,7 @@ std::string sha256Hex(std::string_view text) {
 
 }  // namespace
 
-std::string_view toString(Action action) {
-    return action == Action::Trigger ? "trigger" : "resolve";
-}
+std::string_view toString(Action action) { return core::nameOf(ACTIONS, action); }
 
 std::string truncateUtf8(std::string_view text, std::size_t max_bytes) {
     if (text.size() <= max_bytes) return std::string(text);
@@ -547,7 +551,12 @@ json alertmanagerAlert(const Notification& n, core::Usec ends_at_usec) {
     return alert;
 }
 
-constexpr std::array<std::string_view, 4> CHANGES{"fire", "repeat", "unsilence", "resolve"};
+constexpr core::NameTable<Change, 4> CHANGES{{
+    {Change::Fire, "fire"},
+    {Change::Repeat, "repeat"},
+    {Change::Unsilence, "unsilence"},
+    {Change::Resolve, "resolve"},
+}};
 
 }  // namespace
 
@@ -568,7 +577,7 @@ std::string stableId(const Notification& n, core::Usec decided_usec) {
     return "msg_" + sha256Hex(key).substr(0, 32);
 }
 
-std::string_view toString(Change change) { return CHANGES[static_cast<std::size_t>(change)]; }
+std::string_view toString(Change change) { return core::nameOf(CHANGES, change); }
 
 std::string encode(const Notification& n) {
     json j = {
@@ -598,11 +607,10 @@ std::optional<Notification> decode(std::string_view text) {
     try {
         const json j = json::parse(text);
         Notification n;
-        n.action =
-            j.at("action").get<std::string>() == "resolve" ? Action::Resolve : Action::Trigger;
-        const auto change = j.at("change").get<std::string>();
-        for (std::size_t i = 0; i < CHANGES.size(); ++i)
-            if (CHANGES[i] == change) n.change = static_cast<Change>(i);
+        n.action = core::valueOf(ACTIONS, j.at("action").get<std::string>())
+                       .value_or(Action::Trigger);  // anything but "resolve" triggers
+        if (const auto change = core::valueOf(CHANGES, j.at("change").get<std::string>()))
+            n.change = *change;
         n.reason = j.at("reason").get<std::string>();
         n.id = j.at("id").get<std::string>();
         n.rule = j.at("rule").get<std::string>();

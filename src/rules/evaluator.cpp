@@ -5,6 +5,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/names.hpp"
+
 namespace cerberus::rules {
 
 namespace {
@@ -351,23 +353,27 @@ struct Evaluator::State {
     }
 };
 
-std::string_view toString(ChangeKind kind) {
-    switch (kind) {
-    case ChangeKind::Fire: return "fire";
-    case ChangeKind::Repeat: return "repeat";
-    case ChangeKind::Resolve: return "resolve";
-    case ChangeKind::Count: return "count";
-    }
-    return "?";
-}
+namespace {
+
+constexpr core::NameTable<ChangeKind, 4> CHANGE_KIND_NAMES{{
+    {ChangeKind::Fire, "fire"},
+    {ChangeKind::Repeat, "repeat"},
+    {ChangeKind::Resolve, "resolve"},
+    {ChangeKind::Count, "count"},
+}};
+
+constexpr core::NameTable<ResolveReason, 3> RESOLVE_REASON_NAMES{{
+    {ResolveReason::None, "none"},
+    {ResolveReason::UpFor, "up"},
+    {ResolveReason::OperatorStop, "operator-stop"},
+}};
+
+}  // namespace
+
+std::string_view toString(ChangeKind kind) { return core::nameOf(CHANGE_KIND_NAMES, kind); }
 
 std::string_view toString(ResolveReason reason) {
-    switch (reason) {
-    case ResolveReason::None: return "none";
-    case ResolveReason::UpFor: return "up";
-    case ResolveReason::OperatorStop: return "operator-stop";
-    }
-    return "?";
+    return core::nameOf(RESOLVE_REASON_NAMES, reason);
 }
 
 Evaluator::Evaluator(RuleSet rules, EvaluatorOptions options) : state_(std::make_unique<State>()) {

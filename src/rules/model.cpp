@@ -1,4 +1,3 @@
-#include <array>
 #include <cctype>
 #include <utility>
 
@@ -13,7 +12,7 @@ namespace {
 using core::nameOf;
 using core::valueOf;
 
-constexpr std::array<std::pair<ReceiverType, std::string_view>, 6> RECEIVER_TYPES{{
+constexpr core::NameTable<ReceiverType, 6> RECEIVER_TYPES{{
     {ReceiverType::Slack, "slack"},
     {ReceiverType::PagerDuty, "pagerduty"},
     {ReceiverType::Webhook, "webhook"},
@@ -22,7 +21,7 @@ constexpr std::array<std::pair<ReceiverType, std::string_view>, 6> RECEIVER_TYPE
     {ReceiverType::Email, "email"},
 }};
 
-constexpr std::array<std::pair<StartTls, std::string_view>, 3> STARTTLS_MODES{{
+constexpr core::NameTable<StartTls, 3> STARTTLS_MODES{{
     {StartTls::Always, "always"},
     {StartTls::Opportunistic, "opportunistic"},
     {StartTls::Never, "never"},
@@ -50,7 +49,7 @@ bool isAddress(std::string_view text) {
     return true;
 }
 
-constexpr std::array<std::pair<Severity, std::string_view>, 4> SEVERITIES{{
+constexpr core::NameTable<Severity, 4> SEVERITIES{{
     {Severity::Critical, "critical"},
     {Severity::Error, "error"},
     {Severity::Warning, "warning"},

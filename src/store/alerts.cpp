@@ -7,6 +7,8 @@
 
 namespace cerberus::store {
 
+using detail::Statement;
+
 namespace detail {
 
 namespace {

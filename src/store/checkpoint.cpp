@@ -1,5 +1,7 @@
 #include "store/checkpoint.hpp"
 
+#include <sqlite3.h>
+
 #include <utility>
 
 #include "core/thread.hpp"

@@ -2,8 +2,6 @@
 
 // The daemon's WAL checkpoints, away from its commits.
 
-#include <sqlite3.h>
-
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>

@@ -15,6 +15,8 @@
 
 namespace cerberus::store {
 
+using detail::Statement;
+
 namespace {
 
 constexpr int BUSY_TIMEOUT_MSEC = 5000;
@@ -376,13 +378,17 @@ int Database::schemaVersion() const {
     return *read.version;
 }
 
+namespace detail {
+
 Statement::Statement(sqlite3* db, std::string_view sql) {
     const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
                                       SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
     if (rc != SQLITE_OK) {
         const char* file = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
-        fail("cannot prepare a statement on database " + quoted(file != nullptr ? file : "") +
-             ": " + sqliteMessage(db) + "; the file may come from another program, pass --db");
+        throw core::Error(core::ExitCode::Database,
+                          "cannot prepare a statement on database " +
+                              quoted(file != nullptr ? file : "") + ": " + sqliteMessage(db) +
+                              "; the file may come from another program, pass --db");
     }
 }
 
@@ -400,5 +406,7 @@ Statement::~Statement() {
     // finalize() repeats the last step's error, which its caller has already handled.
     if (stmt_ != nullptr) sqlite3_finalize(stmt_);
 }
+
+}  // namespace detail
 
 }  // namespace cerberus::store

@@ -23,6 +23,21 @@ struct Migration {
 };
 const std::vector<Migration>& migrations();
 
+// Owns one prepared statement.
+class Statement {
+public:
+    Statement(sqlite3* db, std::string_view sql);  // throws core::Error(Database)
+    Statement(Statement&& other) noexcept;
+    Statement& operator=(Statement&& other) noexcept;
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+    ~Statement();
+    sqlite3_stmt* get() const { return stmt_; }
+
+private:
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
 struct Finalize {
     void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 };

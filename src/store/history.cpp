@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -7,6 +8,8 @@
 #include "store/store.hpp"
 
 namespace cerberus::store {
+
+using detail::Statement;
 
 namespace detail {
 
@@ -168,6 +171,18 @@ core::UnitSnapshot readUnit(sqlite3_stmt* stmt) {
     return u;
 }
 
+// The schema's CHECK allows only known names; anything else is a damaged or newer file.
+template <typename E>
+E knownName(const Database& db, std::optional<E> parsed, std::string_view what,
+            const std::string& text, std::int64_t transition_id) {
+    if (!parsed)
+        throw core::Error(core::ExitCode::Database,
+                          "database '" + db.path() + "' has an unknown " + std::string(what) +
+                              " '" + text + "' in transition " + std::to_string(transition_id) +
+                              "; upgrade cerberus");
+    return *parsed;
+}
+
 StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
     StoredTransition row;
     row.id = sqlite3_column_int64(stmt, 0);
@@ -176,13 +191,7 @@ StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
     t.mono_usec = sqlite3_column_int64(stmt, 2);
     t.unit = columnText(stmt, 3);
     const std::string event = columnText(stmt, 4);
-    const auto parsed_event = core::parseEvent(event);
-    // The schema's CHECK allows only known names; anything else is a damaged or newer file.
-    if (!parsed_event)
-        throw core::Error(core::ExitCode::Database,
-                          "database '" + db.path() + "' has an unknown event '" + event +
-                              "' in transition " + std::to_string(row.id) + "; upgrade cerberus");
-    t.event = *parsed_event;
+    t.event = knownName(db, core::parseEvent(event), "event", event, row.id);
     t.active_state = columnText(stmt, 5);
     t.sub_state = columnText(stmt, 6);
     t.result = columnText(stmt, 7);
@@ -193,12 +202,7 @@ StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
     t.main_pid = columnOptionalInt(stmt, 12);
     t.unwatched_since_usec = columnOptionalInt(stmt, 14);
     const std::string source = columnText(stmt, 13);
-    const auto parsed_source = core::parseSource(source);
-    if (!parsed_source)
-        throw core::Error(core::ExitCode::Database,
-                          "database '" + db.path() + "' has an unknown source '" + source +
-                              "' in transition " + std::to_string(row.id) + "; upgrade cerberus");
-    t.source = *parsed_source;
+    t.source = knownName(db, core::parseSource(source), "source", source, row.id);
     return row;
 }
 
@@ -208,23 +212,36 @@ bool hasGlobMeta(std::string_view pattern) {
 
 }  // namespace
 
+namespace detail {
+
+// The statements every flush runs, prepared on one connection.
+struct WriterStatements {
+    explicit WriterStatements(sqlite3* db)
+        : begin(db, "BEGIN IMMEDIATE"),
+          commit(db, "COMMIT"),
+          insert_transition(db, INSERT_TRANSITION_SQL),
+          upsert_unit(db, UPSERT_UNIT_SQL),
+          delete_unevaluated(db, "DELETE FROM unevaluated WHERE transition_id = ?1") {}
+    Statement begin;
+    Statement commit;
+    Statement insert_transition;
+    Statement upsert_unit;
+    Statement delete_unevaluated;
+};
+
+}  // namespace detail
+
 HistoryWriter::HistoryWriter(Database& db, std::size_t max_queued)
     : db_(db),
       max_queued_(std::max<std::size_t>(max_queued, 1)),
       generation_(db.generation()),
-      begin_(db.handle(), "BEGIN IMMEDIATE"),
-      commit_(db.handle(), "COMMIT"),
-      insert_transition_(db.handle(), INSERT_TRANSITION_SQL),
-      upsert_unit_(db.handle(), UPSERT_UNIT_SQL),
-      delete_unevaluated_(db.handle(), "DELETE FROM unevaluated WHERE transition_id = ?1") {}
+      statements_(std::make_unique<detail::WriterStatements>(db.handle())) {}
+
+HistoryWriter::HistoryWriter(HistoryWriter&& other) noexcept = default;
+HistoryWriter::~HistoryWriter() = default;
 
 void HistoryWriter::prepare() {
-    sqlite3* db = db_.handle();
-    begin_ = Statement(db, "BEGIN IMMEDIATE");
-    commit_ = Statement(db, "COMMIT");
-    insert_transition_ = Statement(db, INSERT_TRANSITION_SQL);
-    upsert_unit_ = Statement(db, UPSERT_UNIT_SQL);
-    delete_unevaluated_ = Statement(db, "DELETE FROM unevaluated WHERE transition_id = ?1");
+    statements_ = std::make_unique<detail::WriterStatements>(db_.handle());
     generation_ = db_.generation();
 }
 
@@ -267,21 +284,21 @@ FlushResult HistoryWriter::flush() {
     };
     try {
         if (generation_ != db_.generation()) prepare();
-        if (run(begin_.get()) != SQLITE_OK) return failed(sqlite3_errmsg(db));
+        if (run(statements_->begin.get()) != SQLITE_OK) return failed(sqlite3_errmsg(db));
         int rc = SQLITE_OK;
         for (auto it = queue_.begin(); rc == SQLITE_OK && it != queue_.end(); ++it)
-            rc = insertTransition(insert_transition_.get(), *it);
+            rc = insertTransition(statements_->insert_transition.get(), *it);
         for (auto it = units_.begin(); rc == SQLITE_OK && it != units_.end(); ++it)
-            rc = upsertUnit(upsert_unit_.get(), it->second);
+            rc = upsertUnit(statements_->upsert_unit.get(), it->second);
         for (auto it = alerts_.begin(); rc == SQLITE_OK && it != alerts_.end(); ++it)
             rc = detail::writeAlert(db, *it);
         for (auto it = updates_.begin(); rc == SQLITE_OK && it != updates_.end(); ++it)
             rc = detail::writeOutboxUpdate(db, *it);
         for (auto it = evaluated_.begin(); rc == SQLITE_OK && it != evaluated_.end(); ++it)
-            rc = runWithId(delete_unevaluated_.get(), *it);
+            rc = runWithId(statements_->delete_unevaluated.get(), *it);
         if (rc == SQLITE_OK && manager_) rc = upsertManager(db, *manager_);
         if (rc == SQLITE_OK && heartbeat_) rc = recordHeartbeat(db);
-        if (rc == SQLITE_OK) rc = run(commit_.get());
+        if (rc == SQLITE_OK) rc = run(statements_->commit.get());
         if (rc != SQLITE_OK) return failed(sqlite3_errmsg(db));
     } catch (const std::exception& e) {
         return failed(e.what());

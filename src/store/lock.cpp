@@ -103,7 +103,8 @@ WriterLock WriterLock::acquire(const std::string& db_path) {
     return WriterLock(std::move(fd));
 }
 
-std::optional<WriterLock> WriterLock::tryShared(const std::string& db_path, LockHolder& holder) {
+std::optional<WriterLock> WriterLock::tryShared(const std::string& db_path,
+                                                LockHolder& holder_out) {
     const std::string lock_path = pathOf(db_path);
     // Read-only: an append must not leave a lock file the daemon's user cannot open.
     core::UniqueFd fd(::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -113,7 +114,7 @@ std::optional<WriterLock> WriterLock::tryShared(const std::string& db_path, Lock
     }
     if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return WriterLock(std::move(fd));
     if (errno != EWOULDBLOCK) failLockFile(lock_path, std::strerror(errno));
-    holder = readHolder(fd.get());
+    holder_out = readHolder(fd.get());
     return std::nullopt;
 }
 

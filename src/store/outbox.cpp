@@ -6,6 +6,8 @@
 
 namespace cerberus::store {
 
+using detail::Statement;
+
 namespace detail {
 
 int writeOutboxUpdate(sqlite3* db, const OutboxUpdate& update) {

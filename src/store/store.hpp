@@ -1,14 +1,14 @@
 #pragma once
 
 // The store: cerberus's SQLite history. One lean header; the rest stays in src/store/.
-
-#include <sqlite3.h>
+// sqlite3's own header stays in there too: its handles are only named here.
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,7 +17,14 @@
 #include "core/time.hpp"
 #include "core/transition.hpp"
 
+struct sqlite3;
+struct sqlite3_stmt;
+
 namespace cerberus::store {
+
+namespace detail {
+struct WriterStatements;
+}  // namespace detail
 
 // The newest schema this build knows (the highest schema/sql/NNN_*.sql).
 int latestSchemaVersion();
@@ -87,9 +94,9 @@ public:
     // `cerberus emit` (milliseconds) are waited for, at most 5 s. The lock file cannot be
     // created: core::Error(Database).
     static WriterLock acquire(const std::string& db_path);
-    // Shared, for an append while no daemon runs; nullopt (and `holder` filled in) when a
-    // daemon holds the database. No lock file yet: no daemon ever held it, an empty lock.
-    static std::optional<WriterLock> tryShared(const std::string& db_path, LockHolder& holder);
+    // Shared, for an append while no daemon runs; nullopt (and `holder_out` filled in) when
+    // a daemon holds the database. No lock file yet: no daemon ever held it, an empty lock.
+    static std::optional<WriterLock> tryShared(const std::string& db_path, LockHolder& holder_out);
     static std::string pathOf(const std::string& db_path) { return db_path + ".lock"; }
 
     // Says in the lock file that this daemon no longer takes events: `cerberus emit` may
@@ -99,21 +106,6 @@ public:
 private:
     explicit WriterLock(core::UniqueFd fd) : fd_(std::move(fd)) {}
     core::UniqueFd fd_;  // closing it releases the lock
-};
-
-// Owns one prepared statement.
-class Statement {
-public:
-    Statement(sqlite3* db, std::string_view sql);  // throws core::Error(Database)
-    Statement(Statement&& other) noexcept;
-    Statement& operator=(Statement&& other) noexcept;
-    Statement(const Statement&) = delete;
-    Statement& operator=(const Statement&) = delete;
-    ~Statement();
-    sqlite3_stmt* get() const { return stmt_; }
-
-private:
-    sqlite3_stmt* stmt_ = nullptr;
 };
 
 struct FlushResult {
@@ -164,6 +156,10 @@ struct OutboxUpdate {
 class HistoryWriter {
 public:
     explicit HistoryWriter(Database& db, std::size_t max_queued = 100000);
+    HistoryWriter(HistoryWriter&& other) noexcept;
+    HistoryWriter(const HistoryWriter&) = delete;
+    HistoryWriter& operator=(const HistoryWriter&) = delete;
+    ~HistoryWriter();
 
     void add(core::Transition transition);
     // Persists the unit's latest snapshot (table `units`) in the next flush.
@@ -206,11 +202,7 @@ private:
     // SQL of its own.
     void prepare();
     std::uint64_t generation_ = 0;
-    Statement begin_;
-    Statement commit_;
-    Statement insert_transition_;
-    Statement upsert_unit_;
-    Statement delete_unevaluated_;
+    std::unique_ptr<detail::WriterStatements> statements_;
 };
 
 // Deletes up to `batch` transitions older than `before_usec`; returns how many it deleted.

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 die() { echo "sysmgr: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=stop_pid.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stop_pid.sh"
 
 cache=${CERBERUS_ROOTFS_CACHE:-/var/cache/cerberus-test}
 suite=bookworm
@@ -129,13 +131,8 @@ OUT
 stop)
     state=${2:?state dir}
     [ -f "$state/nspawn.pid" ] || exit 0
-    pid=$(cat "$state/nspawn.pid")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        # systemd-nspawn turns SIGTERM into an orderly shutdown of the container's PID 1.
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
+    # systemd-nspawn turns SIGTERM into an orderly shutdown of the container's PID 1.
+    stop_pid "$(cat "$state/nspawn.pid")" 300 0.1
     rm -f "$state/nspawn.pid"
     ;;
 *) echo "usage: sysmgr.sh rootfs | start STATEDIR [NSPAWN_ARG...] | stop STATEDIR" >&2; exit 2 ;;

@@ -8,6 +8,8 @@
 set -euo pipefail
 
 die() { echo "usermgr: $*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=stop_pid.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stop_pid.sh"
 
 cmd=${1:-}
 case "$cmd" in
@@ -130,13 +132,8 @@ stop)
     state=${2:?state dir}
     for f in systemd journald; do
         [ -f "$state/$f.pid" ] || continue
-        pid=$(cat "$state/$f.pid")
-        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-            # The manager stops its units (and the bus) on SIGTERM before it exits.
-            kill "$pid" 2>/dev/null || true
-            for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
+        # The manager stops its units (and the bus) on SIGTERM before it exits.
+        stop_pid "$(cat "$state/$f.pid")" 200 0.05
         rm -f "$state/$f.pid"
     done
     ;;

@@ -58,8 +58,9 @@ def require_root():
     sys.exit(77)
 
 
-def wait_for(predicate, timeout, what):
-    """Polls `predicate` until it returns a true value; fails after `timeout` seconds."""
+def wait_for(predicate, timeout, what, interval=0.02):
+    """Polls `predicate` every `interval` seconds until it returns a true value; fails after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -67,7 +68,7 @@ def wait_for(predicate, timeout, what):
             return value
         if time.monotonic() > deadline:
             fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def tempdir(prefix):

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 
-from harness import CERBERUS, SOURCE_ROOT, at_exit, check, fail, tempdir
+from harness import CERBERUS, SOURCE_ROOT, at_exit, check, fail, tempdir, wait_for
 
 SYSMGR = os.path.join(SOURCE_ROOT, "tests", "harness", "sysmgr.sh")
 UNIT_DIR = "/usr/local/lib/systemd/system"
@@ -40,16 +40,9 @@ def require_container():
     raise SystemExit(77)
 
 
-def wait_until(predicate, timeout, what, interval=0.1):
-    """Polls `predicate` (each poll enters the container, hence the longer interval)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+def wait_until(predicate, timeout, what):
+    """harness.wait_for, polling less often: each poll enters the container."""
+    return wait_for(predicate, timeout, what, interval=0.1)
 
 
 class Container:

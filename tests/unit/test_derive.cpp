@@ -295,6 +295,23 @@ std::vector<std::int64_t> range(std::int64_t from, std::int64_t to) {
     return r;
 }
 
+// What the tests count in one derive() result.
+struct EventCounts {
+    int crashes = 0;
+    int give_ups = 0;
+    std::vector<std::int64_t> restarts;  // each restart row's n_restarts, in order
+};
+
+EventCounts countEvents(const std::vector<Transition>& rows) {
+    EventCounts counts;
+    for (const auto& t : rows) {
+        if (t.event == Event::Crash) ++counts.crashes;
+        if (t.event == Event::GiveUp) ++counts.give_ups;
+        if (t.event == Event::Restart) counts.restarts.push_back(t.n_restarts.value_or(-1));
+    }
+    return counts;
+}
+
 // No (event, invocation, n_restarts, exit) row twice: each real transition is stored once.
 void checkNoDuplicates(const Ingest& in) {
     std::set<std::tuple<Event, std::string, std::int64_t, std::string, int>> seen;
@@ -733,14 +750,9 @@ TEST_CASE("a single snapshot jumping NRestarts by 3 stores 3 restarts and inferr
     after.invocation_id = "dddd";
     after.main_pid = 40;
     const auto rows = derive(before, after, Stamp{});
-    std::vector<std::int64_t> restarts;
-    int crashes = 0;
-    for (const auto& t : rows) {
-        if (t.event == Event::Restart) restarts.push_back(*t.n_restarts);
-        if (t.event == Event::Crash) ++crashes;
-    }
-    CHECK(restarts == range(3, 5));
-    CHECK(crashes == 3);
+    const auto counts = countEvents(rows);
+    CHECK(counts.restarts == range(3, 5));
+    CHECK(counts.crashes == 3);
     CHECK((rows.back().event == Event::Start));
     CHECK_FALSE(after.run_ended);
 }
@@ -803,15 +815,10 @@ TEST_CASE("a restart counted before cerberus died, its run never seen, ends unse
     apply(after, svc.getAll());
     Stamp reconcile;
     reconcile.source = Source::Reconcile;
-    int crashes = 0;
-    std::vector<std::int64_t> restarts;
-    for (const auto& t : derive(before, after, reconcile)) {
-        if (t.event == Event::Crash) ++crashes;
-        if (t.event == Event::Restart) restarts.push_back(*t.n_restarts);
-    }
-    CHECK(restarts == range(2, 4));
-    CHECK(crashes == 4);  // the run restart 1 began, two more, and the one ending now
-    CHECK(crashes == svc.runEnds() - 1);  // every run end but the one seen live
+    const auto counts = countEvents(derive(before, after, reconcile));
+    CHECK(counts.restarts == range(2, 4));
+    CHECK(counts.crashes == 4);  // the run restart 1 began, two more, and the one ending now
+    CHECK(counts.crashes == svc.runEnds() - 1);  // every run end but the one seen live
 }
 
 TEST_CASE("a give-up found at reconcile after an awaited restart counts its run once") {
@@ -834,13 +841,9 @@ TEST_CASE("a give-up found at reconcile after an awaited restart counts its run 
     apply(after, svc.getAll());
     Stamp reconcile;
     reconcile.source = Source::Reconcile;
-    int crashes = 0, give_ups = 0;
-    for (const auto& t : derive(before, after, reconcile)) {
-        if (t.event == Event::Crash) ++crashes;
-        if (t.event == Event::GiveUp) ++give_ups;
-    }
-    CHECK(crashes == 1);
-    CHECK(give_ups == 1);
+    const auto counts = countEvents(derive(before, after, reconcile));
+    CHECK(counts.crashes == 1);
+    CHECK(counts.give_ups == 1);
 }
 
 TEST_CASE("a loop that gave up while cerberus was away stores each crash once and a give_up") {
@@ -860,15 +863,10 @@ TEST_CASE("a loop that gave up while cerberus was away stores each crash once an
     apply(after, svc.getAll());
     Stamp reconcile;
     reconcile.source = Source::Reconcile;
-    int crashes = 0, give_ups = 0, restarts = 0;
-    for (const auto& t : derive(before, after, reconcile)) {
-        if (t.event == Event::Crash) ++crashes;
-        if (t.event == Event::GiveUp) ++give_ups;
-        if (t.event == Event::Restart) ++restarts;
-    }
-    CHECK(restarts == 4);  // three that ran and the refused one, as NRestarts counts
-    CHECK(crashes == 3);
-    CHECK(give_ups == 1);
+    const auto counts = countEvents(derive(before, after, reconcile));
+    CHECK(counts.restarts.size() == 4);  // three that ran and the refused one, as NRestarts counts
+    CHECK(counts.crashes == 3);
+    CHECK(counts.give_ups == 1);
     // Not a give-up: a loop found crashed and waiting to restart, as a GetAll shows it.
     Ingest live("other.service");
     FakeService loop = runningService(live);
@@ -882,13 +880,9 @@ TEST_CASE("a loop that gave up while cerberus was away stores each crash once an
     }
     UnitSnapshot now = seen;
     apply(now, loop.getAll());
-    int loop_crashes = 0, loop_give_ups = 0;
-    for (const auto& t : derive(seen, now, reconcile)) {
-        if (t.event == Event::Crash) ++loop_crashes;
-        if (t.event == Event::GiveUp) ++loop_give_ups;
-    }
-    CHECK(loop_crashes == 3);
-    CHECK(loop_give_ups == 0);
+    const auto loop_counts = countEvents(derive(seen, now, reconcile));
+    CHECK(loop_counts.crashes == 3);
+    CHECK(loop_counts.give_ups == 0);
 }
 
 TEST_CASE("a delta older than the known snapshot is stale") {
@@ -975,16 +969,13 @@ TEST_CASE("reconcile stores the restarts that happened while cerberus was away")
     reconcile.source = Source::Reconcile;
     const auto rows = derive(persisted, fresh, reconcile);
 
-    std::vector<std::int64_t> restarts;
-    int crashes = 0;
     for (const auto& t : rows) {
         CHECK((t.source == Source::Reconcile));
         CHECK(t.ts_usec == 77);
-        if (t.event == Event::Restart) restarts.push_back(*t.n_restarts);
-        if (t.event == Event::Crash) ++crashes;
     }
-    CHECK(restarts == range(2, 8));
-    CHECK(crashes == 7);
+    const auto counts = countEvents(rows);
+    CHECK(counts.restarts == range(2, 8));
+    CHECK(counts.crashes == 7);
     CHECK(fresh.n_restarts == 8);
 }
 
