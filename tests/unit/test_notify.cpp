@@ -267,7 +267,7 @@ TEST_CASE("a Slack message is Block Kit: header, summary, fields, journal, conte
     // The noun is the rule's event, not "Restarts" for every rule.
     CHECK(all.find("*Crashes*\n5|") != std::string::npos);
     CHECK(all.find("Restarts") == std::string::npos);
-    CHECK(all.find("*Window*\n5m|") != std::string::npos);
+    CHECK(all.find("*Window*\n5min|") != std::string::npos);
     CHECK(all.find("*Last exit*\nexit-code, exited 3|") != std::string::npos);
     const auto journal = slackBlock(body, "section", 2)["text"]["text"].get<std::string>();
     CHECK(journal == "```starting\npanic: out of cheese\n```");
@@ -665,7 +665,7 @@ TEST_CASE("an alert mail has RFC 5322 headers and a body with every fact") {
     const std::string body = mailBody(message);
     for (const auto* fact :
          {"Rule:       crashloop\n", "Severity:   critical\n", "Unit:       web.service\n",
-          "Host:       db1\n", "Crashes:    5\n", "Window:     5m\n",
+          "Host:       db1\n", "Crashes:    5\n", "Window:     5min\n",
           "Started:    2026-11-24T22:13:57.000Z\n", "Last exit:  exit-code, exited 3\n",
           "Labels:     team=payments\n", "    panic: out of cheese\n"}) {
         CAPTURE(fact);
