@@ -137,7 +137,7 @@ check(cerberus.output().count("receiver 'bad'") >= 1, "the refusal is logged")
 wait_for(lambda: len(sink.received("/pd")) >= 2 and len(sink.received("/slack")) >= 2, 20,
          "slack and pagerduty trigger + resolve")
 slack = [json.loads(r["body"]) for r in sink.received("/slack")]
-check(slack[0]["text"] == f"[FIRING] looping.service on {body['host']}: 3 crashes in 1m" and
+check(slack[0]["text"] == f"[FIRING] looping.service on {body['host']}: 3 crashes in 1min" and
       slack[1]["text"].startswith("[RESOLVED]") and "attachments" not in slack[0],
       f"slack messages: {slack}")
 for message, mark in ((slack[0], "[FIRING]"), (slack[1], "[RESOLVED]")):
@@ -155,10 +155,10 @@ host = body["host"]
 check(pd[0]["event_action"] == "trigger" and pd[1]["event_action"] == "resolve" and
       pd[0]["dedup_key"] == pd[1]["dedup_key"] == f"{host}/crashloop/looping.service" and
       pd[0]["routing_key"] == ROUTING_KEY and pd[0]["payload"]["severity"] == "critical" and
-      pd[0]["payload"]["summary"] == f"looping.service on {host}: 3 crashes in 1m",
+      pd[0]["payload"]["summary"] == f"looping.service on {host}: 3 crashes in 1min",
       f"pagerduty trigger then resolve with one dedup_key: {pd}")
 check("alert firing: rule 'crashloop' unit 'looping.service' severity critical: looping.service "
-      f"on {host}: 3 crashes in 1m" in cerberus.output(),
+      f"on {host}: 3 crashes in 1min" in cerberus.output(),
       "the log receiver wrote its line")
 
 check(cerberus.stop() == 0, "cerberus stops cleanly")

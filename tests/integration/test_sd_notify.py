@@ -116,7 +116,13 @@ open(unit_path, "w").write(text.replace("/usr/local/bin/cerberus", os.path.abspa
 analyze = shutil.which("systemd-analyze")
 check(analyze, "systemd-analyze is installed (Debian package systemd)")
 out = subprocess.run([analyze, "verify", unit_path], capture_output=True, text=True)
-check(out.returncode == 0 and out.stderr.strip() == "" and out.stdout.strip() == "",
+# Documentation= names the manual pages the package installs; from a source tree they are
+# not on the man path, which is the only thing verify may say.
+unfound = re.compile(r"cerberus\.service: Command 'man cerberus(-rules)?\([15]\)' failed with code 16")
+lines = out.stderr.splitlines()
+out.stderr = "\n".join(line for line in lines if not unfound.fullmatch(line))
+man_only = out.returncode == 1 and len(lines) > len(out.stderr.splitlines())
+check((out.returncode == 0 or man_only) and out.stderr.strip() == "" and out.stdout.strip() == "",
       f"systemd-analyze verify is silent about examples/cerberus.service: "
       f"{out.returncode} {out.stdout} {out.stderr}")
 for directive in ("Type=notify", "WatchdogSec=", "Restart=always", "StateDirectory=cerberus",
