@@ -490,26 +490,25 @@ bool Loop::ownFile() {
     case store::FileState::Same:
     case store::FileState::Unknown:  // cannot tell; the open connection still works
         return true;
-    case store::FileState::Deleted:
-        try {
-            checkpointer_.stop();
-            db_.restore();
-            checkpointer_.start();
+    case store::FileState::Deleted: {
+        checkpointer_.stop();
+        const auto restored = db_.restore();
+        checkpointer_.start();
+        if (restored.ok()) {
             logLine(Priority::Warning,
                     "database '%s' was deleted while cerberus ran; restored it from the open "
                     "connection, nothing is lost",
                     db_.path().c_str());
             return true;
-        } catch (const core::Error& e) {
-            checkpointer_.start();
-            if (!file_failing_)
-                logLine(Priority::Err,
-                        "database '%s' was deleted while cerberus ran: %s; keeping %zu changes "
-                        "queued and retrying",
-                        db_.path().c_str(), e.what(), writer_.pending());
-            file_failing_ = true;
-            return false;
         }
+        if (!file_failing_)
+            logLine(Priority::Err,
+                    "database '%s' was deleted while cerberus ran: %s; keeping %zu changes "
+                    "queued and retrying",
+                    db_.path().c_str(), restored.error().c_str(), writer_.pending());
+        file_failing_ = true;
+        return false;
+    }
     case store::FileState::Replaced:
         if (!file_failing_)
             logLine(Priority::Err,
@@ -530,8 +529,8 @@ void Loop::flush(Usec now) {
         return;
     }
     const auto result = writer_.flush();
-    if (result.ok) {
-        if (result.notifications > 0) outbox_stale_ = outbox_changed_ = true;
+    if (result.ok()) {
+        if (result.value().notifications > 0) outbox_stale_ = outbox_changed_ = true;
         countOutbox();
         if (flush_failing_ || file_failing_)
             logLine(Priority::Notice, "writing to '%s' again; the queued transitions are stored",
@@ -540,17 +539,17 @@ void Loop::flush(Usec now) {
         file_failing_ = false;
         flush_backoff_.reset();
         flush_at_ = 0;
-        const auto checkpoint_error = checkpointer_.takeError();
-        if (!checkpoint_error.empty() && !checkpoint_failing_)
+        const auto checkpoint = checkpointer_.takeFailure();
+        if (checkpoint && !checkpoint_failing_)
             logLine(Priority::Warning,
                     "cannot checkpoint '%s': %s; its -wal file grows until a checkpoint succeeds",
-                    db_.path().c_str(), checkpoint_error.c_str());
-        checkpoint_failing_ = !checkpoint_error.empty();
+                    db_.path().c_str(), checkpoint->message.c_str());
+        checkpoint_failing_ = checkpoint.has_value();
     } else {
         if (!flush_failing_)
             logLine(Priority::Err,
                     "cannot write to '%s': %s; keeping %zu changes queued and retrying",
-                    db_.path().c_str(), result.error.c_str(), writer_.pending());
+                    db_.path().c_str(), result.error().c_str(), writer_.pending());
         flush_failing_ = true;
         flush_at_ = now + flush_backoff_.next();
     }
@@ -563,15 +562,15 @@ void Loop::flush(Usec now) {
 
 void Loop::retention(Usec now) {
     if (!options_.keep_usec || !retention_at_ || now < *retention_at_) return;
-    try {
-        const auto deleted =
-            store::pruneTransitions(db_, clock_.realtime() - *options_.keep_usec, RETENTION_BATCH);
-        retention_at_ =
-            now + (deleted == RETENTION_BATCH ? RETENTION_NEXT_BATCH_USEC : RETENTION_EVERY_USEC);
-    } catch (const core::Error& e) {
-        logLine(Priority::Warning, "retention: %s; retrying later", e.what());
+    const auto deleted =
+        store::pruneTransitions(db_, clock_.realtime() - *options_.keep_usec, RETENTION_BATCH);
+    if (!deleted.ok()) {
+        logLine(Priority::Warning, "retention: %s; retrying later", deleted.error().c_str());
         retention_at_ = now + RETRY_MAX_USEC;
+        return;
     }
+    retention_at_ = now + (deleted.value() == RETENTION_BATCH ? RETENTION_NEXT_BATCH_USEC
+                                                              : RETENTION_EVERY_USEC);
 }
 
 int Loop::run() {
@@ -657,7 +656,7 @@ int Loop::run() {
     const auto flushQueued = [this] {
         const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
         while (writer_.pending() > 0 && clock_.monotonic() < give_up_at) {
-            if (ownFile() && writer_.flush().ok) break;
+            if (ownFile() && writer_.flush().ok()) break;
             usleep(static_cast<useconds_t>(RETRY_MIN_USEC));
         }
         if (emit_ && writer_.pending() == 0) emit_->committed();

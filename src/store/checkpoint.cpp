@@ -72,9 +72,9 @@ std::uint64_t Checkpointer::completed() {
     return completed_;
 }
 
-std::string Checkpointer::takeError() {
+std::optional<Failure> Checkpointer::takeFailure() {
     std::lock_guard lock(mutex_);
-    return std::exchange(error_, {});
+    return std::exchange(failure_, std::nullopt);
 }
 
 void Checkpointer::work() {
@@ -89,7 +89,7 @@ void Checkpointer::work() {
             sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         lock.lock();
         if (rc == SQLITE_OK) ++completed_;
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) error_ = sqlite3_errmsg(own_);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) failure_ = Failure{sqlite3_errmsg(own_)};
     }
 }
 
