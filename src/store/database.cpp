@@ -124,7 +124,7 @@ void migrate(sqlite3* db, const std::string& path, int current) {
         const auto read = readUserVersion(db);
         if (!read.version || *read.version >= migration.version) {
             // Nothing was written; a failed ROLLBACK surfaces at the next BEGIN.
-            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            (void)sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
             if (!read.version)
                 fail("cannot read the schema version of database " + quoted(path) + ": " +
                      read.message + "; check the file or pass --db");
@@ -140,7 +140,7 @@ void migrate(sqlite3* db, const std::string& path, int current) {
             const std::string message = error != nullptr ? error : sqliteMessage(db);
             sqlite3_free(error);
             // The throw closes the connection, which rolls back whatever ROLLBACK could not.
-            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            (void)sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
             fail("cannot migrate database " + quoted(path) + " to schema " + version + " (" +
                  std::string(migration.name) + "): " + message +
                  "; nothing was changed, check free space and permissions");
@@ -285,7 +285,8 @@ Database::Database(Database&& other) noexcept
 
 Database& Database::operator=(Database&& other) noexcept {
     if (this != &other) {
-        if (db_ != nullptr) sqlite3_close_v2(db_);
+        // close_v2 defers the close until every statement is finalized: it always succeeds.
+        if (db_ != nullptr) (void)sqlite3_close_v2(db_);
         db_ = std::exchange(other.db_, nullptr);
         path_ = std::move(other.path_);
         device_ = other.device_;
@@ -380,7 +381,7 @@ Result<Done> Database::reopen() {
 
 Database::~Database() {
     // close_v2 defers the close until every statement is finalized; nothing to report here.
-    if (db_ != nullptr) sqlite3_close_v2(db_);
+    if (db_ != nullptr) (void)sqlite3_close_v2(db_);
 }
 
 int Database::schemaVersion() const {

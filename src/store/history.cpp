@@ -434,8 +434,9 @@ void appendUnevaluated(Database& db, const std::vector<core::Transition>& transi
     if (rc == SQLITE_OK) rc = sqlite3_exec(handle, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
         const std::string message = sqlite3_errmsg(handle);
+        // The append failed either way; what ROLLBACK cannot undo, closing the connection does.
         if (sqlite3_get_autocommit(handle) == 0)
-            sqlite3_exec(handle, "ROLLBACK", nullptr, nullptr, nullptr);
+            (void)sqlite3_exec(handle, "ROLLBACK", nullptr, nullptr, nullptr);
         throw core::Error(core::ExitCode::Database, "cannot append transitions to database '" +
                                                         db.path() + "': " + message +
                                                         "; check the file or pass --db");
