@@ -275,7 +275,7 @@ void Dispatcher::start(Delivery& delivery, const Target& target, core::Usec now)
     }
     const std::int64_t id = delivery.id;
     http_.post(buildRequest(target, delivery.notification, now),
-               [this, id](HttpResponse response) { complete(id, response); });
+               [this, id](const HttpResponse& response) { complete(id, response); });
 }
 
 void Dispatcher::startAlertmanager(Delivery& delivery, const Target& target, core::Usec now) {
@@ -350,7 +350,7 @@ void Dispatcher::resend(const std::string& name, AlertmanagerState& state, const
     auto waiting = std::make_shared<std::size_t>(target.receiver.urls.size());
     for (const auto& url : target.receiver.urls) {
         request.url = url + "/api/v2/alerts";
-        http_.post(request, [this, name, waiting](HttpResponse response) {
+        http_.post(request, [this, name, waiting](const HttpResponse& response) {
             if (succeeded(response))
                 noteSuccess(name);
             else

@@ -19,8 +19,8 @@ namespace {
 
 constexpr int BUSY_TIMEOUT_MSEC = 5000;
 
-[[noreturn]] void fail(std::string message) {
-    throw core::Error(core::ExitCode::Database, std::move(message));
+[[noreturn]] void fail(const std::string& message) {
+    throw core::Error(core::ExitCode::Database, message);
 }
 
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
