@@ -3,7 +3,7 @@ BUILD ?= build
 DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	libsdbus-c++-dev libsystemd-dev libsqlite3-dev sqlite3 nlohmann-json3-dev \
 	libcli11-dev libfmt-dev doctest-dev libssl-dev libcurl4-openssl-dev prometheus-alertmanager systemd dbus procps util-linux passwd clang-format supervisor \
-	e2fsprogs debootstrap systemd-container scdoc man-db
+	e2fsprogs debootstrap systemd-container scdoc man-db clang-tidy
 # Only for make deb: what debian/control's Build-Depends names, and the packaging tools.
 DEB_BUILD_PACKAGES := dpkg-dev debhelper lintian scdoc meson ninja-build pkg-config python3 \
 	systemd libsdbus-c++-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev \
