@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -10,12 +11,20 @@
 #include <vector>
 
 #include "core/fd.hpp"
+#include "daemon/alerting.hpp"
 #include "daemon/event_loop.hpp"
+#include "daemon/metrics.hpp"
+#include "daemon/sources/alert_timer.hpp"
 #include "daemon/sources/bus_follower.hpp"
+#include "daemon/sources/deliveries.hpp"
 #include "daemon/sources/flusher.hpp"
 #include "daemon/sources/retention.hpp"
+#include "daemon/sources/signals.hpp"
 #include "daemon/sources/status.hpp"
+#include "daemon/sources/store_sink.hpp"
 #include "fake_clock.hpp"
+#include "ingest/systemd_source.hpp"
+#include "rules/rules.hpp"
 #include "store/checkpoint.hpp"
 #include "store/store.hpp"
 
@@ -374,4 +383,119 @@ TEST_CASE("the heartbeat asks for a flush at most once a minute") {
     heartbeat.onWake(t0 + HEARTBEAT_EVERY_USEC);
     CHECK(writer.pending() == 1);
     CHECK_FALSE(heartbeat.deadline(t0).has_value());
+}
+
+TEST_CASE("SIGHUP reloads and SIGTERM stops, read from the signalfd on a wake") {
+    int stops = 0;
+    int reloads = 0;
+    Signals signals([&] { ++stops; }, [&] { ++reloads; });
+    REQUIRE(signals.watch().has_value());
+    CHECK_FALSE(signals.deadline(0).has_value());
+    signals.onWake(0);  // nothing pending
+    CHECK(stops + reloads == 0);
+
+    // Blocked by the constructor: raised signals wait in the signalfd.
+    REQUIRE(::raise(SIGHUP) == 0);
+    signals.onWake(0);
+    CHECK(reloads == 1);
+    CHECK(stops == 0);
+    REQUIRE(::raise(SIGTERM) == 0);
+    signals.onWake(0);
+    CHECK(stops == 1);
+    CHECK(reloads == 1);
+}
+
+TEST_CASE("the delivery log counts outcomes and reads the outbox again only after a change") {
+    TempDir dir;
+    auto db = openQuickly(dir.file("c.db"));
+    store::HistoryWriter writer(db);
+    int changes = 0;
+    DeliveryLog log(db, writer, [&] { ++changes; });
+    log.countOutbox();
+    CHECK(log.outboxPending() == 0);
+    CHECK(changes == 1);
+    log.countOutbox();  // nothing changed: not read, nothing to republish
+    CHECK(changes == 1);
+
+    store::OutboxUpdate update;
+    update.id = 1;
+    update.status = "sent";
+    log.record("hook", OUTCOME_SENT, update);
+    log.record("hook", OUTCOME_SENT, update);
+    log.record("hook", OUTCOME_FAILED, update);
+    CHECK(log.notifications() ==
+          DeliveryLog::Counts{{{"hook", "sent"}, 2}, {{"hook", "failed"}, 1}});
+    CHECK(writer.pending() == 3);  // each outcome goes to its row in the next flush
+    CHECK(changes == 4);
+    log.countOutbox();
+    CHECK(changes == 5);
+}
+
+namespace {
+
+rules::RuleSet crashloopRules() {
+    auto loaded = rules::parseRules(R"({"receivers": {"log": {"type": "log"}},
+"rules": [{"name": "crashloop", "when": {"event": "crash", "count": 3, "within": "1m"},
+           "resolve_when_up_for": "10s", "severity": "critical", "notify": ["log"]}]})",
+                                    "test.json");
+    REQUIRE(loaded.ok());
+    return loaded.rules;
+}
+
+core::Transition event(const std::string& unit, core::Event e, Usec ts_usec) {
+    core::Transition t;
+    t.ts_usec = ts_usec;
+    t.unit = unit;
+    t.event = e;
+    t.active_state = e == core::Event::Start ? "active" : "failed";
+    t.result = e == core::Event::Start ? "success" : "exit-code";
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("STATUS= follows the firing alerts, and the alert timer resolves them when due") {
+    TempDir dir;
+    auto db = openQuickly(dir.file("c.db"));
+    store::HistoryWriter writer(db);
+    FakeClock clock;
+    Alerting alerting(crashloopRules(), db, writer, "host");
+    StoreSink sink(writer, alerting);
+    ingest::SystemdSource bus(ingest::BusSpec{"user"}, sink, clock);  // never connected
+    DeliveryLog deliveries(db, writer, [] {});
+    std::vector<std::string> sent;
+    StatusPublisher publisher({sink, writer, bus, alerting, deliveries, nullptr}, "test bus", clock,
+                              [&](const std::string& m) { sent.push_back(m); });
+    int ticks = 0;
+    AlertTimer timer(alerting, clock, [&] { ++ticks; });
+
+    publisher.publish();
+    REQUIRE(sent.size() == 1);
+    CHECK(sent.back() == "STATUS=Reconnecting to the test bus; 0 units tracked, 0 alerts firing");
+    publisher.onWake(clock.monotonic());  // nothing changed
+    CHECK(sent.size() == 1);
+    CHECK_FALSE(timer.deadline(clock.monotonic()).has_value());
+
+    const Usec wall = clock.realtime();
+    for (int i = 0; i < 3; ++i)
+        sink.onTransition(event("job.service", core::Event::Crash, wall + i));
+    publisher.onWake(clock.monotonic());
+    REQUIRE(sent.size() == 2);
+    CHECK(sent.back() == "STATUS=Reconnecting to the test bus; 0 units tracked, 1 alerts firing");
+
+    sink.onTransition(event("job.service", core::Event::Start, wall + 3 * USEC_PER_SEC));
+    const Usec now = clock.monotonic();
+    REQUIRE(timer.deadline(now) == now + 13 * USEC_PER_SEC);
+    timer.onWake(now);  // not due: no tick
+    CHECK(ticks == 0);
+    CHECK(alerting.firing() == 1);
+
+    clock.advance(13 * USEC_PER_SEC);
+    timer.onWake(clock.monotonic());
+    CHECK(ticks == 1);
+    CHECK(alerting.firing() == 0);
+    publisher.markChanged();
+    publisher.onWake(clock.monotonic());
+    REQUIRE(sent.size() == 3);
+    CHECK(sent.back() == "STATUS=Reconnecting to the test bus; 0 units tracked, 0 alerts firing");
 }
