@@ -6,7 +6,8 @@ DEB_PACKAGES := g++ meson ninja-build pkg-config cmake python3 \
 	e2fsprogs debootstrap systemd-container scdoc man-db \
 	prometheus \
 	chromium fonts-dejavu-core tmux \
-	python3-aiosmtpd openssl
+	python3-aiosmtpd openssl \
+	clang-tidy
 # The JSON Schema validator that holds schema/rules.schema.json to the parser (test_schema).
 DEB_PACKAGES += python3-jsonschema
 # Only for make deb: what debian/control's Build-Depends names, and the packaging tools.

@@ -98,11 +98,11 @@ double cerberusRate(std::size_t& rows) {
                 }
                 unit = after;
                 writer.putUnit(unit);
-                if (++signals % SIGNALS_PER_FLUSH == 0 && !writer.flush().ok) std::abort();
+                if (++signals % SIGNALS_PER_FLUSH == 0 && !writer.flush().ok()) std::abort();
             }
         }
     }
-    if (!writer.flush().ok) std::abort();
+    if (!writer.flush().ok()) std::abort();
     const double rate = static_cast<double>(rows) / seconds(start);
     removeDb(path);
     return rate;

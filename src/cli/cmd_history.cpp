@@ -151,7 +151,7 @@ int followHistory(const HistoryOptions& options, store::HistoryQuery query) {
     static constexpr std::size_t MIN_WIDTH[] = {30, 24, 7, 18, 9, 13, 8};
     for (std::size_t i = 0; i < std::size(MIN_WIDTH); ++i)
         width[i] = std::max(width[i], MIN_WIDTH[i]);
-    auto print = [&](const std::vector<store::StoredTransition>& rows, Table cells) {
+    auto print = [&](const std::vector<store::StoredTransition>& rows, const Table& cells) {
         if (options.json) {
             std::string out;
             for (const auto& row : rows) out += jsonText(jsonOf(row), -1) + "\n";
@@ -161,7 +161,7 @@ int followHistory(const HistoryOptions& options, store::HistoryQuery query) {
         }
         finishOutput("the history");
     };
-    print(past, std::move(first));
+    print(past, first);
 
     query.limit = LIMIT_MAX;
     while (!stopRequested(stop, FOLLOW_POLL_MSEC)) {

@@ -77,7 +77,7 @@ int runTestReceiver(const std::string& name, const std::vector<std::string>& pat
         // Alertmanager URLs are not secrets; other URLs may carry a token.
         const std::string shown =
             receiver->type == rules::ReceiverType::Alertmanager ? " at " + urls[i] : std::string();
-        http.post(request, [&, shown](notify::HttpResponse response) {
+        http.post(request, [&, shown](const notify::HttpResponse& response) {
             --waiting;
             const bool ok =
                 response.error.empty() && response.status >= 200 && response.status < 300;

@@ -42,6 +42,7 @@ int run(int argc, char** argv) {
         }
     }
     std::vector<char*> pointers;
+    pointers.reserve(args.size());
     for (auto& arg : args) pointers.push_back(arg.data());
     try {
         app.parse(static_cast<int>(pointers.size()), pointers.data());

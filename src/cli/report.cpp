@@ -87,7 +87,7 @@ enum class MarkKind : std::uint8_t {
     OperatorStop,
     Fail,
     GiveUp,
-    Count_
+    Count
 };
 
 struct KindInfo {
@@ -111,12 +111,12 @@ KindInfo info(MarkKind kind) {
     case MarkKind::OperatorStop: return {"stop", "operator", "operator stop", ""};
     case MarkKind::Fail: return {"fail", "failed", "entered failed", "times entered failed"};
     case MarkKind::GiveUp: return {"give_up", "start-limit", "give-up", ""};
-    case MarkKind::Count_: break;
+    case MarkKind::Count: break;
     }
     return {"?", "?", "?", ""};
 }
 
-constexpr auto KINDS = static_cast<std::size_t>(MarkKind::Count_);
+constexpr auto KINDS = static_cast<std::size_t>(MarkKind::Count);
 
 // The shape of one mark at x, in the lane whose top is y.
 void drawShape(Out& out, MarkKind kind, double x, int y) {
@@ -150,7 +150,7 @@ void drawShape(Out& out, MarkKind kind, double x, int y) {
     case MarkKind::GiveUp:
         putf(out, "<path d=\"M{0:.1f} {1:.1f}l10 10m0 -10l-10 10\"", x - 5, cy - 5);
         break;
-    case MarkKind::Count_: break;
+    case MarkKind::Count: break;
     }
 }
 
@@ -226,7 +226,7 @@ std::string tickLabel(Usec ts_usec, Usec step, Usec span) {
     return text;
 }
 
-const char* STYLE = R"(
+constexpr const char* STYLE = R"(
 :root { --ink: #1b1f24; --muted: #57606a; --line: #d0d7de; --lane: #f6f8fa; }
 body { font: 14px/1.45 "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: var(--ink);
        margin: 24px 32px; background: #fff; }

@@ -44,13 +44,13 @@ std::string logText(Priority priority, std::string_view line, bool to_journal) {
 }
 
 bool stderrIsJournal() {
-    static const bool to_journal = [] {
+    static const bool TO_JOURNAL = [] {
         struct stat st {};
         if (fstat(STDERR_FILENO, &st) < 0) return false;
         return streamIsJournal(std::getenv("JOURNAL_STREAM"), static_cast<std::uint64_t>(st.st_dev),
                                static_cast<std::uint64_t>(st.st_ino));
     }();
-    return to_journal;
+    return TO_JOURNAL;
 }
 
 void log(Priority priority, std::string_view line) {

@@ -216,8 +216,10 @@ void Alerting::endSilences(core::Usec now_usec) {
             ++it;
             continue;
         }
-        const auto alert = std::find_if(firing.begin(), firing.end(), [&](const auto& a) {
-            return a.rule == rule && a.unit == unit;
+        // The key, not its bindings: clang 14 (clang-tidy) cannot capture a binding.
+        const auto& key = it->first;
+        const auto alert = std::find_if(firing.begin(), firing.end(), [&key](const auto& a) {
+            return a.rule == key.first && a.unit == key.second;
         });
         if (alert != firing.end()) {
             const rules::AlertChange change = changeOf(*alert, now_usec);

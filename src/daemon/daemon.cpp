@@ -1,27 +1,35 @@
 #include "daemon/daemon.hpp"
 
 #include <malloc.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
+#include <variant>
 
 #include "core/error.hpp"
-#include "core/fd.hpp"
 #include "core/log.hpp"
 #include "core/text.hpp"
 #include "daemon/alerting.hpp"
+#include "daemon/event_loop.hpp"
+#include "daemon/log_line.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/sources/alert_timer.hpp"
+#include "daemon/sources/bus_follower.hpp"
+#include "daemon/sources/deliveries.hpp"
+#include "daemon/sources/emit_intake.hpp"
+#include "daemon/sources/flusher.hpp"
+#include "daemon/sources/retention.hpp"
+#include "daemon/sources/signals.hpp"
+#include "daemon/sources/status.hpp"
+#include "daemon/sources/store_sink.hpp"
 #include "ingest/emit.hpp"
 #include "ingest/systemd_source.hpp"
 #include "notify/dispatcher.hpp"
@@ -35,684 +43,239 @@ namespace cerberus::daemon {
 
 namespace {
 
+using core::Priority;
 using core::Usec;
-using core::USEC_PER_MSEC;
 using core::USEC_PER_SEC;
+using detail::logLine;
 
-constexpr Usec RETRY_MIN_USEC = 100 * USEC_PER_MSEC;
-constexpr Usec RETRY_MAX_USEC = 5 * USEC_PER_SEC;
-constexpr Usec RETENTION_EVERY_USEC = 3600 * USEC_PER_SEC;
-constexpr Usec RETENTION_NEXT_BATCH_USEC = 50 * USEC_PER_MSEC;
 constexpr Usec SHUTDOWN_FLUSH_USEC = 3 * USEC_PER_SEC;
 constexpr Usec SHUTDOWN_DELIVERY_USEC = 3 * USEC_PER_SEC;
-constexpr int RETENTION_BATCH = 2000;
-constexpr Usec HEARTBEAT_EVERY_USEC = 60 * USEC_PER_SEC;
 
-using core::Priority;
+using Targets = std::map<std::string, notify::Target>;
 
-template <typename... Args>
-void logLine(Priority priority, const char* format, Args... args) {
-    const int size = std::snprintf(nullptr, 0, format, args...);
-    std::string line(size > 0 ? static_cast<std::size_t>(size) : 0, '\0');
-    std::snprintf(line.data(), line.size() + 1, format, args...);
-    core::log(priority, line);
-}
+// Why rules or receivers cannot be used: every error, each on a line of its own.
+struct Refusal {
+    std::string errors;
+};
 
 // Resolves every receiver's secrets; an error names the receiver, never the value.
-std::optional<std::map<std::string, notify::Target>> targetsOf(const rules::RuleSet& rules,
-                                                               std::string& errors) {
+std::variant<Targets, Refusal> targetsOf(const rules::RuleSet& rules) {
     auto targets = notify::resolveTargets(rules.receivers, [](const char* name) {
         return static_cast<const char*>(std::getenv(name));
     });
     if (targets.ok()) return std::move(targets.by_name);
-    for (const auto& error : targets.errors) errors += "\n  " + error;
-    return std::nullopt;
+    Refusal refusal;
+    for (const auto& error : targets.errors) refusal.errors += "\n  " + error;
+    return refusal;
 }
 
-// Exponential backoff between two limits.
-class Backoff {
-public:
-    Usec next() {
-        const Usec out = current_;
-        current_ = std::min(current_ * 2, RETRY_MAX_USEC);
-        return out;
-    }
-    void reset() { current_ = RETRY_MIN_USEC; }
+using RulesInForce = std::pair<rules::RuleSet, Targets>;
 
-private:
-    Usec current_ = RETRY_MIN_USEC;
+// The rules and receivers of the files named by --rules, or every error they hold. Nothing
+// a rule or secret file holds may end the loop: whatever escapes the checks refuses the
+// reload like an error they report.
+std::variant<RulesInForce, Refusal> readRules(const Options& options) {
+    try {
+        auto loaded = rules::loadRules(options.rules_paths);
+        Refusal refusal;
+        for (const auto& error : loaded.errors) refusal.errors += "\n  " + error;
+        if (!loaded.ok()) return refusal;
+        auto targets = targetsOf(loaded.rules);
+        if (auto* refused = std::get_if<Refusal>(&targets)) return std::move(*refused);
+        return RulesInForce{std::move(loaded.rules), std::get<Targets>(std::move(targets))};
+    } catch (const std::exception& e) {
+        return Refusal{std::string("\n  ") + e.what()};
+    }
+}
+
+// Whether the new rules are in force; refused ones leave the current rules in force.
+bool reloadRules(const Options& options, Alerting& alerting, notify::Dispatcher& dispatcher,
+                 const core::Clock& clock) {
+    auto read = readRules(options);
+    if (const auto* refused = std::get_if<Refusal>(&read)) {
+        logLine(Priority::Err, "reload refused, the current rules stay in force:%s",
+                refused->errors.c_str());
+        return false;
+    }
+    auto& [rule_set, targets] = std::get<RulesInForce>(read);
+    alerting.reload(std::move(rule_set), clock.realtime());
+    dispatcher.setTargets(std::move(targets));
+    logLine(Priority::Info, "rules reloaded: %s, %s firing",
+            core::plural(alerting.ruleCount(), "rule").c_str(),
+            core::plural(alerting.firing(), "alert").c_str());
+    return true;
+}
+
+// The store's side of the daemon, in the order it is made and released in reverse: the
+// lock outlives the database's connection.
+struct Storage {
+    explicit Storage(const std::string& path)
+        : lock(store::WriterLock::acquire(path)),
+          db(store::Database::open(path, store::OpenMode::ReadWrite)),
+          writer(db),
+          checkpointer(db) {}
+    // One writer per database, before the first write: a second daemon stops here.
+    store::WriterLock lock;
+    store::Database db;
+    store::HistoryWriter writer;
+    store::Checkpointer checkpointer;
 };
 
-using TransitionCounts = std::map<std::pair<core::Event, core::Source>, std::uint64_t>;
-
-// Feeds what the source sees into the history writer.
-class StoreSink final : public ingest::TransitionSink {
-public:
-    StoreSink(store::HistoryWriter& writer, Alerting& alerting)
-        : writer_(writer), alerting_(alerting) {}
-    void onTransition(core::Transition transition) override {
-        ++transitions_;
-        ++by_event_[{transition.event, transition.source}];
-        units_.observe(transition);
-        // The transition goes first so that its alert change lands in the same flush.
-        alerting_.observe(transition);
-        writer_.add(std::move(transition));
-    }
-    void onUnit(const core::UnitSnapshot& snapshot) override {
-        units_.observe(snapshot);
-        writer_.putUnit(snapshot);
-    }
-    void onManager(const std::string& identity) override { writer_.putManager(identity); }
-    std::uint64_t transitions() const { return transitions_; }
-    const TransitionCounts& byEvent() const { return by_event_; }
-    const UnitCounters& units() const { return units_; }
-
-private:
-    store::HistoryWriter& writer_;
-    Alerting& alerting_;
-    std::uint64_t transitions_ = 0;
-    TransitionCounts by_event_;
-    UnitCounters units_;  // for /metrics
+// What the running daemon works with; run() below builds it.
+struct Parts {
+    const Options& options;
+    const core::Clock& clock;
+    ingest::SystemdSource& source;
+    Storage& storage;
+    StoreSink& sink;
+    Alerting& alerting;
+    notify::HttpClient& http;
+    notify::Dispatcher& dispatcher;
+    MetricsServer* metrics;    // null without --metrics
+    ingest::EmitServer* emit;  // null when the daemon has no emit socket
 };
 
-std::string_view outcomeLabel(notify::Status status) {
-    switch (status) {
-    case notify::Status::Sent: return OUTCOME_SENT;
-    case notify::Status::Pending: return OUTCOME_RETRIED;
-    case notify::Status::Failed: return OUTCOME_FAILED;
-    }
-    return OUTCOME_FAILED;
-}
-
-core::UniqueFd makeSignalFd() {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0)
-        throw core::Error(core::ExitCode::Failure,
-                          std::string("cannot block signals: ") + std::strerror(errno));
-    core::UniqueFd fd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-    if (!fd)
-        throw core::Error(core::ExitCode::Failure,
-                          std::string("cannot create a signalfd: ") + std::strerror(errno));
-    return fd;
-}
-
-class Loop {
+// The running daemon: one event source per concern, woken in this order on one loop.
+class Daemon {
 public:
-    Loop(const Options& options, store::Database& db, ingest::SystemdSource& source,
-         store::HistoryWriter& writer, StoreSink& sink, Alerting& alerting,
-         notify::HttpClient& http, notify::Dispatcher& dispatcher,
-         store::Checkpointer& checkpointer, store::WriterLock& lock, MetricsServer* metrics,
-         ingest::EmitServer* emit)
-        : options_(options),
-          db_(db),
-          lock_(lock),
-          checkpointer_(checkpointer),
-          source_(source),
-          writer_(writer),
-          sink_(sink),
-          alerting_(alerting),
-          http_(http),
-          dispatcher_(dispatcher),
-          metrics_(metrics),
-          emit_(emit) {}
-
+    explicit Daemon(const Parts& parts);
     int run();
 
 private:
-    void watchBus();
-    int timeoutMs(Usec now) const;
-    void handleSignals(bool& stop);
-    void processBus(Usec now);
-    void flush(Usec now);
-    bool ownFile();
-    void retention(Usec now);
-    std::optional<Usec> alertDeadline(Usec now) const;
-    std::optional<Usec> wallDeadline(std::optional<Usec> at, Usec now) const;
-    void status(std::size_t firing);
-    void publish();
-    MetricsSnapshot snapshot(std::map<std::string, std::size_t> firing) const;
+    void start();
     void reload();
-    void reloadRules();
-    void loadOutbox();
-    void record(const std::string& receiver, std::string_view outcome, store::OutboxUpdate update);
-    void collectOutcomes();
-    void countOutbox();
-    void drainDeliveries();
+    int stop();
+    void committed();
 
-    const Options& options_;
-    store::Database& db_;
-    store::WriterLock& lock_;
-    store::Checkpointer& checkpointer_;
-    ingest::SystemdSource& source_;
-    store::HistoryWriter& writer_;
-    StoreSink& sink_;
-    Alerting& alerting_;
-    notify::HttpClient& http_;
-    notify::Dispatcher& dispatcher_;
-    MetricsServer* metrics_;    // null without --metrics
-    ingest::EmitServer* emit_;  // null when the daemon has no emit socket
-    core::SystemClock clock_;
-    std::int64_t outbox_loaded_ = 0;  // the highest outbox row id handed to the dispatcher
-    bool outbox_stale_ = true;
-
-    core::UniqueFd epoll_;
-    core::UniqueFd signals_;
-    int bus_fd_ = -1;
-    std::uint32_t bus_events_ = 0;
-
-    Backoff reconnect_backoff_;
-    std::optional<Usec> reconnect_at_;
-    bool reconnect_logged_ = false;
-    Backoff flush_backoff_;
-    Usec flush_at_ = 0;
-    bool flush_failing_ = false;
-    bool file_failing_ = false;  // the database's path holds no file, or another one
-    bool checkpoint_failing_ = false;
-    std::uint64_t dropped_reported_ = 0;
-    std::optional<Usec> retention_at_;
-    std::optional<Usec> watchdog_every_;
-    Usec watchdog_at_ = 0;
-    Usec heartbeat_at_ = 0;
-
-    // What STATUS= and /metrics show, republished only when it changed: the counters below
-    // are compared each iteration; changed_ marks what they cannot see (a tick, a reload,
-    // delivery outcomes, a new outbox depth).
-    struct Seen {
-        std::uint64_t transitions = 0;
-        std::uint64_t dropped = 0;
-        std::uint64_t reconciles = 0;
-        std::size_t units = 0;
-        bool connected = false;
-        bool operator==(const Seen&) const = default;
-    };
-    Seen seen_;
-    bool changed_ = true;
-    std::string status_;
-    std::map<std::pair<std::string, std::string>, std::uint64_t> notifications_;
-    std::optional<std::int64_t> outbox_pending_;  // nullopt: could not be read
-    bool outbox_changed_ = true;
-    std::optional<Usec> last_reconcile_usec_;
-    RulesReload rules_reload_;  // for /metrics
+    Parts p_;
+    std::string bus_name_;
+    EventLoop loop_;
+    SystemdBus bus_;
+    Signals signals_;
+    BusFollower follower_;
+    std::optional<EmitIntake> emit_;
+    AlertTimer alert_timer_;
+    DeliveryLog deliveries_;
+    Transfers transfers_;
+    Flusher flusher_;
+    OutboxFeeder feeder_;
+    Retention retention_;
+    Heartbeat heartbeat_;
+    Watchdog watchdog_;
+    StatusPublisher publisher_;
 };
 
-void Loop::watchBus() {
-    const auto poll = source_.pollData();
-    if (poll.fd == bus_fd_ && poll.epoll_events == bus_events_) return;
-    if (bus_fd_ >= 0 && poll.fd != bus_fd_) {
-        // The old fd may already be closed with its connection; then it left the set itself.
-        epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, bus_fd_, nullptr);
-        bus_fd_ = -1;
+Daemon::Daemon(const Parts& parts)
+    : p_(parts),
+      bus_name_(ingest::BusSpec{parts.options.bus}.describe()),
+      loop_(parts.clock),
+      bus_(parts.source),
+      signals_([this] { loop_.stop(); }, [this] { reload(); }),
+      follower_(bus_, bus_name_),
+      alert_timer_(parts.alerting, parts.clock, [this] { publisher_.markChanged(); }),
+      deliveries_(parts.storage.db, parts.storage.writer, [this] { publisher_.markChanged(); }),
+      transfers_(parts.http, parts.dispatcher, deliveries_),
+      flusher_(
+          parts.storage.db, parts.storage.writer, parts.storage.checkpointer,
+          [this](const store::Flushed& flushed) {
+              if (flushed.notifications > 0) {
+                  feeder_.markStale();
+                  deliveries_.outboxChanged();
+              }
+              deliveries_.countOutbox();
+          },
+          [this] { committed(); }),
+      feeder_(parts.storage.db, parts.dispatcher, deliveries_, parts.clock),
+      retention_(parts.storage.db, parts.options.keep_usec, parts.clock),
+      heartbeat_(parts.storage.writer),
+      watchdog_(watchdogInterval(), sdNotify),
+      publisher_({parts.sink, parts.storage.writer, parts.source, parts.alerting, deliveries_,
+                  parts.metrics},
+                 bus_name_, parts.clock, sdNotify) {
+    if (parts.emit) emit_.emplace(*parts.emit, parts.clock);
+}
+
+int Daemon::run() {
+    loop_.add(signals_);
+    loop_.add(follower_);
+    if (emit_) loop_.add(*emit_);
+    for (EventSource* source :
+         std::initializer_list<EventSource*>{&alert_timer_, &transfers_, &flusher_, &feeder_,
+                                             &retention_, &heartbeat_, &watchdog_, &publisher_})
+        loop_.add(*source);
+    start();
+    loop_.run();
+    return stop();
+}
+
+// An emit request is answered once what it delivered is committed.
+void Daemon::committed() {
+    if (p_.emit) p_.emit->committed();
+}
+
+void Daemon::start() {
+    // Everything loaded has been read and reconciled by the caller's first process().
+    flusher_.flush(p_.clock.monotonic());
+    // What start-up decided (rows `cerberus emit` stored while no daemon ran, deadlines that
+    // fell due) is delivered now, not at the first wakeup, which an idle host may not bring.
+    feeder_.load();
+    p_.dispatcher.run();
+    logLine(Priority::Info, "following the %s: %s tracked, %s, %s firing, history in '%s'",
+            bus_name_.c_str(), core::plural(p_.source.unitsTracked(), "unit").c_str(),
+            core::plural(p_.alerting.ruleCount(), "rule").c_str(),
+            core::plural(p_.alerting.firing(), "alert").c_str(), p_.storage.db.path().c_str());
+    deliveries_.countOutbox();
+    publisher_.rulesAccepted(p_.clock.realtime());  // the rules start-up loaded are in force
+    publisher_.publish();
+    if (p_.metrics) {
+        p_.metrics->start();
+        logLine(Priority::Info, "serving metrics at http://%s/metrics",
+                p_.options.metrics->describe().c_str());
     }
-    if (poll.fd < 0) return;
-    epoll_event ev{};
-    ev.events = poll.epoll_events;
-    ev.data.fd = poll.fd;
-    const int op = poll.fd == bus_fd_ ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(epoll_.get(), op, poll.fd, &ev) < 0 && errno == EEXIST)
-        epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, poll.fd, &ev);
-    bus_fd_ = poll.fd;
-    bus_events_ = poll.epoll_events;
-}
-
-int Loop::timeoutMs(Usec now) const {
-    std::optional<Usec> deadline;
-    auto consider = [&deadline](std::optional<Usec> at) {
-        if (at && (!deadline || *at < *deadline)) deadline = at;
-    };
-    consider(source_.pollData().deadline_mono);
-    consider(reconnect_at_);
-    if (writer_.pending() > 0) consider(flush_at_);
-    consider(retention_at_);
-    consider(alertDeadline(now));
-    consider(http_.deadline());
-    consider(wallDeadline(dispatcher_.nextDeadline(), now));
-    if (watchdog_every_) consider(watchdog_at_);
-    if (emit_) consider(emit_->deadline());
-    if (!deadline) return -1;
-    if (*deadline <= now) return 0;
-    // Round up so that we never wake a millisecond early and spin.
-    return static_cast<int>(
-        std::min<Usec>((*deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, 60 * 60 * 1000));
-}
-
-void Loop::handleSignals(bool& stop) {
-    signalfd_siginfo info{};
-    while (read(signals_.get(), &info, sizeof info) == sizeof info) {
-        if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
-        if (info.ssi_signo == SIGHUP) reload();
-    }
-}
-
-void Loop::processBus(Usec now) {
-    if (source_.connected()) {
-        if (!source_.process()) {
-            logLine(Priority::Err, "lost the %s: %s; reconnecting",
-                    ingest::BusSpec{options_.bus}.describe().c_str(), source_.lastError().c_str());
-            reconnect_backoff_.reset();
-            reconnect_at_ = now + reconnect_backoff_.next();
-            reconnect_logged_ = false;
-        }
-        return;
-    }
-    if (!reconnect_at_ || now < *reconnect_at_) return;
-    try {
-        source_.connect();
-        if (source_.process()) {
-            logLine(Priority::Notice, "reconnected to the %s; %s tracked",
-                    ingest::BusSpec{options_.bus}.describe().c_str(),
-                    core::plural(source_.unitsTracked(), "unit").c_str());
-            reconnect_at_.reset();
-            return;
-        }
-    } catch (const core::Error& e) {
-        if (!reconnect_logged_) logLine(Priority::Warning, "%s; retrying", e.what());
-        reconnect_logged_ = true;
-    }
-    reconnect_at_ = now + reconnect_backoff_.next();
-}
-
-// The evaluator's and the dispatcher's deadlines are wall-clock times; the loop sleeps on
-// the monotonic clock.
-std::optional<Usec> Loop::wallDeadline(std::optional<Usec> at, Usec now) const {
-    if (!at) return std::nullopt;
-    return now + std::max<Usec>(0, *at - clock_.realtime());
-}
-
-std::optional<Usec> Loop::alertDeadline(Usec now) const {
-    return wallDeadline(alerting_.nextDeadline(), now);
+    sdNotify("READY=1");
 }
 
 // systemctl waits for READY=1 after RELOADING=1 (what Type=notify-reload does in newer
 // systemd), so `systemctl reload` returns once the rules are in force or refused.
-void Loop::reload() {
-    sd_notify(0, "RELOADING=1");
-    reloadRules();
-    sd_notify(0, "READY=1");
-}
-
-void Loop::reloadRules() {
-    rules::LoadResult loaded;
-    std::string errors;
-    std::optional<std::map<std::string, notify::Target>> targets;
-    // Nothing a rule or secret file holds may end the loop: whatever escapes the checks
-    // below refuses the reload like an error they report.
-    try {
-        loaded = rules::loadRules(options_.rules_paths);
-        for (const auto& error : loaded.errors) errors += "\n  " + error;
-        if (loaded.ok()) targets = targetsOf(loaded.rules, errors);
-    } catch (const std::exception& e) {
-        errors += std::string("\n  ") + e.what();
-        targets.reset();
-    }
-    if (!targets) {
-        logLine(Priority::Err, "reload refused, the current rules stay in force:%s",
-                errors.c_str());
-        rules_reload_.refused();
-        changed_ = true;
-        return;
-    }
-    alerting_.reload(std::move(loaded.rules), clock_.realtime());
-    dispatcher_.setTargets(std::move(*targets));
-    rules_reload_.accepted(clock_.realtime());
-    logLine(Priority::Info, "rules reloaded: %s, %s firing",
-            core::plural(alerting_.ruleCount(), "rule").c_str(),
-            core::plural(alerting_.firing(), "alert").c_str());
-    changed_ = true;
-}
-
-// Rows committed since the last load go to the dispatcher; a payload that cannot be read
-// (an edited database) is marked failed rather than retried forever.
-void Loop::loadOutbox() {
-    if (!outbox_stale_) return;
-    try {
-        for (auto& row : store::loadPendingNotifications(db_, outbox_loaded_)) {
-            outbox_loaded_ = std::max(outbox_loaded_, row.id);
-            auto n = notify::decode(row.payload);
-            if (!n) {
-                store::OutboxUpdate update;
-                update.id = row.id;
-                update.status = "failed";
-                update.attempts = row.attempts;
-                update.last_error = "the payload is not a notification; not sent";
-                record(row.receiver, OUTCOME_FAILED, std::move(update));
-                continue;
-            }
-            notify::Delivery d;
-            d.id = row.id;
-            d.alert_id = row.alert_id;
-            d.receiver = row.receiver;
-            d.notification = std::move(*n);
-            d.attempts = row.attempts;
-            d.next_attempt_usec = row.next_attempt_usec;
-            d.created_usec = row.created_usec;
-            dispatcher_.add(std::move(d));
-        }
-        outbox_stale_ = false;
-    } catch (const core::Error& e) {
-        logLine(Priority::Err, "%s; retrying", e.what());
-    }
-}
-
-void Loop::record(const std::string& receiver, std::string_view outcome,
-                  store::OutboxUpdate update) {
-    ++notifications_[{receiver, std::string(outcome)}];
-    writer_.updateNotification(std::move(update));
-    outbox_changed_ = true;
-    changed_ = true;
-}
-
-void Loop::collectOutcomes() {
-    for (auto& outcome : dispatcher_.takeOutcomes()) {
-        store::OutboxUpdate update;
-        update.id = outcome.id;
-        update.status = std::string(notify::toString(outcome.status));
-        update.attempts = outcome.attempts;
-        update.next_attempt_usec = outcome.next_attempt_usec;
-        update.last_error = std::move(outcome.last_error);
-        update.sent_usec = outcome.sent_usec;
-        record(outcome.receiver, outcomeLabel(outcome.status), std::move(update));
-    }
-}
-
-// Read again only after a flush that changed the outbox; a failed read shows as unknown,
-// never as an empty outbox.
-void Loop::countOutbox() {
-    if (!outbox_changed_) return;
-    try {
-        const auto counts = store::countNotifications(db_);
-        const auto pending = counts.find("pending");
-        outbox_pending_ = pending == counts.end() ? 0 : pending->second;
-        outbox_changed_ = false;
-    } catch (const core::Error&) {
-        outbox_pending_.reset();
-    }
-    changed_ = true;
-}
-
-// Requests already on the wire get a bounded time to finish; what does not stays pending
-// in the outbox and is sent again (same id) by the next start.
-void Loop::drainDeliveries() {
-    const Usec give_up_at = clock_.monotonic() + SHUTDOWN_DELIVERY_USEC;
-    while (http_.inFlight() > 0) {
-        const Usec now = clock_.monotonic();
-        if (now >= give_up_at) break;
-        Usec wait = give_up_at - now;
-        if (const auto at = http_.deadline()) wait = std::min(wait, std::max<Usec>(0, *at - now));
-        pollfd pfd{http_.fd(), POLLIN, 0};
-        poll(&pfd, 1, static_cast<int>((wait + USEC_PER_MSEC - 1) / USEC_PER_MSEC));
-        http_.process();
-    }
-    collectOutcomes();
-}
-
-void Loop::status(std::size_t firing) {
-    char text[256];
-    if (source_.connected())
-        std::snprintf(text, sizeof text, "Tracking %s, %s firing",
-                      core::plural(source_.unitsTracked(), "unit").c_str(),
-                      core::plural(firing, "alert").c_str());
+void Daemon::reload() {
+    sdNotify("RELOADING=1");
+    if (reloadRules(p_.options, p_.alerting, p_.dispatcher, p_.clock))
+        publisher_.rulesAccepted(p_.clock.realtime());
     else
-        std::snprintf(text, sizeof text, "Reconnecting to the %s; %s tracked, %s firing",
-                      ingest::BusSpec{options_.bus}.describe().c_str(),
-                      core::plural(source_.unitsTracked(), "unit").c_str(),
-                      core::plural(firing, "alert").c_str());
-    if (status_ == text) return;
-    status_ = text;
-    sd_notify(0, ("STATUS=" + status_).c_str());
+        publisher_.rulesRefused();
+    sdNotify("READY=1");
 }
 
-MetricsSnapshot Loop::snapshot(std::map<std::string, std::size_t> firing) const {
-    MetricsSnapshot out;
-    out.transitions = sink_.byEvent();
-    out.transitions_dropped = writer_.dropped();
-    out.alerts_firing = std::move(firing);
-    out.notifications = notifications_;
-    // Every configured receiver shows each outcome, 0 until it happens.
-    for (const auto& receiver : alerting_.rules().receivers)
-        for (const auto outcome : {OUTCOME_SENT, OUTCOME_RETRIED, OUTCOME_FAILED})
-            out.notifications.try_emplace({receiver.name, std::string(outcome)}, 0);
-    out.outbox_pending = outbox_pending_;
-    out.units_tracked = source_.unitsTracked();
-    out.bus_connected = source_.connected();
-    out.last_reconcile_usec = last_reconcile_usec_;
-    out.rules_reload = rules_reload_;
-    out.host = alerting_.host();
-    out.unit_counts = sink_.units().counts();
-    out.unit_series_dropped = sink_.units().dropped();
-    return out;
-}
-
-// Once per loop iteration; cheap unless something changed.
-void Loop::publish() {
-    const Seen seen{sink_.transitions(), writer_.dropped(), source_.stats().reconciles,
-                    source_.unitsTracked(), source_.connected()};
-    if (seen.reconciles != seen_.reconciles) last_reconcile_usec_ = clock_.realtime();
-    if (!changed_ && seen == seen_) return;
-    seen_ = seen;
-    changed_ = false;
-    auto firing = alerting_.firingByRule();
-    std::size_t total = 0;
-    for (const auto& [rule, count] : firing) total += count;
-    status(total);
-    if (metrics_) metrics_->publish(snapshot(std::move(firing)));
-}
-
-// Whether the file at the database's path is still the one this daemon writes, checked with
-// one stat() before each flush. A deleted file is put back from the open connection, so
-// nothing stored is lost. Another file there is not ours to write: the queue waits.
-bool Loop::ownFile() {
-    switch (db_.checkFile()) {
-    case store::FileState::Same:
-    case store::FileState::Unknown:  // cannot tell; the open connection still works
-        return true;
-    case store::FileState::Deleted:
-        try {
-            checkpointer_.stop();
-            db_.restore();
-            checkpointer_.start();
-            logLine(Priority::Warning,
-                    "database '%s' was deleted while cerberus ran; restored it from the open "
-                    "connection, nothing is lost",
-                    db_.path().c_str());
-            return true;
-        } catch (const core::Error& e) {
-            checkpointer_.start();
-            if (!file_failing_)
-                logLine(Priority::Err,
-                        "database '%s' was deleted while cerberus ran: %s; keeping %s "
-                        "queued and retrying",
-                        db_.path().c_str(), e.what(),
-                        core::plural(writer_.pending(), "change").c_str());
-            file_failing_ = true;
-            return false;
-        }
-    case store::FileState::Replaced:
-        if (!file_failing_)
-            logLine(Priority::Err,
-                    "database '%s' was replaced by another file while cerberus ran; not writing "
-                    "to it, keeping %s queued and retrying: remove the new file to have "
-                    "cerberus restore its own, or restart cerberus to use the new one",
-                    db_.path().c_str(), core::plural(writer_.pending(), "change").c_str());
-        file_failing_ = true;
-        return false;
-    }
-    return false;
-}
-
-void Loop::flush(Usec now) {
-    if (writer_.pending() == 0 || now < flush_at_) return;
-    if (!ownFile()) {
-        flush_at_ = now + flush_backoff_.next();
-        return;
-    }
-    const auto result = writer_.flush();
-    if (result.ok) {
-        if (result.notifications > 0) outbox_stale_ = outbox_changed_ = true;
-        countOutbox();
-        if (flush_failing_ || file_failing_)
-            logLine(Priority::Notice, "writing to '%s' again; the queued transitions are stored",
-                    db_.path().c_str());
-        flush_failing_ = false;
-        file_failing_ = false;
-        flush_backoff_.reset();
-        flush_at_ = 0;
-        const auto checkpoint_error = checkpointer_.takeError();
-        if (!checkpoint_error.empty() && !checkpoint_failing_)
-            logLine(Priority::Warning,
-                    "cannot checkpoint '%s': %s; its -wal file grows until a checkpoint succeeds",
-                    db_.path().c_str(), checkpoint_error.c_str());
-        checkpoint_failing_ = !checkpoint_error.empty();
-    } else {
-        if (!flush_failing_)
-            logLine(Priority::Err, "cannot write to '%s': %s; keeping %s queued and retrying",
-                    db_.path().c_str(), result.error.c_str(),
-                    core::plural(writer_.pending(), "change").c_str());
-        flush_failing_ = true;
-        flush_at_ = now + flush_backoff_.next();
-    }
-    if (writer_.dropped() != dropped_reported_) {
-        logLine(Priority::Err, "the write queue is full: %s dropped so far",
-                core::plural(writer_.dropped(), "transition").c_str());
-        dropped_reported_ = writer_.dropped();
-    }
-}
-
-void Loop::retention(Usec now) {
-    if (!options_.keep_usec || !retention_at_ || now < *retention_at_) return;
-    try {
-        const auto deleted =
-            store::pruneTransitions(db_, clock_.realtime() - *options_.keep_usec, RETENTION_BATCH);
-        retention_at_ =
-            now + (deleted == RETENTION_BATCH ? RETENTION_NEXT_BATCH_USEC : RETENTION_EVERY_USEC);
-    } catch (const core::Error& e) {
-        logLine(Priority::Warning, "retention: %s; retrying later", e.what());
-        retention_at_ = now + RETRY_MAX_USEC;
-    }
-}
-
-int Loop::run() {
-    epoll_ = core::UniqueFd(epoll_create1(EPOLL_CLOEXEC));
-    if (!epoll_)
-        throw core::Error(core::ExitCode::Failure,
-                          std::string("cannot create an epoll fd: ") + std::strerror(errno));
-    signals_ = makeSignalFd();
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = signals_.get();
-    epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, signals_.get(), &ev);
-    ev.data.fd = http_.fd();
-    epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, http_.fd(), &ev);
-    if (emit_) {
-        ev.data.fd = emit_->fd();
-        epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, emit_->fd(), &ev);
-    }
-
-    std::uint64_t watchdog_usec = 0;
-    if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
-        watchdog_every_ = static_cast<Usec>(watchdog_usec / 2);
-    if (options_.keep_usec) retention_at_ = clock_.monotonic();
-    rules_reload_.accepted(clock_.realtime());  // the rules start-up loaded are in force
-
-    // Everything loaded has been read and reconciled by the caller's first process().
-    flush(clock_.monotonic());
-    // What start-up decided (rows `cerberus emit` stored while no daemon ran, deadlines that
-    // fell due) is delivered now, not at the first wakeup, which an idle host may not bring.
-    loadOutbox();
-    dispatcher_.run();
-    logLine(Priority::Info, "following the %s: %s tracked, %s, %s firing, history in '%s'",
-            ingest::BusSpec{options_.bus}.describe().c_str(),
-            core::plural(source_.unitsTracked(), "unit").c_str(),
-            core::plural(alerting_.ruleCount(), "rule").c_str(),
-            core::plural(alerting_.firing(), "alert").c_str(), db_.path().c_str());
-    countOutbox();
-    publish();
-    if (metrics_) {
-        metrics_->start();
-        logLine(Priority::Info, "serving metrics at http://%s/metrics",
-                options_.metrics->describe().c_str());
-    }
-    sd_notify(0, "READY=1");
-
-    bool stop = false;
-    epoll_event events[4];
-    while (!stop) {
-        watchBus();
-        const int n = epoll_wait(epoll_.get(), events, 4, timeoutMs(clock_.monotonic()));
-        if (n < 0 && errno != EINTR)
-            throw core::Error(core::ExitCode::Failure,
-                              std::string("epoll_wait failed: ") + std::strerror(errno));
-        handleSignals(stop);
-        const Usec now = clock_.monotonic();
-        processBus(now);
-        if (emit_) emit_->process(clock_.realtime(), now);
-        if (const auto due = alertDeadline(now); due && *due <= now) {
-            alerting_.tick(clock_.realtime());
-            changed_ = true;
-        }
-        http_.process();
-        collectOutcomes();
-        flush(now);
-        // An emit request is answered once what it delivered is committed.
-        if (emit_ && writer_.pending() == 0) emit_->committed();
-        loadOutbox();
-        dispatcher_.run();
-        collectOutcomes();
-        retention(now);
-        // A flush records the heartbeat; on a quiet host one is made at most every minute.
-        if (now >= heartbeat_at_) {
-            writer_.beat();
-            heartbeat_at_ = now + HEARTBEAT_EVERY_USEC;
-        }
-        if (watchdog_every_ && now >= watchdog_at_) {
-            sd_notify(0, "WATCHDOG=1");
-            watchdog_at_ = now + *watchdog_every_;
-        }
-        publish();
-    }
-
-    sd_notify(0, "STOPPING=1\nSTATUS=Stopping: finishing deliveries and writes");
-    // Intake has stopped; the store gets a bounded time to take what is queued.
-    const auto flushQueued = [this] {
-        const Usec give_up_at = clock_.monotonic() + SHUTDOWN_FLUSH_USEC;
-        while (writer_.pending() > 0 && clock_.monotonic() < give_up_at) {
-            if (ownFile() && writer_.flush().ok) break;
-            usleep(static_cast<useconds_t>(RETRY_MIN_USEC));
-        }
-        if (emit_ && writer_.pending() == 0) emit_->committed();
-    };
+int Daemon::stop() {
+    sdNotify("STOPPING=1\nSTATUS=Stopping: finishing deliveries and writes");
+    auto& writer = p_.storage.writer;
     // From here a `cerberus emit` that finds no socket appends beside this daemon: the next
     // start evaluates its rows.
-    lock_.markStopping();
-    if (emit_) {
-        // From here a `cerberus emit` appends to the database itself. The clients waiting
-        // for their commit are answered before the deliveries' grace time, within theirs.
-        emit_->stopListening();
-        flushQueued();
+    p_.storage.lock.markStopping();
+    if (p_.emit) {
+        // The clients waiting for their commit are answered before the deliveries' grace
+        // time, within theirs.
+        p_.emit->stopListening();
+        (void)flusher_.drain(p_.clock.monotonic() + SHUTDOWN_FLUSH_USEC, p_.clock);  // see below
     }
-    drainDeliveries();
-    writer_.beat();  // the moment this run stopped watching
-    flushQueued();
+    transfers_.drain(p_.clock.monotonic() + SHUTDOWN_DELIVERY_USEC, p_.clock);
+    writer.beat();  // the moment this run stopped watching
+    (void)flusher_.drain(p_.clock.monotonic() + SHUTDOWN_FLUSH_USEC, p_.clock);  // see below
     // A file deleted while nothing was queued is put back before the connection closes.
-    ownFile();
-    if (writer_.pending() > 0) {
+    (void)flusher_.ownFile();  // what is still queued is reported below
+    if (writer.pending() > 0) {
         logLine(Priority::Err, "stopping with %s not written to '%s'",
-                core::plural(writer_.pending(), "change").c_str(), db_.path().c_str());
+                core::plural(writer.pending(), "change").c_str(), p_.storage.db.path().c_str());
         return static_cast<int>(core::ExitCode::Database);
     }
     logLine(Priority::Info, "stopped; %s recorded in this run",
-            core::plural(sink_.transitions(), "transition").c_str());
+            core::plural(p_.sink.transitions(), "transition").c_str());
     return 0;
 }
 
-}  // namespace
-
 // Where and for whom the emit socket listens; nullopt for none. Checked before anything is
 // written: an unknown group is a usage error.
-static std::optional<ingest::EmitSocketOptions> emitOptions(const Options& options) {
+std::optional<ingest::EmitSocketOptions> emitOptions(const Options& options) {
     if (options.emit_socket == "none") return std::nullopt;
     ingest::EmitSocketOptions emit;
     emit.path = options.emit_socket.empty() ? ingest::defaultSocketPath() : options.emit_socket;
@@ -733,10 +296,10 @@ static std::optional<ingest::EmitSocketOptions> emitOptions(const Options& optio
 }
 
 // An explicit --emit-socket must work; the default one is best effort.
-static std::unique_ptr<ingest::EmitServer> listenForEmit(const Options& options,
-                                                         ingest::EmitSocketOptions emit,
-                                                         store::Database& db,
-                                                         ingest::TransitionSink& sink) {
+std::unique_ptr<ingest::EmitServer> listenForEmit(const Options& options,
+                                                  ingest::EmitSocketOptions emit,
+                                                  store::Database& db,
+                                                  ingest::TransitionSink& sink) {
     try {
         return std::make_unique<ingest::EmitServer>(
             std::move(emit), [&sink](core::Transition t) { sink.onTransition(std::move(t)); },
@@ -753,7 +316,7 @@ static std::unique_ptr<ingest::EmitServer> listenForEmit(const Options& options,
 // use select(). Nothing here does (sd-bus, libcurl and the /metrics server poll or epoll),
 // so the daemon takes the hard limit, as systemd recommends: clients of one socket cannot
 // leave the bus, the database, the journal or a delivery without a descriptor.
-static void raiseOpenFilesLimit() {
+void raiseOpenFilesLimit() {
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur >= limit.rlim_max) return;
     const rlim_t wanted = limit.rlim_max;
@@ -763,93 +326,120 @@ static void raiseOpenFilesLimit() {
                 static_cast<unsigned long long>(wanted), std::strerror(errno));
 }
 
-static std::string hostName() {
+std::string hostName() {
     char name[256] = {};
     if (gethostname(name, sizeof name - 1) != 0) return "localhost";
     return name;
 }
 
-int run(const Options& options) {
-    // glibc gives the top of the heap back to the kernel once 128 KiB are free there, and
-    // each commit frees and takes back about that much: every alert's commit then paid for
-    // a brk() and the page faults of fresh memory (measured: 2 rows took 430 us to insert,
-    // 50 us with this). A few MiB kept instead cost nothing on a daemon's footprint.
-    mallopt(M_TRIM_THRESHOLD, 4 << 20);
-    mallopt(M_TOP_PAD, 1 << 20);
-    // A peer that closes its end (an emit client, a metrics scraper, a receiver) is an
-    // error on that write, not the end of the daemon.
-    signal(SIGPIPE, SIG_IGN);
-    raiseOpenFilesLimit();
-    core::SystemClock clock;
-    auto rule_set = loadRulesOrThrow(options.rules_paths);
-    std::string errors;
-    auto targets = targetsOf(rule_set, errors);
-    if (!targets)
-        throw core::Error(core::ExitCode::Failure, "the receivers are unusable:" + errors);
-    // Bound first: a port in use stops the start-up before anything is written.
+// glibc gives the top of the heap back to the kernel once 128 KiB are free there, and each
+// commit frees and takes back about that much: every alert's commit then paid for a brk()
+// and the page faults of fresh memory (measured: 2 rows took 430 us to insert, 50 us with
+// this). A few MiB kept instead cost nothing on a daemon's footprint.
+void keepHeapTop() {
+    // Both return 0 only for an unknown parameter; then glibc's defaults stay.
+    (void)mallopt(M_TRIM_THRESHOLD, 4 << 20);
+    (void)mallopt(M_TOP_PAD, 1 << 20);
+}
+
+// What start-up reads and checks before anything is written.
+struct Config {
+    rules::RuleSet rules;
+    Targets targets;
     std::optional<MetricsServer> metrics;
-    if (options.metrics) metrics.emplace(*options.metrics);
-    // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
-    // Declared first, released last: after the database's connection has closed.
-    std::optional<store::WriterLock> lock;
-    std::optional<store::Database> db;
-    std::optional<store::HistoryWriter> writer;
-    std::optional<StoreSink> sink;
-    std::optional<Alerting> alerting;
+    std::optional<ingest::EmitSocketOptions> emit;
+};
 
-    // The sink needs the writer, the writer the database, and the database comes after
-    // the bus check; a small trampoline sink lets the source exist first.
-    class Deferred final : public ingest::TransitionSink {
-    public:
-        ingest::TransitionSink* target = nullptr;
-        void onTransition(core::Transition t) override { target->onTransition(std::move(t)); }
-        void onUnit(const core::UnitSnapshot& s) override { target->onUnit(s); }
-        void onManager(const std::string& identity) override { target->onManager(identity); }
-    } deferred;
+void checkConfig(const Options& options, Config& config) {
+    config.rules = loadRulesOrThrow(options.rules_paths);
+    auto targets = targetsOf(config.rules);
+    if (const auto* refused = std::get_if<Refusal>(&targets))
+        throw core::Error(core::ExitCode::Failure, "the receivers are unusable:" + refused->errors);
+    config.targets = std::get<Targets>(std::move(targets));
+    // Bound first: a port in use stops the start-up before anything is written.
+    if (options.metrics) config.metrics.emplace(*options.metrics);
+}
 
-    ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
-    source.connect();
-    // After the bus: without a user manager, its sentence is the only one.
-    auto emit_options = emitOptions(options);
+// The sink needs the writer, the writer the database, and the database comes after the
+// bus check; a small trampoline sink lets the source exist first.
+class Deferred final : public ingest::TransitionSink {
+public:
+    ingest::TransitionSink* target = nullptr;
+    void onTransition(core::Transition t) override { target->onTransition(std::move(t)); }
+    void onUnit(const core::UnitSnapshot& s) override { target->onUnit(s); }
+    void onManager(const std::string& identity) override { target->onManager(identity); }
+};
 
-    // One writer per database, before the first write: a second daemon stops here.
-    lock.emplace(store::WriterLock::acquire(options.db_path));
-    db.emplace(store::Database::open(options.db_path, store::OpenMode::ReadWrite));
-    writer.emplace(*db);
-    store::Checkpointer checkpointer(*db);
-    notify::JournalReader journal;
+void warnUnreadableJournal(const Options& options) {
     if (options.bus == "system" && !notify::systemJournalReadable())
         logLine(Priority::Warning,
                 "cannot read the system journal: alerts will carry no journal lines; run cerberus "
                 "in the systemd-journal group (SupplementaryGroups=systemd-journal in its unit) "
                 "or as root");
-    alerting.emplace(std::move(rule_set), *db, *writer, hostName(), &journal);
-    sink.emplace(*writer, *alerting);
-    // Listening before the catch-up: a `cerberus emit` from now on talks to the daemon
-    // instead of appending rows that this start would not see.
-    std::unique_ptr<ingest::EmitServer> emit;
-    if (emit_options) emit = listenForEmit(options, std::move(*emit_options), *db, *sink);
-    // Windows first, from the stored history; then what systemd reports now.
-    alerting->start(clock.realtime());
-    deferred.target = &*sink;
-    source.seed(store::loadUnits(*db), store::loadManager(*db), store::lastWatched(*db));
-    writer->keepHeartbeat();
+}
 
+// Windows first, from the stored history; then what systemd reports now.
+void catchUp(const Options& options, const core::Clock& clock, ingest::SystemdSource& source,
+             Deferred& deferred, StoreSink& sink, Alerting& alerting, Storage& storage) {
+    alerting.start(clock.realtime());
+    deferred.target = &sink;
+    source.seed(store::loadUnits(storage.db), store::loadManager(storage.db),
+                store::lastWatched(storage.db));
+    storage.writer.keepHeartbeat();
     if (!source.process())
         throw core::Error(core::ExitCode::Bus, "systemd on the " +
                                                    ingest::BusSpec{options.bus}.describe() +
                                                    " did not answer: " + source.lastError());
-    notify::HttpClient http;
-    notify::Dispatcher dispatcher(
-        http, clock, [](Priority priority, const std::string& line) { core::log(priority, line); });
-    dispatcher.setTargets(std::move(*targets));
-    // Alertmanager receivers keep hearing about alerts that fired before this start.
-    for (const auto& row : store::firingTriggers(*db))
+}
+
+// Alertmanager receivers keep hearing about alerts that fired before this start.
+void rememberFiring(notify::Dispatcher& dispatcher, store::Database& db) {
+    for (const auto& row : store::firingTriggers(db))
         if (auto n = notify::decode(row.payload))
             dispatcher.rememberFiring(row.receiver, row.alert_id, std::move(*n));
-    Loop loop(options, *db, source, *writer, *sink, *alerting, http, dispatcher, checkpointer,
-              *lock, metrics ? &*metrics : nullptr, emit.get());
-    return loop.run();
+}
+
+void logToStderr(Priority priority, const std::string& line) { core::log(priority, line); }
+
+}  // namespace
+
+int run(const Options& options) {
+    keepHeapTop();
+    // A peer that closes its end (an emit client, a metrics scraper, a receiver) is an
+    // error on that write, not the end of the daemon. SIG_ERR only for a bad signal number.
+    (void)signal(SIGPIPE, SIG_IGN);
+    raiseOpenFilesLimit();
+    core::SystemClock clock;
+    Config config;
+    checkConfig(options, config);
+    // Nothing is written before the bus answers: a wrong --bus leaves no database behind.
+    // Declared first, released last.
+    std::optional<Storage> storage;
+    std::optional<Alerting> alerting;
+    std::optional<StoreSink> sink;
+    Deferred deferred;
+    ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
+    source.connect();
+    // After the bus: without a user manager, its sentence is the only one.
+    config.emit = emitOptions(options);
+    storage.emplace(options.db_path);
+    notify::JournalReader journal;
+    warnUnreadableJournal(options);
+    alerting.emplace(std::move(config.rules), storage->db, storage->writer, hostName(), &journal);
+    sink.emplace(storage->writer, *alerting);
+    // Listening before the catch-up: a `cerberus emit` from now on talks to the daemon
+    // instead of appending rows that this start would not see.
+    std::unique_ptr<ingest::EmitServer> emit;
+    if (config.emit) emit = listenForEmit(options, std::move(*config.emit), storage->db, *sink);
+    catchUp(options, clock, source, deferred, *sink, *alerting, *storage);
+    notify::HttpClient http;
+    notify::Dispatcher dispatcher(http, clock, logToStderr);
+    dispatcher.setTargets(std::move(config.targets));
+    rememberFiring(dispatcher, storage->db);
+    MetricsServer* metrics = config.metrics ? &*config.metrics : nullptr;
+    Daemon daemon({options, clock, source, *storage, *sink, *alerting, http, dispatcher, metrics,
+                   emit.get()});
+    return daemon.run();
 }
 
 }  // namespace cerberus::daemon

@@ -85,7 +85,8 @@ private:
 
 std::string seconds(core::Usec usec) {
     char text[32];
-    std::snprintf(text, sizeof text, "%.3f", static_cast<double>(usec) / core::USEC_PER_SEC);
+    // Fits: a 64-bit count of microseconds is at most 13 digits of seconds.
+    (void)std::snprintf(text, sizeof text, "%.3f", static_cast<double>(usec) / core::USEC_PER_SEC);
     return text;
 }
 
@@ -417,11 +418,12 @@ struct MetricsServer::Impl {
         return latest;
     }
 
-    void watch(int fd, std::uint32_t events, int op) const {
+    // false, with errno, when epoll refuses (out of memory or of max_user_watches).
+    bool watch(int fd, std::uint32_t events, int op) const {
         epoll_event ev{};
         ev.events = events;
         ev.data.fd = fd;
-        epoll_ctl(epoll.get(), op, fd, &ev);
+        return epoll_ctl(epoll.get(), op, fd, &ev) == 0;
     }
 
     void serve();
@@ -499,14 +501,15 @@ void MetricsServer::Impl::acceptAll(core::Usec now) {
         if (!fd) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 // Out of descriptors or memory: the pending connection waits in the backlog.
-                watch(listen.get(), 0, EPOLL_CTL_MOD);
+                // Still watched when this fails: accept is tried again at each wakeup.
+                (void)watch(listen.get(), 0, EPOLL_CTL_MOD);
                 accept_paused_until = now + METRICS_ACCEPT_PAUSE_USEC;
             }
             return;  // EAGAIN: nothing left; anything else concerns that one connection
         }
         makeRoom();
         const int raw = fd.get();
-        watch(raw, EPOLLIN, EPOLL_CTL_ADD);
+        if (!watch(raw, EPOLLIN, EPOLL_CTL_ADD)) continue;  // closed: the client sees a reset
         connections[raw] = Connection{std::move(fd), now, {}, {}, 0, false};
     }
 }
@@ -542,7 +545,7 @@ void MetricsServer::Impl::onWritable(Connection& c) {
                                MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) {
-            watch(fd, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+            if (!watch(fd, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD)) close(fd);  // cannot wait for it
             return;
         }
         if (n < 0) {
@@ -555,14 +558,19 @@ void MetricsServer::Impl::onWritable(Connection& c) {
     // lose the answer: half-close and wait for the client's end, within the same deadline.
     if (!c.draining) {
         c.draining = true;
-        shutdown(fd, SHUT_WR);
-        watch(fd, EPOLLIN, EPOLL_CTL_MOD);
+        // The client has gone already, or its end cannot be awaited: nothing left to keep.
+        if (shutdown(fd, SHUT_WR) < 0 || !watch(fd, EPOLLIN, EPOLL_CTL_MOD)) close(fd);
     }
 }
 
 void MetricsServer::Impl::serve() {
-    watch(listen.get(), EPOLLIN, EPOLL_CTL_ADD);
-    watch(wake.get(), EPOLLIN, EPOLL_CTL_ADD);
+    if (!watch(listen.get(), EPOLLIN, EPOLL_CTL_ADD) ||
+        !watch(wake.get(), EPOLLIN, EPOLL_CTL_ADD)) {
+        core::log(core::Priority::Err,
+                  std::string("/metrics does not answer: cannot watch its sockets: ") +
+                      std::strerror(errno));
+        return;
+    }
     const core::SystemClock clock;
     epoll_event events[16];
     while (true) {
@@ -590,7 +598,9 @@ void MetricsServer::Impl::serve() {
         }
         if (accept_paused_until && *accept_paused_until <= now) {
             accept_paused_until.reset();
-            watch(listen.get(), EPOLLIN, EPOLL_CTL_MOD);
+            // Still paused: tried again after another pause.
+            if (!watch(listen.get(), EPOLLIN, EPOLL_CTL_MOD))
+                accept_paused_until = now + METRICS_ACCEPT_PAUSE_USEC;
         }
         std::erase_if(connections, [now](const auto& entry) {
             return now >= entry.second.accepted_mono + METRICS_REQUEST_TIMEOUT_USEC;

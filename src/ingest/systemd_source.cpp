@@ -222,6 +222,8 @@ struct SystemdSource::Impl {
     void runDeferred();
     bool drain();
 
+    // NOLINTBEGIN(readability-identifier-naming): the class's state under the names it had
+    // before it moved behind the pimpl; Impl is a struct only so the class can reach it.
     BusSpec bus_;
     TransitionSink& sink_;
     const core::Clock& clock_;
@@ -245,6 +247,7 @@ struct SystemdSource::Impl {
     std::unique_ptr<sdbus::IConnection> connection_;
     std::unique_ptr<sdbus::IProxy> manager_;
     std::vector<sdbus::Slot> slots_;
+    // NOLINTEND(readability-identifier-naming)
 };
 
 SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Clock& clock)

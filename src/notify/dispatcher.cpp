@@ -29,7 +29,7 @@ bool retryable(const HttpResponse& r) {
 // "HTTP 500: <first line of the answer>" or the transport's error.
 std::string reasonOf(const HttpResponse& r) {
     if (r.mail) {
-        const std::string code = r.status > 0 ? "SMTP " + std::to_string(r.status) : "";
+        std::string code = r.status > 0 ? "SMTP " + std::to_string(r.status) : "";
         if (r.error.empty()) return code;
         return r.error + (code.empty() ? "" : " (" + code + ")");
     }
@@ -318,7 +318,7 @@ void Dispatcher::start(Delivery& delivery, const Target& target, core::Usec now)
     }
     const std::int64_t id = delivery.id;
     http_.post(buildRequest(target, delivery.notification, now),
-               [this, id](HttpResponse response) { complete(id, response); });
+               [this, id](const HttpResponse& response) { complete(id, response); });
 }
 
 void Dispatcher::startAlertmanager(Delivery& delivery, const Target& target, core::Usec now) {
@@ -393,7 +393,7 @@ void Dispatcher::resend(const std::string& name, AlertmanagerState& state, const
     auto waiting = std::make_shared<std::size_t>(target.receiver.urls.size());
     for (const auto& url : target.receiver.urls) {
         request.url = url + "/api/v2/alerts";
-        http_.post(request, [this, name, waiting](HttpResponse response) {
+        http_.post(request, [this, name, waiting](const HttpResponse& response) {
             if (succeeded(response))
                 noteSuccess(name);
             else

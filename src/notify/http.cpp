@@ -88,7 +88,7 @@ struct HttpClient::Transfer {
     static size_t onRead(char* buffer, size_t size, size_t n, void* self) {
         auto* t = static_cast<Transfer*>(self);
         const size_t len = std::min(size * n, t->body.size() - t->sent);
-        std::memcpy(buffer, t->body.data() + t->sent, len);
+        std::copy_n(t->body.data() + t->sent, len, buffer);
         t->sent += len;
         return len;
     }

@@ -803,14 +803,14 @@ private:
         }
         if (auto it = j.find("sources"); it != j.end()) {
             const std::string at = child(pointer, "sources");
-            constexpr std::string_view hint = "systemd, reconcile, emit or supervisor";
+            constexpr std::string_view HINT = "systemd, reconcile, emit or supervisor";
             if (expectType(*it, at, it->is_array() && !it->empty(),
-                           std::string("a non-empty array of sources: ") + std::string(hint))) {
+                           std::string("a non-empty array of sources: ") + std::string(HINT))) {
                 for (std::size_t i = 0; i < it->size(); ++i) {
                     const auto& v = (*it)[i];
                     const auto source =
                         v.is_string() ? core::parseSource(v.get<std::string>()) : std::nullopt;
-                    if (!expectType(v, child(at, i), source.has_value(), std::string(hint)))
+                    if (!expectType(v, child(at, i), source.has_value(), std::string(HINT)))
                         continue;
                     // value_or: g++ 12 cannot see that expectType() returned on nullopt.
                     const core::Source value = source.value_or(core::Source::Systemd);

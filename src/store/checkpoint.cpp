@@ -24,28 +24,31 @@ void Checkpointer::start() {
     if (own_ != nullptr) return;
     if (sqlite3_open_v2(db_.path().c_str(), &own_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
-        // Without a second connection the writer keeps checkpointing by itself.
-        sqlite3_close_v2(own_);
+        // Without a second connection the writer keeps checkpointing by itself. Closing a
+        // connection that failed to open only frees its memory: nothing to check.
+        (void)sqlite3_close_v2(own_);
         own_ = nullptr;
         return;
     }
-    sqlite3_busy_timeout(own_, 5000);
+    // Always SQLITE_OK on an open connection.
+    (void)sqlite3_busy_timeout(own_, 5000);
     stop_ = false;
-    // Replaces the automatic checkpoint the writer's commits would otherwise run.
-    sqlite3_wal_hook(db_.handle(), &Checkpointer::onCommit, this);
+    // Replaces the automatic checkpoint the writer's commits would otherwise run. Returns the
+    // previous hook's argument, not an error.
+    (void)sqlite3_wal_hook(db_.handle(), &Checkpointer::onCommit, this);
     thread_ = core::startThreadWithoutSignals([this] { work(); });
 }
 
 void Checkpointer::stop() {
     if (own_ == nullptr) return;
-    sqlite3_wal_hook(db_.handle(), nullptr, nullptr);
+    (void)sqlite3_wal_hook(db_.handle(), nullptr, nullptr);  // the previous hook's argument
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
     }
     wake_.notify_one();
     thread_.join();
-    sqlite3_close_v2(own_);
+    (void)sqlite3_close_v2(own_);  // deferred until its statements are gone; always succeeds
     own_ = nullptr;
     // What is left in the WAL is checkpointed by the writer's close.
 }
@@ -74,9 +77,9 @@ std::uint64_t Checkpointer::completed() {
     return completed_;
 }
 
-std::string Checkpointer::takeError() {
+std::optional<Failure> Checkpointer::takeFailure() {
     std::lock_guard lock(mutex_);
-    return std::exchange(error_, {});
+    return std::exchange(failure_, std::nullopt);
 }
 
 void Checkpointer::work() {
@@ -91,7 +94,7 @@ void Checkpointer::work() {
             sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         lock.lock();
         if (rc == SQLITE_OK) ++completed_;
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) error_ = sqlite3_errmsg(own_);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) failure_ = Failure{sqlite3_errmsg(own_)};
     }
 }
 

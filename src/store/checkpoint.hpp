@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -30,8 +31,8 @@ public:
 
     // Checkpoints the thread has run to the end.
     std::uint64_t completed();
-    // The last checkpoint failure since the previous call, or "".
-    std::string takeError();
+    // The last checkpoint failure since the previous call; nullopt when there was none.
+    std::optional<Failure> takeFailure();
 
 private:
     static int onCommit(void* self, sqlite3* db, const char* name, int pages);
@@ -44,7 +45,7 @@ private:
     std::condition_variable wake_;
     bool due_ = false;
     bool stop_ = false;
-    std::string error_;
+    std::optional<Failure> failure_;
     std::uint64_t completed_ = 0;
 };
 

@@ -21,8 +21,8 @@ namespace {
 
 constexpr int BUSY_TIMEOUT_MSEC = 5000;
 
-[[noreturn]] void fail(std::string message) {
-    throw core::Error(core::ExitCode::Database, std::move(message));
+[[noreturn]] void fail(const std::string& message) {
+    throw core::Error(core::ExitCode::Database, message);
 }
 
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
@@ -126,7 +126,7 @@ void migrate(sqlite3* db, const std::string& path, int current) {
         const auto read = readUserVersion(db);
         if (!read.version || *read.version >= migration.version) {
             // Nothing was written; a failed ROLLBACK surfaces at the next BEGIN.
-            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            (void)sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
             if (!read.version)
                 fail("cannot read the schema version of database " + quoted(path) + ": " +
                      read.message + "; check the file or pass --db");
@@ -142,7 +142,7 @@ void migrate(sqlite3* db, const std::string& path, int current) {
             const std::string message = error != nullptr ? error : sqliteMessage(db);
             sqlite3_free(error);
             // The throw closes the connection, which rolls back whatever ROLLBACK could not.
-            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            (void)sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
             fail("cannot migrate database " + quoted(path) + " to schema " + version + " (" +
                  std::string(migration.name) + "): " + message +
                  "; nothing was changed, check free space and permissions");
@@ -287,7 +287,8 @@ Database::Database(Database&& other) noexcept
 
 Database& Database::operator=(Database&& other) noexcept {
     if (this != &other) {
-        if (db_ != nullptr) sqlite3_close_v2(db_);
+        // close_v2 defers the close until every statement is finalized: it always succeeds.
+        if (db_ != nullptr) (void)sqlite3_close_v2(db_);
         db_ = std::exchange(other.db_, nullptr);
         path_ = std::move(other.path_);
         device_ = other.device_;
@@ -315,21 +316,27 @@ FileState Database::checkFile() const {
     return FileState::Same;
 }
 
-void Database::restore() {
+Result<Done> Database::restore() {
     const std::string copy_path = path_ + ".restoring";
+    const auto failure = [&](const std::string& why) {
+        return Failure{"cannot restore database " + quoted(path_) + ": " + why};
+    };
     // A copy from an earlier attempt that failed half-way.
     if (::unlink(copy_path.c_str()) != 0 && errno != ENOENT)
-        fail("cannot restore database " + quoted(path_) + ": cannot remove " + quoted(copy_path) +
-             ": " + std::strerror(errno));
-    createFile(copy_path);
+        return failure("cannot remove " + quoted(copy_path) + ": " + std::strerror(errno));
+    try {
+        createFile(copy_path);
+    } catch (const core::Error& e) {
+        return Failure{e.what()};
+    }
     {
         sqlite3* raw = nullptr;
         const int rc = sqlite3_open_v2(copy_path.c_str(), &raw,
                                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
         Database copy(raw, copy_path);
         if (rc != SQLITE_OK) {
-            ::unlink(copy_path.c_str());
-            fail("cannot restore database " + quoted(path_) + ": " + sqliteMessage(raw));
+            (void)::unlink(copy_path.c_str());  // best effort; the next attempt removes it
+            return failure(sqliteMessage(raw));
         }
         sqlite3_backup* backup = sqlite3_backup_init(raw, "main", db_, "main");
         int step = backup != nullptr ? sqlite3_backup_step(backup, -1) : SQLITE_ERROR;
@@ -338,8 +345,8 @@ void Database::restore() {
             step = SQLITE_ERROR;
         if (step != SQLITE_DONE) {
             const std::string message = sqliteMessage(raw);
-            ::unlink(copy_path.c_str());
-            fail("cannot restore database " + quoted(path_) + ": copying it failed: " + message);
+            (void)::unlink(copy_path.c_str());  // best effort; the next attempt removes it
+            return failure("copying it failed: " + message);
         }
     }
     // The WAL and shared-memory files left at the path belong to the deleted file: a new
@@ -347,27 +354,36 @@ void Database::restore() {
     for (const char* suffix : {"-wal", "-shm"}) {
         const std::string stale = path_ + suffix;
         if (::unlink(stale.c_str()) != 0 && errno != ENOENT) {
-            ::unlink(copy_path.c_str());
-            fail("cannot restore database " + quoted(path_) + ": cannot remove " + quoted(stale) +
-                 ": " + std::strerror(errno));
+            const int error = errno;
+            (void)::unlink(copy_path.c_str());  // best effort; the next attempt removes it
+            return failure("cannot remove " + quoted(stale) + ": " + std::strerror(error));
         }
     }
     // RENAME_NOREPLACE: a file someone put there meanwhile is theirs, not overwritten.
     if (::renameat2(AT_FDCWD, copy_path.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) != 0) {
         const int error = errno;
-        ::unlink(copy_path.c_str());
-        fail("cannot restore database " + quoted(path_) + ": " + std::strerror(error));
+        (void)::unlink(copy_path.c_str());  // best effort; the next attempt removes it
+        return failure(std::strerror(error));
     }
+    return reopen();
+}
+
+// The old connection closes once the caller's statements on it are finalized; its file
+// has moved, so SQLite neither checkpoints into it nor deletes anything at the path.
+Result<Done> Database::reopen() {
     const auto generation = generation_;
-    // The old connection closes once the caller's statements on it are finalized; its file
-    // has moved, so SQLite neither checkpoints into it nor deletes anything at the path.
-    *this = open(path_, OpenMode::ReadWrite);
+    try {
+        *this = open(path_, OpenMode::ReadWrite);
+    } catch (const core::Error& e) {
+        return Failure{e.what()};
+    }
     generation_ = generation + 1;
+    return Done{};
 }
 
 Database::~Database() {
     // close_v2 defers the close until every statement is finalized; nothing to report here.
-    if (db_ != nullptr) sqlite3_close_v2(db_);
+    if (db_ != nullptr) (void)sqlite3_close_v2(db_);
 }
 
 int Database::schemaVersion() const {

@@ -269,8 +269,8 @@ void HistoryWriter::putUnit(const core::UnitSnapshot& snapshot) {
 
 void HistoryWriter::putManager(std::string identity) { manager_ = std::move(identity); }
 
-FlushResult HistoryWriter::flush() {
-    FlushResult result;
+Result<Flushed> HistoryWriter::flush() {
+    Flushed result;
     if (pending() == 0) return result;
     sqlite3* db = db_.handle();
     const auto failed = [&](std::string message) {
@@ -278,9 +278,7 @@ FlushResult HistoryWriter::flush() {
         if (sqlite3_get_autocommit(db) == 0 &&
             sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) != SQLITE_OK)
             message += std::string("; rollback failed: ") + sqlite3_errmsg(db);
-        result.ok = false;
-        result.error = std::move(message);
-        return result;
+        return Failure{std::move(message)};
     };
     try {
         if (generation_ != db_.generation()) prepare();
@@ -315,15 +313,20 @@ FlushResult HistoryWriter::flush() {
     return result;
 }
 
-std::int64_t pruneTransitions(Database& db, core::Usec before_usec, int batch) {
-    if (batch <= 0) return 0;
-    Statement prune(db.handle(),
-                    "DELETE FROM transitions WHERE id IN (SELECT id FROM transitions"
-                    " WHERE ts_usec < ?1 ORDER BY ts_usec LIMIT ?2)");
-    Binder bind(prune.get());
-    bind.int64(before_usec).int64(batch);
-    if (bind.rc() != SQLITE_OK || run(prune.get()) != SQLITE_OK) fail(db, "prune old transitions");
-    return sqlite3_changes64(db.handle());
+Result<std::int64_t> pruneTransitions(Database& db, core::Usec before_usec, int batch) {
+    if (batch <= 0) return std::int64_t{0};
+    try {
+        Statement prune(db.handle(),
+                        "DELETE FROM transitions WHERE id IN (SELECT id FROM transitions"
+                        " WHERE ts_usec < ?1 ORDER BY ts_usec LIMIT ?2)");
+        Binder bind(prune.get());
+        bind.int64(before_usec).int64(batch);
+        if (bind.rc() != SQLITE_OK || run(prune.get()) != SQLITE_OK)
+            fail(db, "prune old transitions");
+    } catch (const core::Error& e) {
+        return Failure{e.what()};
+    }
+    return std::int64_t{sqlite3_changes64(db.handle())};
 }
 
 std::map<std::string, core::UnitSnapshot> loadUnits(Database& db) {
@@ -474,8 +477,9 @@ void appendUnevaluated(Database& db, const std::vector<core::Transition>& transi
     if (rc == SQLITE_OK) rc = sqlite3_exec(handle, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
         const std::string message = sqlite3_errmsg(handle);
+        // The append failed either way; what ROLLBACK cannot undo, closing the connection does.
         if (sqlite3_get_autocommit(handle) == 0)
-            sqlite3_exec(handle, "ROLLBACK", nullptr, nullptr, nullptr);
+            (void)sqlite3_exec(handle, "ROLLBACK", nullptr, nullptr, nullptr);
         throw core::Error(core::ExitCode::Database, "cannot append transitions to database '" +
                                                         db.path() + "': " + message +
                                                         "; check the file or pass --db");

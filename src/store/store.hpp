@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "core/fd.hpp"
@@ -25,6 +26,30 @@ namespace cerberus::store {
 namespace detail {
 struct WriterStatements;
 }  // namespace detail
+
+// An expected failure at run time (a locked or full database, a deleted file): one sentence
+// for the caller to log once, with its context.
+struct Failure {
+    std::string message;
+};
+
+// A value with nothing in it, for a Result that only says whether it worked.
+struct Done {};
+
+// What the store's writes at run time return (a flush, a prune, a restore): the value, or
+// the Failure. Opening a database and the reads throw core::Error instead.
+template <typename T>
+class [[nodiscard]] Result {
+public:
+    Result(T value) : outcome_(std::move(value)) {}            // NOLINT: converts on return
+    Result(Failure failure) : outcome_(std::move(failure)) {}  // NOLINT: converts on return
+    bool ok() const { return std::holds_alternative<T>(outcome_); }
+    const T& value() const { return std::get<T>(outcome_); }
+    const std::string& error() const { return std::get<Failure>(outcome_).message; }
+
+private:
+    std::variant<T, Failure> outcome_;
+};
 
 // The newest schema this build knows (the highest schema/sql/NNN_*.sql).
 int latestSchemaVersion();
@@ -62,15 +87,16 @@ public:
     FileState checkFile() const;
     // After FileState::Deleted: copies what the connection holds to a new file at path()
     // (SQLite's online backup), then reopens on it. handle() changes and generation() grows:
-    // statements prepared on the old handle must be prepared again. Throws
-    // core::Error(Database) when the copy cannot be made; the old connection stays usable.
-    void restore();
+    // statements prepared on the old handle must be prepared again. A Failure when the copy
+    // cannot be made; the old connection stays usable.
+    Result<Done> restore();
     // Grows by one each time handle() is replaced.
     std::uint64_t generation() const { return generation_; }
 
 private:
     Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
     void rememberFile();
+    Result<Done> reopen();
     sqlite3* db_ = nullptr;
     std::string path_;
     std::uint64_t device_ = 0;
@@ -108,11 +134,10 @@ private:
     core::UniqueFd fd_;  // closing it releases the lock
 };
 
-struct FlushResult {
-    bool ok = true;
-    std::size_t written = 0;        // transitions committed by this flush
-    std::size_t notifications = 0;  // outbox rows committed by this flush
-    std::string error;              // sqlite's message when !ok
+// What one successful flush committed.
+struct Flushed {
+    std::size_t written = 0;        // transitions
+    std::size_t notifications = 0;  // outbox rows
 };
 
 // One outbox row to write with its alert change: what to tell one receiver.
@@ -179,7 +204,7 @@ public:
     // evaluation caused.
     void markEvaluated(std::int64_t transition_id);
 
-    FlushResult flush();
+    Result<Flushed> flush();
     std::size_t pending() const {
         return queue_.size() + units_.size() + alerts_.size() + updates_.size() +
                evaluated_.size() + (manager_ ? 1 : 0) + (beat_ ? 1 : 0);
@@ -206,7 +231,7 @@ private:
 };
 
 // Deletes up to `batch` transitions older than `before_usec`; returns how many it deleted.
-std::int64_t pruneTransitions(Database& db, core::Usec before_usec, int batch = 2000);
+Result<std::int64_t> pruneTransitions(Database& db, core::Usec before_usec, int batch = 2000);
 
 // The persisted snapshots of every unit (for reconcile at start-up).
 std::map<std::string, core::UnitSnapshot> loadUnits(Database& db);

@@ -86,18 +86,18 @@ TEST_CASE("a silenced alert is recorded silenced and unsilenced when its silence
 
     for (int i = 1; i <= 3; ++i)
         feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(onlyAlert(db).state == "firing");
     CHECK(onlyAlert(db).silenced);
     REQUIRE(alerting.nextDeadline());
     CHECK(*alerting.nextDeadline() == T0 + 30 * S);
 
     alerting.tick(T0 + 29 * S);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(onlyAlert(db).silenced);
 
     alerting.tick(T0 + 30 * S);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK_FALSE(onlyAlert(db).silenced);
     CHECK(onlyAlert(db).state == "firing");
     CHECK_FALSE(alerting.nextDeadline());
@@ -111,7 +111,7 @@ TEST_CASE("a silence of a bare name holds back NAME.service, as journalctl -u re
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
     for (int i = 1; i <= 3; ++i)
         feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(onlyAlert(db).silenced);
 }
 
@@ -124,7 +124,7 @@ TEST_CASE("a silence for another rule or other units does not hold an alert back
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
     for (int i = 1; i <= 3; ++i)
         feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK_FALSE(onlyAlert(db).silenced);
 }
 
@@ -138,7 +138,7 @@ TEST_CASE("an alert resolved while silenced is recorded and its silence forgotte
         feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
     feed(alerting, writer, event("web.service", core::Event::Start, T0 + 4 * S));
     alerting.tick(T0 + 14 * S);  // up for the 10 s the rule asks
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(onlyAlert(db).state == "resolved");
     CHECK(*onlyAlert(db).resolved_usec == T0 + 14 * S);
     CHECK_FALSE(alerting.nextDeadline());
@@ -152,22 +152,22 @@ TEST_CASE("after a restart the windows are rebuilt and a firing alert is not fir
         daemon::Alerting alerting(crashloopRules(), db, writer, "host");
         for (int i = 1; i <= 3; ++i)
             feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
-        REQUIRE(writer.flush().ok);
+        REQUIRE(writer.flush().ok());
     }
     store::HistoryWriter writer(db);
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
     alerting.rebuild(T0 + 5 * S);
     CHECK(alerting.firing() == 1);
     feed(alerting, writer, event("web.service", core::Event::Crash, T0 + 6 * S));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(store::queryAlerts(db, "").size() == 1);
     // What fell due while it was down is applied at rebuild: the unit came up and stayed.
     feed(alerting, writer, event("web.service", core::Event::Start, T0 + 7 * S));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     store::HistoryWriter writer2(db);
     daemon::Alerting restarted(crashloopRules(), db, writer2, "host");
     restarted.rebuild(T0 + 60 * S);
-    REQUIRE(writer2.flush().ok);
+    REQUIRE(writer2.flush().ok());
     CHECK(onlyAlert(db).state == "resolved");
 }
 
@@ -179,7 +179,7 @@ TEST_CASE("rows appended while no daemon ran fire their alert at start, and only
         store::HistoryWriter writer(db);
         daemon::Alerting alerting(crashloopRules(), db, writer, "host");
         alerting.start(T0 + 5 * S);
-        REQUIRE(writer.flush().ok);
+        REQUIRE(writer.flush().ok());
         CHECK(onlyAlert(db).state == "firing");
         CHECK(store::loadUnevaluated(db).empty());
         // The alert is told: its outbox row is pending.
@@ -188,7 +188,7 @@ TEST_CASE("rows appended while no daemon ran fire their alert at start, and only
     store::HistoryWriter writer(db);
     daemon::Alerting again(crashloopRules(), db, writer, "host");
     again.start(T0 + 6 * S);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(again.firing() == 1);
     CHECK(store::queryAlerts(db, "").size() == 1);
     CHECK(store::loadPendingNotifications(db).size() == 1);
@@ -207,7 +207,7 @@ TEST_CASE("a start that cannot flush evaluates the appended rows again at the ne
     store::HistoryWriter writer(db);
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
     alerting.start(T0 + 6 * S);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(onlyAlert(db).state == "firing");
     CHECK(store::loadUnevaluated(db).empty());
 }
@@ -222,10 +222,10 @@ TEST_CASE("a rule added by a reload fires and tells for a unit already looping")
     daemon::Alerting alerting(none.rules, db, writer, "host");
     for (int i = 1; i <= 3; ++i)
         feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(store::queryAlerts(db, "").empty());
     alerting.reload(crashloopRules(), T0 + 4 * S);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     const auto alert = onlyAlert(db);
     CHECK(alert.state == "firing");
     CHECK(alert.rule == "crashloop");
@@ -233,7 +233,7 @@ TEST_CASE("a rule added by a reload fires and tells for a unit already looping")
     CHECK(store::loadPendingNotifications(db).size() == 1);
     // Reloaded again with the same rules: recorded, so nothing is told twice.
     alerting.reload(crashloopRules(), T0 + 5 * S);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(store::queryAlerts(db, "").size() == 1);
     CHECK(store::loadPendingNotifications(db).size() == 1);
 }
@@ -245,13 +245,13 @@ TEST_CASE("an alert whose rule a reload removed is resolved, not left firing") {
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
     for (int i = 1; i <= 3; ++i)
         feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     REQUIRE(onlyAlert(db).state == "firing");
     auto none =
         rules::parseRules(R"({"receivers": {"log": {"type": "log"}}, "rules": []})", "empty.json");
     REQUIRE(none.ok());
     alerting.reload(none.rules, T0 + 4 * S);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     const auto alert = onlyAlert(db);
     CHECK(alert.state == "resolved");
     CHECK(alert.resolved_usec == T0 + 4 * S);

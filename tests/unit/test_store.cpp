@@ -171,7 +171,7 @@ TEST_CASE("reopening a migrated database keeps its rows and its schema version")
         auto db = Database::open(path, OpenMode::ReadWrite);
         store::HistoryWriter writer(db);
         writer.add(transition("a.service", core::Event::Start, T0));
-        REQUIRE(writer.flush().ok);
+        REQUIRE(writer.flush().ok());
     }
     auto db = Database::open(path, OpenMode::ReadWrite);
     CHECK(db.schemaVersion() == store::latestSchemaVersion());
@@ -188,7 +188,7 @@ TEST_CASE("a new database file and its WAL are created with mode 0600") {
     ::umask(old_umask);
     store::HistoryWriter writer(db);
     writer.add(transition("a.service", core::Event::Start, T0));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     for (const auto& file : {path, path + "-wal"}) {
         struct stat st {};
         REQUIRE(::stat(file.c_str(), &st) == 0);
@@ -290,11 +290,10 @@ TEST_CASE("the writer round-trips transitions, absent optionals stored as NULL")
     CHECK(writer.pending() == 2);
 
     const auto result = writer.flush();
-    CHECK(result.ok);
-    CHECK(result.written == 2);
-    CHECK(result.error.empty());
+    REQUIRE(result.ok());
+    CHECK(result.value().written == 2);
     CHECK(writer.pending() == 0);
-    CHECK(writer.flush().written == 0);
+    CHECK(writer.flush().value().written == 0);
 
     const auto rows = store::queryHistory(db, {});
     REQUIRE(rows.size() == 2);
@@ -361,7 +360,7 @@ TEST_CASE("unit snapshots round-trip through loadUnits and the last snapshot win
     writer.putUnit(timer);
     writer.putUnit(web);
     CHECK(writer.pending() == 2);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
 
     const auto units = store::loadUnits(db);
     REQUIRE(units.size() == 2);
@@ -389,7 +388,7 @@ TEST_CASE("unit snapshots round-trip through loadUnits and the last snapshot win
     web.n_restarts = 8;
     web.run_ended = false;
     writer.putUnit(web);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     const auto again = store::loadUnit(db, "web.service");
     REQUIRE(again.has_value());
     CHECK(again->n_restarts == 8);
@@ -415,16 +414,15 @@ TEST_CASE("a flush that cannot get the write lock keeps everything queued for th
         RawConnection other(path);
         other.exec("BEGIN IMMEDIATE");
         const auto failed = writer.flush();
-        CHECK_FALSE(failed.ok);
-        CHECK(failed.written == 0);
-        CHECK(failed.error == "database is locked");
+        REQUIRE_FALSE(failed.ok());
+        CHECK(failed.error() == "database is locked");
         CHECK(writer.pending() == 4);
         CHECK(writer.dropped() == 0);
         other.exec("ROLLBACK");
     }
     const auto result = writer.flush();
-    CHECK(result.ok);
-    CHECK(result.written == 3);
+    REQUIRE(result.ok());
+    CHECK(result.value().written == 3);
     CHECK(writer.pending() == 0);
     CHECK(select(db.handle(), "SELECT exit_status FROM transitions ORDER BY id") ==
           Rows{{"0"}, {"1"}, {"2"}});
@@ -443,14 +441,14 @@ TEST_CASE("a flush that fails halfway rolls back and writes each row exactly onc
                          " WHEN NEW.unit = 'b.service' BEGIN SELECT RAISE(ABORT, 'no b'); END",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     const auto failed = writer.flush();
-    CHECK_FALSE(failed.ok);
-    CHECK(failed.error == "no b");
+    REQUIRE_FALSE(failed.ok());
+    CHECK(failed.error() == "no b");
     CHECK(writer.pending() == 2);
     CHECK(scalar(db, "SELECT count(*) FROM transitions") == "0");
 
     REQUIRE(sqlite3_exec(db.handle(), "DROP TRIGGER temp.no_b", nullptr, nullptr, nullptr) ==
             SQLITE_OK);
-    CHECK(writer.flush().written == 2);
+    CHECK(writer.flush().value().written == 2);
     CHECK(select(db.handle(), "SELECT unit FROM transitions ORDER BY id") ==
           Rows{{"a.service"}, {"b.service"}});
 }
@@ -462,7 +460,7 @@ TEST_CASE("a full queue drops the oldest transitions and counts them") {
     for (int i = 0; i < 5; ++i) writer.add(crash("web.service", T0 + i, i));
     CHECK(writer.pending() == 3);
     CHECK(writer.dropped() == 2);
-    CHECK(writer.flush().written == 3);
+    CHECK(writer.flush().value().written == 3);
     CHECK(select(db.handle(), "SELECT exit_status FROM transitions ORDER BY id") ==
           Rows{{"2"}, {"3"}, {"4"}});
     CHECK(writer.dropped() == 2);
@@ -479,7 +477,7 @@ TEST_CASE("queryHistory filters by glob, exact unit, event and time, newest N ol
     writer.add(transition("db.service", core::Event::Start, T0 + 50));
     writer.add(crash("web-1.service", T0 + 60, 3));
     writer.add(transition("web-1.service", core::Event::Restart, T0 + 60));  // same time
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
 
     auto query = [&](auto&& set) {
         store::HistoryQuery q;
@@ -534,7 +532,7 @@ TEST_CASE("following reads the rows stored after an id, in stored order, up to a
     CHECK(store::lastTransitionId(db) == 0);
     store::HistoryWriter writer(db);
     writer.add(crash("web.service", T0 + 20, 1));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     const auto seen = store::lastTransitionId(db);
     CHECK(seen > 0);
 
@@ -544,7 +542,7 @@ TEST_CASE("following reads the rows stored after an id, in stored order, up to a
     writer.add(crash("web.service", T0 + 40, 2));
     writer.add(transition("db.service", core::Event::Start, T0 + 10));  // older, stored later
     writer.add(crash("web.service", T0 + 30, 3));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(store::dataVersion(reader) != version);
 
     store::HistoryQuery q;
@@ -571,15 +569,33 @@ TEST_CASE("pruneTransitions deletes old transitions in batches, oldest first") {
     auto db = Database::open(dir.file("c.db"), OpenMode::ReadWrite);
     store::HistoryWriter writer(db);
     for (int i = 0; i < 10; ++i) writer.add(transition("a.service", core::Event::Start, T0 + i));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
 
-    CHECK(store::pruneTransitions(db, T0 + 7, 3) == 3);
+    CHECK(store::pruneTransitions(db, T0 + 7, 3).value() == 3);
     CHECK(scalar(db, "SELECT min(ts_usec) - " + std::to_string(T0) + " FROM transitions") == "3");
-    CHECK(store::pruneTransitions(db, T0 + 7, 3) == 3);
-    CHECK(store::pruneTransitions(db, T0 + 7, 3) == 1);
-    CHECK(store::pruneTransitions(db, T0 + 7, 3) == 0);
+    CHECK(store::pruneTransitions(db, T0 + 7, 3).value() == 3);
+    CHECK(store::pruneTransitions(db, T0 + 7, 3).value() == 1);
+    CHECK(store::pruneTransitions(db, T0 + 7, 3).value() == 0);
     CHECK(scalar(db, "SELECT count(*) FROM transitions") == "3");
-    CHECK(store::pruneTransitions(db, T0 + 100, 0) == 0);
+    CHECK(store::pruneTransitions(db, T0 + 100, 0).value() == 0);
+}
+
+TEST_CASE("pruneTransitions returns a locked database as a failure and deletes nothing") {
+    TempDir dir;
+    const auto path = dir.file("c.db");
+    auto db = Database::open(path, OpenMode::ReadWrite);
+    REQUIRE(sqlite3_busy_timeout(db.handle(), 10) == SQLITE_OK);
+    store::HistoryWriter writer(db);
+    for (int i = 0; i < 3; ++i) writer.add(transition("a.service", core::Event::Start, T0 + i));
+    REQUIRE(writer.flush().ok());
+
+    RawConnection other(path);
+    other.exec("BEGIN IMMEDIATE");
+    const auto pruned = store::pruneTransitions(db, T0 + 100, 10);
+    REQUIRE_FALSE(pruned.ok());
+    CHECK(pruned.error().find("database is locked") != std::string::npos);
+    other.exec("ROLLBACK");
+    CHECK(scalar(db, "SELECT count(*) FROM transitions") == "3");
 }
 
 TEST_CASE("a read-only connection reads while a writer holds the database open") {
@@ -588,10 +604,10 @@ TEST_CASE("a read-only connection reads while a writer holds the database open")
     auto db = Database::open(path, OpenMode::ReadWrite);
     store::HistoryWriter writer(db);
     writer.add(transition("a.service", core::Event::Start, T0));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     auto reader = Database::open(path, OpenMode::ReadOnly);
     writer.add(transition("a.service", core::Event::Stop, T0 + 1));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(store::queryHistory(reader, {}).size() == 2);
     CHECK(sqlite3_exec(reader.handle(), "DELETE FROM transitions", nullptr, nullptr, nullptr) ==
           SQLITE_READONLY);
@@ -690,7 +706,7 @@ TEST_CASE("the example queries in examples/queries.sql answer correctly on known
     auto clean = transition("demo-crashloop.service", core::Event::Start, recent(20));
     clean.active_state = "active";
     add(clean);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
 
     const std::map<std::string, Rows> expected{
         {"restarts-last-hour", {{"demo-crashloop.service", "3"}, {"flaky.service", "1"}}},
@@ -729,8 +745,8 @@ TEST_CASE("an alert's outbox rows commit with it, load as pending, and take deli
     fire.notifications = {{"hook", "trigger", "{\"a\":1}"}, {"log", "trigger", "{\"a\":1}"}};
     writer.addAlert(fire);
     const auto flushed = writer.flush();
-    REQUIRE(flushed.ok);
-    CHECK(flushed.notifications == 2);
+    REQUIRE(flushed.ok());
+    CHECK(flushed.value().notifications == 2);
 
     const auto pending = store::loadPendingNotifications(db);
     REQUIRE(pending.size() == 2);
@@ -753,7 +769,7 @@ TEST_CASE("an alert's outbox rows commit with it, load as pending, and take deli
     resolve.at_usec = 4000;
     resolve.notifications = {{"hook", "resolve", "{\"a\":2}"}};
     writer.addAlert(resolve);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
 
     const auto left = store::loadPendingNotifications(db);
     REQUIRE(left.size() == 2);
@@ -784,7 +800,7 @@ TEST_CASE("the checkpoint thread checkpoints a WAL past 1000 pages; the rows sta
     while (checkpointer.completed() == 0 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     CHECK(checkpointer.completed() > 0);
-    CHECK(checkpointer.takeError().empty());
+    CHECK_FALSE(checkpointer.takeFailure().has_value());
     insert(1500);
 
     sqlite3_stmt* count = nullptr;
@@ -805,7 +821,7 @@ TEST_CASE("appended transitions stay marked unevaluated until a flush clears the
     t.ts_usec = 10;
     store::HistoryWriter writer(db);
     writer.add(t);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     t.ts_usec = 20;
     store::appendUnevaluated(db, {t, t});
     const auto marked = store::loadUnevaluated(db);
@@ -823,10 +839,10 @@ TEST_CASE("appended transitions stay marked unevaluated until a flush clears the
     CHECK(evaluated == 1);
 
     writer.markEvaluated(marked[0].id);
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(store::loadUnevaluated(db).size() == 1);
     // Pruning a transition drops its mark with it.
-    CHECK(store::pruneTransitions(db, 100) == 3);
+    CHECK(store::pruneTransitions(db, 100).value() == 3);
     CHECK(scalar(db, "SELECT count(*) FROM unevaluated") == "0");
 }
 
@@ -837,7 +853,7 @@ TEST_CASE("a deleted database is restored from the open connection and written o
     store::Checkpointer checkpointer(db);
     store::HistoryWriter writer(db);
     writer.add(crash("web.service", T0, 3));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     CHECK(db.checkFile() == store::FileState::Same);
 
     // The file alone goes; its -wal (holding the row) and -shm stay behind.
@@ -845,7 +861,7 @@ TEST_CASE("a deleted database is restored from the open connection and written o
     CHECK(db.checkFile() == store::FileState::Deleted);
     const auto before = db.generation();
     checkpointer.stop();
-    db.restore();
+    REQUIRE(db.restore().ok());
     checkpointer.start();
     CHECK(db.checkFile() == store::FileState::Same);
     CHECK(db.generation() == before + 1);
@@ -856,7 +872,7 @@ TEST_CASE("a deleted database is restored from the open connection and written o
 
     // The writer prepares its statements again on the new connection.
     writer.add(crash("web.service", T0 + 1, 4));
-    REQUIRE(writer.flush().ok);
+    REQUIRE(writer.flush().ok());
     auto reader = Database::open(path, OpenMode::ReadOnly);
     CHECK(store::queryHistory(reader, {}).size() == 2);
     CHECK(scalar(reader, "PRAGMA integrity_check") == "ok");
