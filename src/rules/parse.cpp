@@ -996,13 +996,9 @@ std::string secretFileError(const std::string& path) {
     return {};
 }
 
-bool isHttpUrl(std::string_view s) {
-    return hasUrlRest(s, "http://") || hasUrlRest(s, "https://");
-}
+bool isHttpUrl(std::string_view s) { return hasUrlRest(s, "http://") || hasUrlRest(s, "https://"); }
 
-bool isSmtpUrl(std::string_view s) {
-    return hasUrlRest(s, "smtp://") || hasUrlRest(s, "smtps://");
-}
+bool isSmtpUrl(std::string_view s) { return hasUrlRest(s, "smtp://") || hasUrlRest(s, "smtps://"); }
 
 std::string webhookSecretError(std::string_view value) {
     constexpr std::string_view WHSEC_PREFIX = "whsec_";
