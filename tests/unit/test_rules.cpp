@@ -534,9 +534,9 @@ TEST_CASE("the default summary names the event in agreement with its count") {
           {"name": "c", "when": {"event": "give_up", "count": 2, "within": "1h"}, "notify": ["log"]}]})json");
     REQUIRE(r.ok());
     CHECK(rules::renderSummary(r.rules.rules[0], {"api.service", "web1", 3}) ==
-          "api.service on web1: 3 crashes in 1m");
+          "api.service on web1: 3 crashes in 1min");
     CHECK(rules::renderSummary(r.rules.rules[0], {"api.service", "web1", 1}) ==
-          "api.service on web1: 1 crash in 1m");
+          "api.service on web1: 1 crash in 1min");
     CHECK(rules::renderSummary(r.rules.rules[1], {"api.service", "web1", 1}).find("1 failure in") !=
           std::string::npos);
     CHECK(
