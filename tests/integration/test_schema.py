@@ -11,13 +11,19 @@ number too large for a double and a byte order mark are refused before the schem
 tests/fixtures/rules/beyond-schema/ holds what JSON Schema cannot express: check refuses
 each file, the schema accepts it, and this test pins both, so a schema that learns to see
 one of them moves it to invalid/. The other way round, the schema is stricter in one place: a
-lower bound must be reached by one part of a sum, so it refuses "500ms500ms", which check
-reads as 1s."""
+lower bound must be reached by one part of a sum, so it refuses "500ms 500ms", which check
+reads as 1s.
+
+The bounded duration patterns are written by tools/gen_duration_patterns.py: the schema must
+hold its output, and every bound is tried in every unit with the number that reaches it and
+the one just under it (18 digits after the point, where parseDuration stops reading)."""
 import glob
 import json
 import math
 import os
 import subprocess
+import sys
+from fractions import Fraction
 
 from harness import CERBERUS, SOURCE_ROOT, check, fail, tempdir
 
@@ -117,12 +123,57 @@ json.dump({"receivers": {f"r{i}": {"type": "log"} for i in range(101)}},
           open(too_many_receivers, "w"))
 invalid += [too_many_rules, too_many_receivers]
 
+# The patterns are the generator's, and each bound it writes is where check puts it.
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "tools"))
+import gen_duration_patterns as gen  # noqa: E402
+
+GENERATOR = os.path.join(SOURCE_ROOT, "tools", "gen_duration_patterns.py")
+out = subprocess.run([sys.executable, GENERATOR, "--check"], capture_output=True, text=True,
+                     timeout=30)
+check(out.returncode == 0, f"tools/gen_duration_patterns.py --check: {out.stderr}")
+
+
+def decimal(value):
+    whole, frac = divmod(value * 10**gen.FRACTION_DIGITS, 10**gen.FRACTION_DIGITS)
+    digits = f"{int(frac):0{gen.FRACTION_DIGITS}d}".rstrip("0")
+    return f"{int(whole)}.{digits}" if digits else str(int(whole))
+
+
+def with_rule(**fields):
+    return {"receivers": {"log": {"type": "log"}},
+            "rules": [{"name": "x", "when": {"event": "crash", "count": 2, "within": "1h"},
+                       "notify": ["log"], **fields}]}
+
+
+def with_receiver(**fields):
+    return {"receivers": {"log": {"type": "log"},
+                          "ops": {"type": "slack", "url": {"env": "SLACK_URL"}, **fields}}}
+
+
+# (where the value goes, the microseconds of the bound, whether reaching it is valid)
+BOUNDS = [
+    (lambda v: with_rule(when={"event": "crash", "count": 2, "within": v}), 1, True),
+    (lambda v: with_rule(repeat_every=v), gen.AT_LEAST_1S_USEC, True),
+    (lambda v: with_receiver(timeout=v), gen.TIMEOUT_MIN_USEC, True),
+    (lambda v: with_receiver(timeout=v), gen.TIMEOUT_MAX_USEC + 1, False),
+    (lambda v: with_receiver(timeout="5min " + v), 1, False),
+]
+near_bounds = {}  # path: whether check must accept it
+for n, (place, usec, reaching_is_valid) in enumerate(BOUNDS):
+    for names, scale in gen.UNITS:
+        reach = gen.ceil_digits(Fraction(usec, scale))
+        just_under = reach - Fraction(1, 10**gen.FRACTION_DIGITS)
+        for i, value in enumerate([reach, just_under]):
+            path = os.path.join(work, f"bound-{n}-{names[-1]}-{i}.json")
+            json.dump(place(decimal(value) + names[(n + i) % len(names)]), open(path, "w"))
+            near_bounds[path] = reaching_is_valid == (value == reach)
+
 check(len(invalid) >= 43, f"only {len(invalid)} invalid rule files: {FIXTURES}/invalid")
 check(sorted(map(os.path.basename, beyond)) == sorted(BEYOND_SCHEMA),
       f"beyond-schema/ and BEYOND_SCHEMA differ: {sorted(map(os.path.basename, beyond))}")
 
 disagreements = []
-for path in valid + invalid + beyond:
+for path in valid + invalid + beyond + list(near_bounds):
     name = os.path.relpath(path, SOURCE_ROOT) if path.startswith(SOURCE_ROOT) else path
     accepted, stderr = check_verdict(path)
     errors = schema_errors(path, validator)
@@ -131,6 +182,14 @@ for path in valid + invalid + beyond:
             disagreements.append(f"{name}: cerberus check refuses a valid file: {stderr}")
         if errors:
             disagreements.append(f"{name}: the schema refuses a valid file: {errors}")
+    elif path in near_bounds:
+        if accepted != near_bounds[path]:
+            disagreements.append(f"{name}: cerberus check puts the bound elsewhere: "
+                                 f"{open(path).read()} {stderr}")
+        if accepted and errors:
+            disagreements.append(f"{name}: the schema refuses what check accepts: {errors}")
+        if not accepted and not errors:
+            disagreements.append(f"{name}: the schema accepts what check refuses: {stderr}")
     elif path in beyond:
         if accepted:
             disagreements.append(f"{name}: cerberus check accepts it")
@@ -145,5 +204,6 @@ for path in valid + invalid + beyond:
 check(not disagreements,
       f"{len(disagreements)} disagreements between cerberus check and the schema:\n  " +
       "\n  ".join(disagreements))
-print(f"ok: {len(valid)} valid, {len(invalid)} invalid and {len(beyond)} beyond-schema rule "
-      "files judged alike by cerberus check and the schema")
+print(f"ok: {len(valid)} valid, {len(invalid)} invalid, {len(beyond)} beyond-schema rule files "
+      f"and {len(near_bounds)} durations at a bound judged alike by cerberus check and the "
+      "schema")
