@@ -122,15 +122,11 @@ std::optional<Number> readNumber(std::string_view& s) {
 std::optional<Usec> scaled(const Number& n, Usec scale) {
     Usec whole = 0;
     if (__builtin_mul_overflow(static_cast<Usec>(n.whole), scale, &whole)) return std::nullopt;
-    // frac / den * scale without overflow: both scale and den lose their common powers of ten
-    // first, which leaves the product below 2^64 for every unit.
-    auto s = static_cast<std::uint64_t>(scale);
-    std::uint64_t den = n.frac_den;
-    while (den > 1 && s % 10 == 0) {
-        s /= 10;
-        den /= 10;
-    }
-    const auto frac = static_cast<Usec>(n.frac * s / den);
+    // frac / den * scale, rounded down: an 18-digit fraction times a week's microseconds
+    // needs more than 64 bits.
+    using Wide = unsigned __int128;
+    const auto frac = static_cast<Usec>(static_cast<Wide>(n.frac) * static_cast<Wide>(scale) /
+                                        static_cast<Wide>(n.frac_den));
     if (whole > USEC_MAX - frac) return std::nullopt;
     return whole + frac;
 }

@@ -60,6 +60,12 @@ TEST_CASE("fractional durations are read to the microsecond") {
     CHECK(parseDuration("0.000000000000000000001s") == 0);
 }
 
+TEST_CASE("an 18-digit fraction of an hour, a day or a week stays just under the unit") {
+    CHECK(parseDuration("0.999999999999999999h") == USEC_PER_HOUR - 1);
+    CHECK(parseDuration("0.999999999999999999d") == USEC_PER_DAY - 1);
+    CHECK(parseDuration("0.999999999999999999w") == 7 * USEC_PER_DAY - 1);
+}
+
 TEST_CASE("malformed durations are refused") {
     CHECK_FALSE(parseDuration(""));
     CHECK_FALSE(parseDuration("  "));
