@@ -40,9 +40,9 @@ def require_container():
     raise SystemExit(77)
 
 
-def wait_until(predicate, timeout, what):
+def wait_until(predicate, timeout, what, interval=0.1):
     """harness.wait_for, polling less often: each poll enters the container."""
-    return wait_for(predicate, timeout, what, interval=0.1)
+    return wait_for(predicate, timeout, what, interval=interval)
 
 
 class Container:
