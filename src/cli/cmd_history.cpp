@@ -187,7 +187,7 @@ int runHistory(const HistoryOptions& options) {
     const auto rows = store::queryHistory(db, query);
     if (options.timeline)
         return printHistoryTimeline(rows, query.since_usec, query.until_usec,
-                                    core::SystemClock{}.realtime());
+                                    core::SystemClock{}.realtime(), options.utc);
     if (options.json) {
         auto array = nlohmann::ordered_json::array();
         for (const auto& row : rows) array.push_back(jsonOf(row));

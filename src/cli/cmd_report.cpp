@@ -241,7 +241,7 @@ void addReportCommand(CLI::App& app, Action& action) {
 
 int printHistoryTimeline(const std::vector<store::StoredTransition>& rows,
                          std::optional<Usec> since_usec, std::optional<Usec> until_usec,
-                         Usec now_usec) {
+                         Usec now_usec, bool utc) {
     if (rows.empty()) {
         std::fputs("no transitions match\n", stderr);
         return 0;
@@ -262,6 +262,7 @@ int printHistoryTimeline(const std::vector<store::StoredTransition>& rows,
         since_usec.value_or(std::min(rows.front().transition.ts_usec, to_usec - 1));
     TimelineStyle style;
     style.width = terminalWidth();
+    style.utc = utc;
     const char* term = std::getenv("TERM");
     style.color = ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr &&
                   !(term && std::string_view(term) == "dumb");

@@ -14,7 +14,7 @@ namespace cerberus::cli {
 // given — at the terminal's width, in colour on a TTY. Returns the exit code.
 int printHistoryTimeline(const std::vector<store::StoredTransition>& rows,
                          std::optional<core::Usec> since_usec, std::optional<core::Usec> until_usec,
-                         core::Usec now_usec);
+                         core::Usec now_usec, bool utc);
 
 // Rows a timeline reads at most (the newest).
 inline constexpr int TIMELINE_ROWS_MAX = 1000000;

@@ -54,12 +54,13 @@ std::string padTo(const std::string& text, std::size_t width) {
     return used >= width ? text : text + std::string(width - used, ' ');
 }
 
-// "2026-12-01T14:24:51Z": whole seconds are enough for an axis, but for a span under a
-// minute, whose ends may share their second.
-std::string axisTime(Usec ts_usec, Usec span_usec) {
-    std::string text = core::formatIsoTime(ts_usec);
+// "2026-12-01 14:24:51 +01:00", as history's tables write times: whole seconds are enough
+// for an axis, but for a span under a minute, whose ends may share their second.
+std::string axisTime(Usec ts_usec, Usec span_usec, bool utc) {
+    std::string text = core::formatTime(ts_usec, utc);
     if (span_usec < core::USEC_PER_MIN) return text;
-    if (auto dot = text.find('.'); dot != std::string::npos) text.erase(dot, text.size() - dot - 1);
+    if (const auto dot = text.find('.'); dot != std::string::npos)
+        text.erase(dot, text.find(' ', dot) - dot);
     return text;
 }
 
@@ -191,8 +192,8 @@ std::string renderTimeline(const std::vector<TimelineLane>& lanes, Usec from_use
     };
     // The axis: the span's ends above the first and last column.
     const Usec span = scale.to_usec - scale.from_usec;
-    const std::string left = axisTime(scale.from_usec, span);
-    std::string right = axisTime(scale.to_usec, span);
+    const std::string left = axisTime(scale.from_usec, span, style.utc);
+    std::string right = axisTime(scale.to_usec, span, style.utc);
     // The same day: the right end needs only its time of day.
     if (right.compare(0, 11, left, 0, 11) == 0) right.erase(0, 11);
     out += padTo("", label + 1);

@@ -72,6 +72,7 @@ struct TimelineLane {
 struct TimelineStyle {
     int width = 80;      // terminal columns for the whole line
     bool color = false;  // ANSI colours (a TTY)
+    bool utc = false;    // the axis in UTC rather than in the local time zone
 };
 std::string renderTimeline(const std::vector<TimelineLane>& lanes, core::Usec from_usec,
                            core::Usec to_usec, core::Usec now_usec, const TimelineStyle& style);

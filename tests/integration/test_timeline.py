@@ -53,7 +53,7 @@ def check_screen(width, plain, colour):
     check(len(lines) == 2 + len(UNITS), f"{width} columns: expected an axis, {len(UNITS)} unit "
                                         f"lines and a legend:\n{plain}")
     axis, units, legend = lines[0], lines[1:-1], lines[-1]
-    check(re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z", axis),
+    check(re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})? ([+-]\d\d:\d\d|UTC)", axis),
           f"{width} columns: the axis does not show the span's start:\n{plain}")
     for unit, line in zip(UNITS, units):
         label = unit if width >= 80 else unit[:len(line.split(" ")[0])]
