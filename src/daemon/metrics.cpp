@@ -277,12 +277,9 @@ std::optional<MetricsAddress> parseMetricsAddress(std::string_view text) {
     return address;
 }
 
-std::string renderMetrics(const MetricsSnapshot& snapshot,
-                          const std::optional<ProcessStats>& process) {
-    TextWriter out;
-    out.family("cerberus_build_info", "gauge", "The running cerberus version; always 1.");
-    out.sample("cerberus_build_info", {{"version", CERBERUS_VERSION}}, 1);
+namespace {
 
+void writeTransitions(TextWriter& out, const MetricsSnapshot& snapshot) {
     out.family("cerberus_transitions_total", "counter",
                "Unit transitions observed since cerberus started, by derived event and source; "
                "each is stored unless counted in cerberus_transitions_dropped_total.");
@@ -298,7 +295,9 @@ std::string renderMetrics(const MetricsSnapshot& snapshot,
                "Transitions dropped because the write queue was full while the database "
                "refused writes.");
     out.sample("cerberus_transitions_dropped_total", {}, snapshot.transitions_dropped);
+}
 
+void writeAlertsAndDeliveries(TextWriter& out, const MetricsSnapshot& snapshot) {
     out.family("cerberus_alerts_firing", "gauge",
                "Alerts firing now, by rule (silenced ones included).");
     for (const auto& [rule, firing] : snapshot.alerts_firing)
@@ -316,7 +315,10 @@ std::string renderMetrics(const MetricsSnapshot& snapshot,
                    "Notifications in the outbox still to deliver (status pending).");
         out.sample("cerberus_outbox_pending", {}, std::to_string(*snapshot.outbox_pending));
     }
+}
 
+// The daemon's own health: what it follows, its bus, its last reconcile, its rules.
+void writeDaemonState(TextWriter& out, const MetricsSnapshot& snapshot) {
     out.family("cerberus_units_tracked", "gauge", "Units of the init system being followed.");
     out.sample("cerberus_units_tracked", {}, snapshot.units_tracked);
     out.family("cerberus_bus_connected", "gauge",
@@ -342,7 +344,9 @@ std::string renderMetrics(const MetricsSnapshot& snapshot,
         out.sample("cerberus_rules_last_reload_timestamp_seconds", {},
                    seconds(*snapshot.rules_reload.last_success_usec));
     }
+}
 
+void writeUnitSeries(TextWriter& out, const MetricsSnapshot& snapshot) {
     const std::string units_max = std::to_string(METRICS_UNITS_MAX);
     out.family("cerberus_unit_restarts_total", "counter",
                "Automatic restarts of the unit observed since cerberus started (rows of event "
@@ -365,27 +369,42 @@ std::string renderMetrics(const MetricsSnapshot& snapshot,
                "cerberus_unit_* series, because " +
                    units_max + " units with counts had them.");
     out.sample("cerberus_unit_series_dropped_total", {}, snapshot.unit_series_dropped);
+}
 
-    if (process) {
-        out.family("process_cpu_seconds_total", "counter",
-                   "Total user and system CPU time spent in seconds.");
-        out.sample("process_cpu_seconds_total", {}, decimal(process->cpu_seconds));
-        if (process->open_fds) {
-            out.family("process_open_fds", "gauge", "Number of open file descriptors.");
-            out.sample("process_open_fds", {}, *process->open_fds);
-        }
-        if (process->max_fds) {
-            out.family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
-            out.sample("process_max_fds", {}, *process->max_fds);
-        }
-        out.family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-        out.sample("process_virtual_memory_bytes", {}, process->virtual_bytes);
-        out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        out.sample("process_resident_memory_bytes", {}, process->resident_bytes);
-        out.family("process_start_time_seconds", "gauge",
-                   "Start time of the process since unix epoch in seconds.");
-        out.sample("process_start_time_seconds", {}, decimal(process->start_time_seconds));
+// The process_* series every Prometheus client library exports.
+void writeProcess(TextWriter& out, const ProcessStats& process) {
+    out.family("process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.");
+    out.sample("process_cpu_seconds_total", {}, decimal(process.cpu_seconds));
+    if (process.open_fds) {
+        out.family("process_open_fds", "gauge", "Number of open file descriptors.");
+        out.sample("process_open_fds", {}, *process.open_fds);
     }
+    if (process.max_fds) {
+        out.family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        out.sample("process_max_fds", {}, *process.max_fds);
+    }
+    out.family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    out.sample("process_virtual_memory_bytes", {}, process.virtual_bytes);
+    out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    out.sample("process_resident_memory_bytes", {}, process.resident_bytes);
+    out.family("process_start_time_seconds", "gauge",
+               "Start time of the process since unix epoch in seconds.");
+    out.sample("process_start_time_seconds", {}, decimal(process.start_time_seconds));
+}
+
+}  // namespace
+
+std::string renderMetrics(const MetricsSnapshot& snapshot,
+                          const std::optional<ProcessStats>& process) {
+    TextWriter out;
+    out.family("cerberus_build_info", "gauge", "The running cerberus version; always 1.");
+    out.sample("cerberus_build_info", {{"version", CERBERUS_VERSION}}, 1);
+    writeTransitions(out, snapshot);
+    writeAlertsAndDeliveries(out, snapshot);
+    writeDaemonState(out, snapshot);
+    writeUnitSeries(out, snapshot);
+    if (process) writeProcess(out, *process);
     return out.take();
 }
 
@@ -427,6 +446,8 @@ struct MetricsServer::Impl {
     }
 
     void serve();
+    bool dispatch(const epoll_event& event, core::Usec now);
+    void expire(core::Usec now);
     int timeoutMs(core::Usec now) const;
     void acceptAll(core::Usec now);
     void makeRoom();
@@ -582,30 +603,40 @@ void MetricsServer::Impl::serve() {
             return;
         }
         const core::Usec now = clock.monotonic();
-        for (int i = 0; i < n; ++i) {
-            const int fd = events[i].data.fd;
-            if (fd == wake.get()) return;
-            if (fd == listen.get()) {
-                acceptAll(now);
-                continue;
-            }
-            const auto it = connections.find(fd);
-            if (it == connections.end()) continue;  // closed earlier in this batch
-            if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                onReadable(it->second);
-            else if (events[i].events & EPOLLOUT)
-                onWritable(it->second);
-        }
-        if (accept_paused_until && *accept_paused_until <= now) {
-            accept_paused_until.reset();
-            // Still paused: tried again after another pause.
-            if (!watch(listen.get(), EPOLLIN, EPOLL_CTL_MOD))
-                accept_paused_until = now + METRICS_ACCEPT_PAUSE_USEC;
-        }
-        std::erase_if(connections, [now](const auto& entry) {
-            return now >= entry.second.accepted_mono + METRICS_REQUEST_TIMEOUT_USEC;
-        });
+        for (int i = 0; i < n; ++i)
+            if (!dispatch(events[i], now)) return;
+        expire(now);
     }
+}
+
+// false when the event asks the server to stop.
+bool MetricsServer::Impl::dispatch(const epoll_event& event, core::Usec now) {
+    const int fd = event.data.fd;
+    if (fd == wake.get()) return false;
+    if (fd == listen.get()) {
+        acceptAll(now);
+        return true;
+    }
+    const auto it = connections.find(fd);
+    if (it == connections.end()) return true;  // closed earlier in this batch
+    if (event.events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        onReadable(it->second);
+    else if (event.events & EPOLLOUT)
+        onWritable(it->second);
+    return true;
+}
+
+// Resumes accepting after a pause and closes the connections past their deadline.
+void MetricsServer::Impl::expire(core::Usec now) {
+    if (accept_paused_until && *accept_paused_until <= now) {
+        accept_paused_until.reset();
+        // Still paused: tried again after another pause.
+        if (!watch(listen.get(), EPOLLIN, EPOLL_CTL_MOD))
+            accept_paused_until = now + METRICS_ACCEPT_PAUSE_USEC;
+    }
+    std::erase_if(connections, [now](const auto& entry) {
+        return now >= entry.second.accepted_mono + METRICS_REQUEST_TIMEOUT_USEC;
+    });
 }
 
 MetricsServer::MetricsServer(const MetricsAddress& address) : impl_(std::make_unique<Impl>()) {

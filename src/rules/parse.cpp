@@ -374,6 +374,15 @@ private:
         return j.get<std::string>();
     }
 
+    std::optional<int> integer(const json& j, const std::string& pointer, int min, int max) {
+        const bool ok =
+            j.is_number_integer() && j.get<std::int64_t>() >= min && j.get<std::int64_t>() <= max;
+        if (!expectType(j, pointer, ok,
+                        "an integer from " + std::to_string(min) + " to " + std::to_string(max)))
+            return std::nullopt;
+        return j.get<int>();
+    }
+
     std::optional<core::Usec> duration(const json& j, const std::string& pointer,
                                        core::Usec min_usec = 0) {
         std::string expected(DURATION_HINT);
@@ -735,11 +744,8 @@ private:
         }
         if (r.summary.empty()) r.summary = SUMMARY_DEFAULT;
         if (auto it = j.find("journal_lines"); it != j.end()) {
-            const bool ok = it->is_number_integer() && it->get<std::int64_t>() >= 0 &&
-                            it->get<std::int64_t>() <= JOURNAL_LINES_MAX;
-            if (expectType(*it, child(pointer, "journal_lines"), ok,
-                           "an integer from 0 to " + std::to_string(JOURNAL_LINES_MAX)))
-                r.journal_lines = it->get<int>();
+            if (auto n = integer(*it, child(pointer, "journal_lines"), 0, JOURNAL_LINES_MAX))
+                r.journal_lines = *n;
         }
         if (!name_ref.name.empty()) doc_.rule_names.push_back(name_ref);
         if (errors_.size() != before) return;
@@ -761,11 +767,7 @@ private:
                 c.event = *e;
         }
         if (auto it = j.find("count"); it != j.end()) {
-            const bool ok = it->is_number_integer() && it->get<std::int64_t>() >= 1 &&
-                            it->get<std::int64_t>() <= COUNT_MAX;
-            if (expectType(*it, child(pointer, "count"), ok,
-                           "an integer from 1 to " + std::to_string(COUNT_MAX)))
-                c.count = it->get<int>();
+            if (auto n = integer(*it, child(pointer, "count"), 1, COUNT_MAX)) c.count = *n;
         }
         if (auto it = j.find("within"); it != j.end()) {
             if (auto d = duration(*it, child(pointer, "within"), 1)) c.within_usec = *d;
@@ -901,6 +903,17 @@ void fail(std::vector<std::string>& errors, const NameRef& ref, const std::strin
     errors.push_back(where(ref) + ": " + ref.pointer + ": " + what);
 }
 
+// Named at the first one past the cap, so the message says which file to split or trim.
+template <typename T>
+void capCount(const std::vector<T>& all, std::size_t max, const std::string& kind,
+              std::string_view fix, std::vector<std::string>& errors) {
+    if (all.size() <= max) return;
+    errors.push_back(all[max].origin + ": " + kind + " '" + all[max].name + "': too many " + kind +
+                     "s (" + std::to_string(all.size()) + " in all files, this is number " +
+                     std::to_string(max + 1) + "); expected at most " + std::to_string(max) + ": " +
+                     std::string(fix));
+}
+
 // Names are unique across every file; notify entries name defined receivers.
 LoadResult merge(std::vector<Document>&& docs, std::vector<std::string>&& errors) {
     const auto unique = [&](std::string_view kind, auto member) {
@@ -935,19 +948,9 @@ LoadResult merge(std::vector<Document>&& docs, std::vector<std::string>&& errors
         std::move(doc.receivers.begin(), doc.receivers.end(),
                   std::back_inserter(out.rules.receivers));
     }
-    // Named at the first one past the cap, so the message says which file to split or trim.
-    if (const auto& all = out.rules.rules; all.size() > RULES_MAX)
-        errors.push_back(all[RULES_MAX].origin + ": rule '" + all[RULES_MAX].name +
-                         "': too many rules (" + std::to_string(all.size()) +
-                         " in all files, this is number " + std::to_string(RULES_MAX + 1) +
-                         "); expected at most " + std::to_string(RULES_MAX) +
-                         ": merge rules that differ only in their units");
-    if (const auto& all = out.rules.receivers; all.size() > RECEIVERS_MAX)
-        errors.push_back(all[RECEIVERS_MAX].origin + ": receiver '" + all[RECEIVERS_MAX].name +
-                         "': too many receivers (" + std::to_string(all.size()) +
-                         " in all files, this is number " + std::to_string(RECEIVERS_MAX + 1) +
-                         "); expected at most " + std::to_string(RECEIVERS_MAX) +
-                         ": let rules share receivers");
+    capCount(out.rules.rules, RULES_MAX, "rule", "merge rules that differ only in their units",
+             errors);
+    capCount(out.rules.receivers, RECEIVERS_MAX, "receiver", "let rules share receivers", errors);
     out.errors = std::move(errors);
     for (auto& error : out.errors) error = oneLine(std::move(error));
     // A set with errors is refused whole: the daemon keeps the old one.

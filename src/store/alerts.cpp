@@ -17,16 +17,13 @@ namespace {
 // parameters are `first` and, when given, `second`.
 int updateFiring(sqlite3* db, const char* set, const AlertWrite& change, std::int64_t first,
                  std::optional<std::int64_t> second) {
-    StatementPtr stmt;
     const std::string sql = std::string("UPDATE alerts SET ") + set +
                             " WHERE rule = ? AND unit = ? AND state = 'firing'";
-    if (const int rc = prepare(db, sql, stmt); rc != SQLITE_OK) return rc;
-    Binder bind(stmt.get());
-    bind.int64(first);
-    if (second) bind.int64(*second);
-    bind.text(change.rule).text(change.unit);
-    if (bind.rc() != SQLITE_OK) return bind.rc();
-    return run(stmt.get());
+    return runOnce(db, sql, [&](Binder& bind) {
+        bind.int64(first);
+        if (second) bind.int64(*second);
+        bind.text(change.rule).text(change.unit);
+    });
 }
 
 int writeAlertRow(sqlite3* db, const AlertWrite& change) {
@@ -45,27 +42,22 @@ int writeAlertRow(sqlite3* db, const AlertWrite& change) {
     case AlertWrite::Kind::Fire: break;
     }
     // One firing row per (rule, unit): a fire for an alert already firing refreshes it.
-    StatementPtr stmt;
-    const int rc =
-        prepare(db,
-                "INSERT INTO alerts (rule, unit, host, dedup_key, state, severity, count, "
-                "started_usec, last_notified_usec, silenced) SELECT ?1, ?2, ?3, ?4, 'firing', ?5, "
-                "?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE rule = ?1 AND "
-                "unit = ?2 AND state = 'firing')",
-                stmt);
-    if (rc != SQLITE_OK) return rc;
-    Binder bind(stmt.get());
-    bind.text(change.rule)
-        .text(change.unit)
-        .text(change.host)
-        .text(change.host + "/" + change.rule + "/" + change.unit)
-        .text(change.severity)
-        .int64(change.count)
-        .int64(change.started_usec)
-        .int64(change.at_usec)
-        .int64(change.silenced ? 1 : 0);
-    if (bind.rc() != SQLITE_OK) return bind.rc();
-    return run(stmt.get());
+    return runOnce(db,
+                   "INSERT INTO alerts (rule, unit, host, dedup_key, state, severity, count, "
+                   "started_usec, last_notified_usec, silenced) SELECT ?1, ?2, ?3, ?4, 'firing', "
+                   "?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE rule = ?1 "
+                   "AND unit = ?2 AND state = 'firing')",
+                   [&change](Binder& bind) {
+                       bind.text(change.rule)
+                           .text(change.unit)
+                           .text(change.host)
+                           .text(change.host + "/" + change.rule + "/" + change.unit)
+                           .text(change.severity)
+                           .int64(change.count)
+                           .int64(change.started_usec)
+                           .int64(change.at_usec)
+                           .int64(change.silenced ? 1 : 0);
+                   });
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/store.hpp"
@@ -111,6 +112,18 @@ void checkDirectory(const std::string& path, bool exists);
 
 // Steps a write statement once and rewinds it; SQLITE_OK when it completed.
 int run(sqlite3_stmt* stmt);
+
+// Prepares a write statement, lets `bind` fill its parameters and runs it once; returns the
+// first failing sqlite code, else SQLITE_OK.
+template <typename Bind>
+int runOnce(sqlite3* db, std::string_view sql, Bind&& bind) {
+    StatementPtr stmt;
+    if (const int rc = prepare(db, sql, stmt); rc != SQLITE_OK) return rc;
+    Binder binder(stmt.get());
+    std::forward<Bind>(bind)(binder);
+    if (binder.rc() != SQLITE_OK) return binder.rc();
+    return run(stmt.get());
+}
 
 // Applies one alert change inside the caller's transaction; returns the sqlite code.
 int writeAlert(sqlite3* db, const AlertWrite& change);

@@ -126,20 +126,12 @@ int upsertUnit(sqlite3_stmt* stmt, const core::UnitSnapshot& u) {
 
 // Rare (once per connection at most): prepared when needed.
 int upsertManager(sqlite3* db, const std::string& identity) {
-    detail::StatementPtr stmt;
-    if (const int rc =
-            detail::prepare(db,
-                            "INSERT INTO manager (id, identity, updated_usec) VALUES (1, ?1,"
-                            " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000)"
-                            " ON CONFLICT (id) DO UPDATE SET identity = excluded.identity,"
-                            " updated_usec = excluded.updated_usec",
-                            stmt);
-        rc != SQLITE_OK)
-        return rc;
-    Binder bind(stmt.get());
-    bind.text(identity);
-    if (bind.rc() != SQLITE_OK) return bind.rc();
-    return run(stmt.get());
+    return detail::runOnce(db,
+                           "INSERT INTO manager (id, identity, updated_usec) VALUES (1, ?1,"
+                           " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000)"
+                           " ON CONFLICT (id) DO UPDATE SET identity = excluded.identity,"
+                           " updated_usec = excluded.updated_usec",
+                           [&identity](Binder& bind) { bind.text(identity); });
 }
 
 int recordHeartbeat(sqlite3* db) {

@@ -11,22 +11,17 @@ using detail::Statement;
 namespace detail {
 
 int writeOutboxUpdate(sqlite3* db, const OutboxUpdate& update) {
-    StatementPtr stmt;
-    if (const int rc = prepare(db,
-                               "UPDATE notifications SET status = ?, attempts = ?, "
-                               "next_attempt_usec = ?, last_error = ?, sent_usec = ? WHERE id = ?",
-                               stmt);
-        rc != SQLITE_OK)
-        return rc;
-    Binder bind(stmt.get());
-    bind.text(update.status)
-        .int64(update.attempts)
-        .int64(update.next_attempt_usec)
-        .text(update.last_error)
-        .optionalInt(update.sent_usec)
-        .int64(update.id);
-    if (bind.rc() != SQLITE_OK) return bind.rc();
-    return run(stmt.get());
+    return runOnce(db,
+                   "UPDATE notifications SET status = ?, attempts = ?, next_attempt_usec = ?, "
+                   "last_error = ?, sent_usec = ? WHERE id = ?",
+                   [&update](Binder& bind) {
+                       bind.text(update.status)
+                           .int64(update.attempts)
+                           .int64(update.next_attempt_usec)
+                           .text(update.last_error)
+                           .optionalInt(update.sent_usec)
+                           .int64(update.id);
+                   });
 }
 
 }  // namespace detail
