@@ -47,6 +47,26 @@ struct HttpClient::Transfer {
     HttpResponse response;
     Callback done;
     char error[CURL_ERROR_SIZE] = {};
+    CURLcode setup = CURLE_OK;  // the first option libcurl refused, if any
+
+    // curl_easy_setopt, keeping the first refusal: a request set up wrong is never sent.
+    template <typename T>
+    void set(CURLoption option, T value) {
+        const CURLcode code = curl_easy_setopt(easy, option, value);
+        if (code != CURLE_OK && setup == CURLE_OK) setup = code;
+    }
+
+    // curl_slist_append, keeping the list whole: when it fails (no memory) the request is
+    // not sent.
+    void append(std::unique_ptr<curl_slist, SlistFree>& list, const std::string& text) {
+        curl_slist* longer = curl_slist_append(list.get(), text.c_str());
+        if (longer == nullptr) {
+            if (setup == CURLE_OK) setup = CURLE_OUT_OF_MEMORY;
+            return;
+        }
+        (void)list.release();  // `longer` holds it
+        list.reset(longer);
+    }
 
     ~Transfer() {
         if (easy) curl_easy_cleanup(easy);
@@ -63,26 +83,24 @@ struct HttpClient::Transfer {
 
     void setMail(const MailEnvelope& mail) {
         response.mail = true;
-        curl_slist* list = nullptr;
-        for (const auto& to : mail.to) list = curl_slist_append(list, ("<" + to + ">").c_str());
-        recipients.reset(list);
+        for (const auto& to : mail.to) append(recipients, "<" + to + ">");
         const std::string from = "<" + mail.from + ">";
-        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-        curl_easy_setopt(easy, CURLOPT_MAIL_FROM, from.c_str());  // copied by curl
-        curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, list);
-        curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Transfer::onRead);
-        curl_easy_setopt(easy, CURLOPT_READDATA, this);
-        curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body.size()));
+        set(CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+        set(CURLOPT_MAIL_FROM, from.c_str());  // copied by curl
+        set(CURLOPT_MAIL_RCPT, recipients.get());
+        set(CURLOPT_UPLOAD, 1L);
+        set(CURLOPT_READFUNCTION, &Transfer::onRead);
+        set(CURLOPT_READDATA, this);
+        set(CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body.size()));
         long tls = CURLUSESSL_ALL;
         if (mail.tls == MailTls::Try) tls = CURLUSESSL_TRY;
         if (mail.tls == MailTls::None) tls = CURLUSESSL_NONE;
-        curl_easy_setopt(easy, CURLOPT_USE_SSL, tls);
+        set(CURLOPT_USE_SSL, tls);
         if (!mail.username.empty()) {
-            curl_easy_setopt(easy, CURLOPT_USERNAME, mail.username.c_str());
-            curl_easy_setopt(easy, CURLOPT_PASSWORD, mail.password.c_str());
+            set(CURLOPT_USERNAME, mail.username.c_str());
+            set(CURLOPT_PASSWORD, mail.password.c_str());
         }
-        if (!mail.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, mail.ca_file.c_str());
+        if (!mail.ca_file.empty()) set(CURLOPT_CAINFO, mail.ca_file.c_str());
     }
 
     static size_t onRead(char* buffer, size_t size, size_t n, void* self) {
@@ -111,30 +129,35 @@ HttpClient::HttpClient() {
                           std::string("cannot create an epoll fd: ") + std::strerror(errno));
     multi_ = curl_multi_init();
     if (multi_ == nullptr) throw core::Error(core::ExitCode::Failure, "cannot create a curl multi");
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpClient::onSocket);
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpClient::onTimer);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    if (curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpClient::onSocket) != CURLM_OK ||
+        curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this) != CURLM_OK ||
+        curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpClient::onTimer) != CURLM_OK ||
+        curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this) != CURLM_OK)
+        throw core::Error(core::ExitCode::Failure, "cannot set up the curl multi handle");
 }
 
 HttpClient::~HttpClient() {
-    for (auto& [easy, transfer] : transfers_) curl_multi_remove_handle(multi_, easy);
+    // Teardown: nothing is left to report to.
+    for (auto& [easy, transfer] : transfers_) (void)curl_multi_remove_handle(multi_, easy);
     transfers_.clear();
-    if (multi_) curl_multi_cleanup(multi_);
+    if (multi_) (void)curl_multi_cleanup(multi_);
 }
 
 int HttpClient::onSocket(void* /*easy*/, int fd, int what, void* self, void* /*socketp*/) {
     auto* client = static_cast<HttpClient*>(self);
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(client->epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        // ENOENT or EBADF only: curl may have closed the socket already, which removed it.
+        (void)epoll_ctl(client->epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
         return 0;
     }
     epoll_event ev{};
     ev.data.fd = fd;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev.events |= EPOLLIN;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev.events |= EPOLLOUT;
-    if (epoll_ctl(client->epoll_.get(), EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
-        epoll_ctl(client->epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+    if (epoll_ctl(client->epoll_.get(), EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+    // Not watched yet: added. Should that fail too, the request's own timeout
+    // (CURLOPT_TIMEOUT_MS) still ends it and the delivery is retried.
+    if (errno == ENOENT) (void)epoll_ctl(client->epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
     return 0;
 }
 
@@ -158,39 +181,42 @@ void HttpClient::post(const HttpRequest& request, Callback done) {
         // Reported from process(), like every other outcome.
         deadline_ = CLOCK.monotonic();
     }
-    curl_slist* list = nullptr;
     // No "Expect: 100-continue": it costs a round trip, or a second with some servers.
-    for (const auto& header : request.headers) list = curl_slist_append(list, header.c_str());
-    list = curl_slist_append(list, "Expect:");
-    transfer->headers.reset(list);
+    for (const auto& header : request.headers) transfer->append(transfer->headers, header);
+    transfer->append(transfer->headers, "Expect:");
     if (easy) {
         const long timeout_ms = static_cast<long>(request.timeout_usec / core::USEC_PER_MSEC);
-        curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+        transfer->set(CURLOPT_URL, request.url.c_str());
         if (request.mail) {
             transfer->setMail(*request.mail);
         } else {
-            curl_easy_setopt(easy, CURLOPT_POST, 1L);
-            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->body.data());
-            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                             static_cast<curl_off_t>(transfer->body.size()));
-            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
-            curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+            transfer->set(CURLOPT_POST, 1L);
+            transfer->set(CURLOPT_POSTFIELDS, transfer->body.data());
+            transfer->set(CURLOPT_POSTFIELDSIZE_LARGE,
+                          static_cast<curl_off_t>(transfer->body.size()));
+            transfer->set(CURLOPT_HTTPHEADER, transfer->headers.get());
+            transfer->set(CURLOPT_PROTOCOLS_STR, "http,https");
         }
-        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-        curl_easy_setopt(
-            easy, CURLOPT_CONNECTTIMEOUT_MS,
-            std::min<long>(timeout_ms, CONNECT_TIMEOUT_MAX_USEC / core::USEC_PER_MSEC));
-        curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-        curl_easy_setopt(easy, CURLOPT_USERAGENT, "cerberus/" CERBERUS_VERSION);
-        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::onBody);
-        curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
-        curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::onHeader);
-        curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer.get());
-        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error);
-        if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
+        transfer->set(CURLOPT_TIMEOUT_MS, timeout_ms);
+        transfer->set(CURLOPT_CONNECTTIMEOUT_MS,
+                      std::min<long>(timeout_ms, CONNECT_TIMEOUT_MAX_USEC / core::USEC_PER_MSEC));
+        transfer->set(CURLOPT_NOSIGNAL, 1L);
+        transfer->set(CURLOPT_FOLLOWLOCATION, 0L);
+        transfer->set(CURLOPT_SSL_VERIFYPEER, 1L);
+        transfer->set(CURLOPT_SSL_VERIFYHOST, 2L);
+        transfer->set(CURLOPT_USERAGENT, "cerberus/" CERBERUS_VERSION);
+        transfer->set(CURLOPT_WRITEFUNCTION, &Transfer::onBody);
+        transfer->set(CURLOPT_WRITEDATA, transfer.get());
+        transfer->set(CURLOPT_HEADERFUNCTION, &Transfer::onHeader);
+        transfer->set(CURLOPT_HEADERDATA, transfer.get());
+        transfer->set(CURLOPT_ERRORBUFFER, transfer->error);
+        if (transfer->setup != CURLE_OK) {
+            transfer->response.error =
+                std::string("cannot set up the request: ") + curl_easy_strerror(transfer->setup);
+            deadline_ = CLOCK.monotonic();
+            curl_easy_cleanup(easy);
+            transfer->easy = nullptr;
+        } else if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
             transfer->response.error = "cannot start the request";
             deadline_ = CLOCK.monotonic();
             curl_easy_cleanup(easy);
@@ -205,7 +231,8 @@ void HttpClient::post(const HttpRequest& request, Callback done) {
     // process().
     if (started) {
         int running = 0;
-        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+        // A failure shows as the transfer's own result, read in finish().
+        (void)curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
     }
 }
 
@@ -218,11 +245,12 @@ void HttpClient::process() {
         if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
         if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
         if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(multi_, events[i].data.fd, flags, &running);
+        // A failure shows as the transfer's own result, read in finish().
+        (void)curl_multi_socket_action(multi_, events[i].data.fd, flags, &running);
     }
     if (deadline_ && *deadline_ <= CLOCK.monotonic()) {
         deadline_.reset();
-        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+        (void)curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);  // as above
     }
     finish();
 }
@@ -246,15 +274,19 @@ void HttpClient::finish() {
         auto transfer = std::move(it->second);
         transfers_.erase(it);
         const CURLcode code = msg->data.result;
-        curl_multi_remove_handle(multi_, transfer->easy);
+        // Only a handle that is not in the multi is refused; this one is.
+        (void)curl_multi_remove_handle(multi_, transfer->easy);
         if (code == CURLE_OK) {
-            curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &transfer->response.status);
+            if (curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE,
+                                  &transfer->response.status) != CURLE_OK)
+                transfer->response.status = 0;
         } else {
             transfer->response.status = 0;
             // SMTP's reply code says whether to try again (4xx) or not (5xx).
-            if (transfer->response.mail)
+            if (transfer->response.mail &&
                 curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE,
-                                  &transfer->response.status);
+                                  &transfer->response.status) != CURLE_OK)
+                transfer->response.status = 0;
             transfer->response.error =
                 transfer->error[0] != '\0' ? transfer->error : curl_easy_strerror(code);
         }
