@@ -27,6 +27,7 @@
 #include "rules/rules.hpp"
 #include "store/checkpoint.hpp"
 #include "store/store.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace cerberus;
@@ -35,27 +36,9 @@ using core::Usec;
 using core::USEC_PER_MSEC;
 using core::USEC_PER_SEC;
 using test::FakeClock;
+using test::TempDir;
 
 namespace {
-
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "cerberus-loop-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
 
 // Holds the database's write lock from a second connection while it lives.
 class WriteLock {

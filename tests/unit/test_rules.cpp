@@ -12,10 +12,13 @@
 #include <vector>
 
 #include "rules/rules.hpp"
+#include "temp_dir.hpp"
 
 using namespace cerberus;
 using rules::LoadResult;
 using rules::parseRules;
+
+using test::TempDir;
 
 namespace {
 
@@ -38,31 +41,6 @@ std::string onlyError(const std::string& text) {
     REQUIRE(r.errors.size() == 1);
     return r.errors[0];
 }
-
-class TempDir {
-public:
-    TempDir() {
-        std::string templ = (fs::temp_directory_path() / "cerberus-rules-XXXXXX").string();
-        REQUIRE(mkdtemp(templ.data()) != nullptr);
-        path_ = templ;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    std::string write(const std::string& name, const std::string& text) const {
-        const auto p = path_ / name;
-        std::ofstream(p) << text;
-        return p.string();
-    }
-    std::string path() const { return path_.string(); }
-
-private:
-    fs::path path_;
-};
 
 std::string readFile(const std::string& path) {
     std::ifstream in(path);

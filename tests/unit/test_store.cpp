@@ -19,32 +19,16 @@
 #include "core/transition.hpp"
 #include "store/checkpoint.hpp"
 #include "store/store.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace cerberus;
 using store::Database;
 using store::OpenMode;
 
+using test::TempDir;
+
 namespace {
-
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "cerberus-store-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
 
 // A second connection, opened with SQLite directly so it shares nothing with the store.
 class RawConnection {
