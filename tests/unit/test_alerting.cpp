@@ -2,58 +2,24 @@
 // restart, and alert rows written with the transitions that caused them.
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <string>
 
+#include "alerting_fixtures.hpp"
 #include "daemon/alerting.hpp"
 #include "rules/rules.hpp"
 #include "store/store.hpp"
+#include "temp_dir.hpp"
 
-namespace fs = std::filesystem;
 using namespace cerberus;
+
+using test::crashloopRules;
+using test::event;
 
 namespace {
 
 constexpr core::Usec T0 = 1'800'000'000 * core::USEC_PER_SEC;
 constexpr core::Usec S = core::USEC_PER_SEC;
-
-class TempDb {
-public:
-    TempDb() {
-        std::string pattern = (fs::temp_directory_path() / "cerberus-alerting-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        dir_ = pattern;
-    }
-    ~TempDb() {
-        std::error_code ignored;
-        fs::remove_all(dir_, ignored);
-    }
-    std::string path() const { return (dir_ / "history.db").string(); }
-
-private:
-    fs::path dir_;
-};
-
-rules::RuleSet crashloopRules() {
-    auto loaded = rules::parseRules(R"({"receivers": {"log": {"type": "log"}},
-"rules": [{"name": "crashloop", "when": {"event": "crash", "count": 3, "within": "1m"},
-           "resolve_when_up_for": "10s", "severity": "critical", "notify": ["log"]}]})",
-                                    "test.json");
-    REQUIRE(loaded.ok());
-    return loaded.rules;
-}
-
-core::Transition event(const std::string& unit, core::Event e, core::Usec ts) {
-    core::Transition t;
-    t.ts_usec = ts;
-    t.unit = unit;
-    t.event = e;
-    t.active_state = e == core::Event::Start ? "active" : "failed";
-    t.result = e == core::Event::Start ? "success" : "exit-code";
-    return t;
-}
 
 // Feeds a transition as the daemon does: the evaluator first, then the store.
 void feed(daemon::Alerting& alerting, store::HistoryWriter& writer, core::Transition t) {
@@ -78,8 +44,8 @@ store::StoredAlert onlyAlert(store::Database& db) {
 }  // namespace
 
 TEST_CASE("a silenced alert is recorded silenced and unsilenced when its silence ends") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     store::HistoryWriter writer(db);
     store::addSilence(db, {0, "web*", "", T0, T0 + 30 * S, "deploy"});
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
@@ -104,8 +70,8 @@ TEST_CASE("a silenced alert is recorded silenced and unsilenced when its silence
 }
 
 TEST_CASE("a silence of a bare name holds back NAME.service, as journalctl -u reads it") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     store::HistoryWriter writer(db);
     store::addSilence(db, {0, "web", "", T0, T0 + 30 * S, ""});
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
@@ -116,8 +82,8 @@ TEST_CASE("a silence of a bare name holds back NAME.service, as journalctl -u re
 }
 
 TEST_CASE("a silence for another rule or other units does not hold an alert back") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     store::HistoryWriter writer(db);
     store::addSilence(db, {0, "web*", "other-rule", T0, T0 + 30 * S, ""});
     store::addSilence(db, {0, "db*", "", T0, T0 + 30 * S, ""});
@@ -129,8 +95,8 @@ TEST_CASE("a silence for another rule or other units does not hold an alert back
 }
 
 TEST_CASE("an alert resolved while silenced is recorded and its silence forgotten") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     store::HistoryWriter writer(db);
     store::addSilence(db, {0, "*", "", T0, T0 + 3600 * S, ""});
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
@@ -145,8 +111,8 @@ TEST_CASE("an alert resolved while silenced is recorded and its silence forgotte
 }
 
 TEST_CASE("after a restart the windows are rebuilt and a firing alert is not fired again") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     {
         store::HistoryWriter writer(db);
         daemon::Alerting alerting(crashloopRules(), db, writer, "host");
@@ -172,8 +138,8 @@ TEST_CASE("after a restart the windows are rebuilt and a firing alert is not fir
 }
 
 TEST_CASE("rows appended while no daemon ran fire their alert at start, and only once") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     appendCrashLoop(db);
     {
         store::HistoryWriter writer(db);
@@ -195,8 +161,8 @@ TEST_CASE("rows appended while no daemon ran fire their alert at start, and only
 }
 
 TEST_CASE("a start that cannot flush evaluates the appended rows again at the next start") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     appendCrashLoop(db);
     {
         store::HistoryWriter writer(db);
@@ -213,8 +179,8 @@ TEST_CASE("a start that cannot flush evaluates the appended rows again at the ne
 }
 
 TEST_CASE("a rule added by a reload fires and tells for a unit already looping") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     store::HistoryWriter writer(db);
     auto none =
         rules::parseRules(R"({"receivers": {"log": {"type": "log"}}, "rules": []})", "empty.json");
@@ -239,8 +205,8 @@ TEST_CASE("a rule added by a reload fires and tells for a unit already looping")
 }
 
 TEST_CASE("an alert whose rule a reload removed is resolved, not left firing") {
-    TempDb tmp;
-    auto db = store::Database::open(tmp.path(), store::OpenMode::ReadWrite);
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
     store::HistoryWriter writer(db);
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
     for (int i = 1; i <= 3; ++i)

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "alerting_fixtures.hpp"
 #include "core/fd.hpp"
 #include "daemon/alerting.hpp"
 #include "daemon/event_loop.hpp"
@@ -35,6 +36,8 @@ using namespace cerberus::daemon;
 using core::Usec;
 using core::USEC_PER_MSEC;
 using core::USEC_PER_SEC;
+using test::crashloopRules;
+using test::event;
 using test::FakeClock;
 using test::TempDir;
 
@@ -413,29 +416,6 @@ TEST_CASE("the delivery log counts outcomes and reads the outbox again only afte
     log.countOutbox();
     CHECK(changes == 5);
 }
-
-namespace {
-
-rules::RuleSet crashloopRules() {
-    auto loaded = rules::parseRules(R"({"receivers": {"log": {"type": "log"}},
-"rules": [{"name": "crashloop", "when": {"event": "crash", "count": 3, "within": "1m"},
-           "resolve_when_up_for": "10s", "severity": "critical", "notify": ["log"]}]})",
-                                    "test.json");
-    REQUIRE(loaded.ok());
-    return loaded.rules;
-}
-
-core::Transition event(const std::string& unit, core::Event e, Usec ts_usec) {
-    core::Transition t;
-    t.ts_usec = ts_usec;
-    t.unit = unit;
-    t.event = e;
-    t.active_state = e == core::Event::Start ? "active" : "failed";
-    t.result = e == core::Event::Start ? "success" : "exit-code";
-    return t;
-}
-
-}  // namespace
 
 TEST_CASE("STATUS= follows the firing alerts, and the alert timer resolves them when due") {
     TempDir dir;
