@@ -6,6 +6,7 @@ Everything started here is stopped by PID when the test ends."""
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -56,6 +57,33 @@ def require_root():
              "they must run, not skip")
     print("SKIP: needs root to start a real systemd user manager; run 'make test' as root")
     sys.exit(77)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+METRIC_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+METRIC_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
+
+
+def parse_metrics(text):
+    """Prometheus text format to {(name, frozenset of (label, value)): float}, label values
+    unescaped; fails on a line that is neither a comment nor a sample."""
+    def unescape(value):
+        return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        match = METRIC_SAMPLE.match(line)
+        check(match, f"a sample line in the text format: {line!r}")
+        labels = frozenset((k, unescape(v)) for k, v in METRIC_LABEL.findall(match.group(2) or ""))
+        samples[(match.group(1), labels)] = float(match.group(3))
+    return samples
 
 
 def wait_for(predicate, timeout, what, interval=0.02):

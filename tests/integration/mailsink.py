@@ -3,20 +3,13 @@ accepts, with the envelope, the login used and whether the session ran under TLS
 are checked against one username and password; a wrong one is refused (535)."""
 import email
 import email.policy
-import socket
 import threading
 import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from harness import at_exit
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness import at_exit, free_port
 
 
 class MailSink:

@@ -6,13 +6,12 @@ import calendar
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
 
 from harness import (Cerberus, UserManager, at_exit, check, crashloop_unit, fail, fix,
-                     require_root, tempdir, wait_for)
+                     free_port, require_root, tempdir, wait_for)
 from sink import Sink
 
 require_root()
@@ -23,10 +22,7 @@ work = tempdir("alertmanager")
 db = os.path.join(work, "history.db")
 flag = os.path.join(work, "fixed")
 
-probe = socket.socket()
-probe.bind(("127.0.0.1", 0))
-port = probe.getsockname()[1]
-probe.close()
+port = free_port()
 am_url = f"http://127.0.0.1:{port}"
 config = os.path.join(work, "am.yml")
 open(config, "w").write('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')

@@ -6,14 +6,13 @@ tracked. Only GET (and HEAD) /metrics answers, in Prometheus text format. A bad 
 usage error; a port in use (even by another cerberus) stops the start-up."""
 import json
 import os
-import re
 import socket
 import time
 import urllib.error
 import urllib.request
 
-from harness import (Cerberus, UserManager, check, crashloop_unit, db_rows, require_root, run_cli,
-                     tempdir, wait_for)
+from harness import (Cerberus, UserManager, check, crashloop_unit, db_rows, free_port,
+                     parse_metrics, require_root, run_cli, tempdir, wait_for)
 from sink import Sink
 
 require_root()
@@ -36,22 +35,12 @@ um.add_units({"looping.service": crashloop_unit(exit_status=3, burst=5)})
 os.chown(work, um.uid, um.uid)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 port = free_port()
 address = f"127.0.0.1:{port}"
 started = time.time()
 cerberus = Cerberus(db, um.bus, ["--rules", rules_path, "--metrics", address]).start()
 check(f"serving metrics at http://{address}/metrics" in cerberus.output(),
       f"the log names the metrics address: {cerberus.output()}")
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
-
 
 def scrape():
     """The text format parsed: {(name, frozenset of labels): value}, plus the raw text."""
@@ -61,15 +50,7 @@ def scrape():
         check(content_type.startswith("text/plain; version=0.0.4"),
               f"Prometheus text format 0.0.4: {content_type}")
         text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        match = SAMPLE.match(line)
-        check(match, f"a sample line in the text format: {line!r}")
-        labels = frozenset(LABEL.findall(match.group(2) or ""))
-        samples[(match.group(1), labels)] = float(match.group(3))
-    return samples, text
+    return parse_metrics(text), text
 
 
 def value(samples, name, **labels):

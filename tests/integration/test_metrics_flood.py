@@ -14,7 +14,8 @@ import time
 import urllib.request
 
 from harness import (Cerberus, UserManager, at_exit, await_recorded_restarts, check, count,
-                     crashloop_unit, db_rows, fix, require_root, run_cli, tempdir, wait_for)
+                     crashloop_unit, db_rows, fix, free_port, require_root, run_cli, tempdir,
+                     wait_for)
 
 require_root()
 um = UserManager("metricsflood")
@@ -32,12 +33,6 @@ os.chown(work, um.uid, um.uid)
 
 # The clients below need more descriptors than a shell's default.
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 address = f"127.0.0.1:{free_port()}"

@@ -7,7 +7,6 @@ file sets cerberus_rules_reload_success to 0 and keeps the last reload's time; a
 sets it back to 1 and moves the time."""
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -16,7 +15,7 @@ import time
 import urllib.request
 
 from harness import (CERBERUS, Cerberus, UserManager, check, crashloop_unit, db_rows, fail,
-                     require_root, tempdir, wait_for)
+                     free_port, parse_metrics, require_root, tempdir, wait_for)
 
 require_root()
 PROMTOOL = shutil.which("promtool")
@@ -42,38 +41,16 @@ um.add_units({"looping.service": crashloop_unit(exit_status=3, burst=5),
 os.chown(work, um.uid, um.uid)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 address = f"127.0.0.1:{free_port()}"
 started = time.time()
 cerberus = Cerberus(db, um.bus, ["--rules", rules_path, "--metrics", address]).start()
 ready = time.time()
 host = socket.gethostname()
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
-
-
-def unescape(value):
-    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
-
-
 def scrape():
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
         text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        match = SAMPLE.match(line)
-        check(match, f"a sample line in the text format: {line!r}")
-        labels = frozenset((k, unescape(v)) for k, v in LABEL.findall(match.group(2) or ""))
-        samples[(match.group(1), labels)] = float(match.group(3))
-    return samples, text
+    return parse_metrics(text), text
 
 
 def value(samples, name, **labels):
