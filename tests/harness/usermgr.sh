@@ -8,6 +8,39 @@
 set -euo pipefail
 
 die() { echo "usermgr: $*" >&2; exit 1; }
+
+# One journald serves every manager started here at once (tests run in parallel): the first
+# that wants one starts it, the last that stops stops it. A journald this script did not
+# start (the host's own) is left alone.
+JOURNALD_DIR=/run/cerberus-test-journald
+journal_ref() {
+    mkdir -p "$JOURNALD_DIR/refs"
+    (
+        flock 9
+        if ! pgrep -x systemd-journal >/dev/null; then
+            /usr/lib/systemd/systemd-journald >/dev/null 2>&1 9>&- &
+            echo $! > "$JOURNALD_DIR/pid"
+        fi
+        touch "$JOURNALD_DIR/refs/$(basename "$1")"
+    ) 9>"$JOURNALD_DIR/lock"
+    # The manager picks its log target when it starts: journald must listen by then.
+    for _ in $(seq 100); do
+        [ -S /run/systemd/journal/socket ] && return 0
+        sleep 0.05
+    done
+    die "journald did not open /run/systemd/journal/socket"
+}
+journal_unref() {
+    [ -e "$JOURNALD_DIR/refs/$(basename "$1")" ] || return 0
+    (
+        flock 9
+        rm -f "$JOURNALD_DIR/refs/$(basename "$1")"
+        if [ -z "$(ls -A "$JOURNALD_DIR/refs")" ] && [ -f "$JOURNALD_DIR/pid" ]; then
+            stop_pid "$(cat "$JOURNALD_DIR/pid")" 200 0.05
+            rm -f "$JOURNALD_DIR/pid"
+        fi
+    ) 9>"$JOURNALD_DIR/lock"
+}
 # shellcheck source-path=SCRIPTDIR source=stop_pid.sh
 . "$(dirname "${BASH_SOURCE[0]}")/stop_pid.sh"
 
@@ -80,13 +113,13 @@ UNIT
     ln -sfn ../dbus.socket "$unitdir/sockets.target.wants/dbus.socket"
     chown -R "$name:" "$home/.config"
 
-    if [ "${UM_JOURNAL:-1}" = 1 ] && [ -x /usr/lib/systemd/systemd-journald ] \
-        && ! pgrep -x systemd-journal >/dev/null; then
-        /usr/lib/systemd/systemd-journald >/dev/null 2>&1 &
-        echo $! > "$state/journald.pid"
-    fi
-
     env_line="XDG_RUNTIME_DIR=$rt DBUS_SESSION_BUS_ADDRESS=unix:path=$rt/bus"
+    if [ "${UM_JOURNAL:-1}" = 1 ] && [ -x /usr/lib/systemd/systemd-journald ]; then
+        journal_ref "$state"
+        # As under user@.service, whose stderr is the journal: the manager's own messages (a
+        # unit's result, each scheduled restart) go to the journal, as on a real host.
+        env_line="$env_line SYSTEMD_LOG_TARGET=journal"
+    fi
     bash -c '
         for h in unified systemd; do
             f=/sys/fs/cgroup/$h/'"$cg"'/cgroup.procs
@@ -130,12 +163,12 @@ OUT
     ;;
 stop)
     state=${2:?state dir}
-    for f in systemd journald; do
-        [ -f "$state/$f.pid" ] || continue
+    if [ -f "$state/systemd.pid" ]; then
         # The manager stops its units (and the bus) on SIGTERM before it exits.
-        stop_pid "$(cat "$state/$f.pid")" 200 0.05
-        rm -f "$state/$f.pid"
-    done
+        stop_pid "$(cat "$state/systemd.pid")" 200 0.05
+        rm -f "$state/systemd.pid"
+    fi
+    journal_unref "$state"
     ;;
 *) echo "usage: usermgr.sh start NAME STATEDIR | stop STATEDIR" >&2; exit 2 ;;
 esac
