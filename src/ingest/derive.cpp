@@ -66,10 +66,11 @@ Transition makeRunEnd(const UnitSnapshot& s, bool with_exit, const Stamp& stamp)
     return t;
 }
 
-// How a run we never saw end most likely ended, given that an automatic restart followed it.
-// The newest finished run in view speaks for the unseen ones of the same loop. With none in
-// view it counts as a crash: restarts follow failures unless Restart=always, and a crash
-// loop missed is a page missed, while a respawn loop still shows in its restart rows.
+// How a run we never saw end most likely ended, given that an automatic restart followed it,
+// when the manager's journal does not tell (not kept, not readable, or rotated). The newest
+// finished run in view speaks for the unseen ones of the same loop. With none in view it counts as
+// a crash: restarts follow failures unless Restart=always, and a crash loop missed is a page
+// missed, while a respawn loop still shows in its restart rows.
 Event unseenEndBeforeRestart(const UnitSnapshot& b, const UnitSnapshot& a, bool exit_new) {
     if (exit_new) return isBadEnd(a) ? Event::Crash : Event::Stop;
     if (b.exec_main_exit_mono != 0) {
@@ -81,15 +82,27 @@ Event unseenEndBeforeRestart(const UnitSnapshot& b, const UnitSnapshot& a, bool 
     return Event::Crash;
 }
 
-// Restarts the manager performed between two snapshots. NRestarts only grows until a
-// manual start (or a reload of the unit) resets it to 0; a lower value therefore means
-// "reset, then this many new restarts".
+// An unseen end the manager's journal tells about: its run's InvocationID, Result and exit
+// replace the guess. `run` is the invocation the end must belong to, when known.
+void explain(Transition& end, const JournalEnds& journal, std::int64_t restart,
+             std::string_view run) {
+    const auto it = journal.find(restart);
+    if (it == journal.end()) return;
+    const JournalEnd& logged = it->second;
+    if (!run.empty() && logged.invocation_id != run) return;
+    end.event = isBadResult(logged.result) ? Event::Crash : Event::Stop;
+    end.result = logged.result;
+    end.invocation_id = logged.invocation_id;
+    end.exit_code = logged.exit_code;
+    end.exit_status = logged.exit_code.empty() ? std::nullopt : logged.exit_status;
+}
+
+}  // namespace
+
 std::int64_t restartsBetween(std::int64_t before, std::int64_t after) {
     if (before < 0 || after < 0) return 0;
     return after >= before ? after - before : after;
 }
-
-}  // namespace
 
 bool isStale(const UnitSnapshot& known, const PropertyDelta& d) {
     if (d.state_change_mono && *d.state_change_mono < known.state_change_mono) return true;
@@ -131,7 +144,8 @@ void apply(UnitSnapshot& s, const PropertyDelta& d) {
 // restarts, ExecMainStartTimestamp changes once per spawned process and
 // ExecMainExitTimestamp once per finished one (both zeroed when a start begins), and a new
 // InvocationID marks a start job that got past the start limit.
-std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Stamp& stamp) {
+std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Stamp& stamp,
+                               const JournalEnds& journal) {
     std::vector<Transition> out;
     if (b.active_state.empty()) {
         // First sighting: whatever ran before is history we did not see. Take it as the
@@ -200,6 +214,9 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
         if (!seen) end.result.clear();
         end.invocation_id = b.invocation_id;
         if (b.n_restarts >= 0) end.n_restarts = b.n_restarts;
+        // The restart that followed it is the first counted here, if it was this run's.
+        if (!seen && restarts > 0 && !b.invocation_id.empty())
+            explain(end, journal, first + 1, b.invocation_id);
         store_end(std::move(end), exit_of_before);
         open = false;
     }
@@ -214,6 +231,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
             end.invocation_id.clear();
             end.main_pid.reset();
             end.n_restarts = first + i;
+            explain(end, journal, first + i + 1, {});
             out.push_back(std::move(end));
         }
         Transition restart = make(a, Event::Restart, stamp);

@@ -4,6 +4,7 @@
 // systemd source feeds it live, reconcile feeds it (persisted snapshot, fresh snapshot).
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,10 +43,28 @@ struct Stamp {
     core::Source source = core::Source::Systemd;
 };
 
+// How a run that ended while nobody watched ended, as the manager logged it
+// (ingest/manager_journal.hpp).
+struct JournalEnd {
+    std::string invocation_id;
+    std::string result = "success";  // Service.Result of that run
+    std::string exit_code;           // exited, killed, dumped; empty when not logged
+    std::optional<int> exit_status;
+};
+// By restart counter: the run that ended just before automatic restart N.
+using JournalEnds = std::map<std::int64_t, JournalEnd>;
+
+// Automatic restarts the manager performed between two readings of NRestarts. It only
+// grows until a manual start (or a reload of the unit) resets it to 0; a lower value
+// therefore means "reset, then this many new restarts".
+std::int64_t restartsBetween(std::int64_t before, std::int64_t after);
+
 // The transitions that take a unit from `before` to `after`, in the order they happened
 // (stop/crash, fail, restart, start, give_up). Updates the bookkeeping fields of `after`.
 // A `before` with an empty active_state is a first sighting: a baseline, no transitions.
+// `journal` tells how runs that ended unseen before a restart ended; a run it does not
+// know is guessed (see unseenEndBeforeRestart in derive.cpp).
 std::vector<core::Transition> derive(const core::UnitSnapshot& before, core::UnitSnapshot& after,
-                                     const Stamp& stamp);
+                                     const Stamp& stamp, const JournalEnds& journal = {});
 
 }  // namespace cerberus::ingest

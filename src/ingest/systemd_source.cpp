@@ -18,6 +18,7 @@
 
 #include "core/error.hpp"
 #include "ingest/derive.hpp"
+#include "ingest/manager_journal.hpp"
 #include "ingest/unit_path.hpp"
 
 namespace cerberus::ingest {
@@ -218,6 +219,9 @@ struct SystemdSource::Impl {
     void onManagerSignal(sdbus::Message& msg);
     void update(Tracked& tracked, core::UnitSnapshot after, core::Source source);
     void checkManager();
+    pid_t managerPid();
+    JournalEnds loggedEnds(const core::UnitSnapshot& before, const core::UnitSnapshot& after,
+                           core::Source source);
     void unloaded(const std::string& name, Tracked& tracked);
     void runDeferred();
     bool drain();
@@ -237,6 +241,9 @@ struct SystemdSource::Impl {
     // Something was watched before: a unit seen for the first time was loaded unwatched.
     bool watched_before_ = false;
     std::string manager_identity_;  // of the manager the snapshots belong to
+    pid_t manager_pid_ = 0;         // read at each reconcile; 0: not known
+    // How runs that ended unseen ended, for reconcile.
+    ManagerJournal journal_;
     // Since when nothing was watched (wall clock): a stop, a lost bus, a reload. Reconcile
     // rows carry it; cleared once everything was read again. nullopt: not known.
     std::optional<core::Usec> unwatched_since_;
@@ -375,6 +382,7 @@ void SystemdSource::Impl::reconcileAll(core::Source source) {
         sdbus::Struct<std::string, std::string, std::string, std::string, std::string, std::string,
                       sdbus::ObjectPath, std::uint32_t, std::string, sdbus::ObjectPath>;
     checkManager();
+    manager_pid_ = managerPid();
     std::vector<UnitRow> rows;
     manager_->callMethod("ListUnits").onInterface(MANAGER_IFACE).storeResultsTo(rows);
     std::set<std::string> listed;
@@ -419,6 +427,34 @@ void SystemdSource::Impl::checkManager() {
     }
     manager_identity_ = identity;
     sink_.onManager(identity);
+}
+
+// The manager's PID, whose journal messages tell how unseen runs ended. 0 when the bus
+// does not say (then nothing is read from the journal).
+pid_t SystemdSource::Impl::managerPid() {
+    try {
+        auto bus =
+            sdbus::createProxy(*connection_, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+        std::uint32_t pid = 0;
+        bus->callMethod("GetConnectionUnixProcessID")
+            .onInterface("org.freedesktop.DBus")
+            .withArguments(std::string(SYSTEMD_NAME))
+            .storeResultsTo(pid);
+        return static_cast<pid_t>(pid);
+    } catch (const sdbus::Error&) {
+        return 0;
+    }
+}
+
+// Read at a reconcile only, and only for a service that restarted unwatched: the journal
+// tells how the runs before those restarts ended.
+JournalEnds SystemdSource::Impl::loggedEnds(const core::UnitSnapshot& before,
+                                            const core::UnitSnapshot& after, core::Source source) {
+    if (source != core::Source::Reconcile || before.active_state.empty()) return {};
+    const std::int64_t restarts = restartsBetween(before.n_restarts, after.n_restarts);
+    if (restarts <= 0) return {};
+    return journal_.endsBefore(after.unit, after.n_restarts - restarts + 1, after.n_restarts,
+                               manager_pid_, unwatched_since_);
 }
 
 // The unit is no longer loaded: when systemd loads it again, its counters start at zero.
@@ -575,7 +611,8 @@ void SystemdSource::Impl::onManagerSignal(sdbus::Message& msg) {
 
 void SystemdSource::Impl::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
     const Stamp stamp{clock_.realtime(), clock_.monotonic(), source};
-    auto transitions = derive(tracked.snapshot, after, stamp);
+    auto transitions =
+        derive(tracked.snapshot, after, stamp, loggedEnds(tracked.snapshot, after, source));
     for (auto& t : transitions) {
         if (source == core::Source::Reconcile) t.unwatched_since_usec = unwatched_since_;
         sink_.onTransition(std::move(t));

@@ -19,6 +19,8 @@ using cerberus::core::Usec;
 using cerberus::ingest::apply;
 using cerberus::ingest::derive;
 using cerberus::ingest::isStale;
+using cerberus::ingest::JournalEnd;
+using cerberus::ingest::JournalEnds;
 using cerberus::ingest::PropertyDelta;
 using cerberus::ingest::Stamp;
 
@@ -755,6 +757,66 @@ TEST_CASE("a single snapshot jumping NRestarts by 3 stores 3 restarts and inferr
     CHECK(counts.crashes == 3);
     CHECK((rows.back().event == Event::Start));
     CHECK_FALSE(after.run_ended);
+}
+
+TEST_CASE("runs that ended unwatched are stored as the manager's journal tells") {
+    // Seen running as aaaa after restart 2; read again at NRestarts 5: aaaa, bbbb and cccc
+    // ended unseen. The journal says two exited cleanly and the last exited 3.
+    UnitSnapshot before = serviceSnapshot("active", "running", "success", 2, 100, "aaaa");
+    before.main_pid = 10;
+    UnitSnapshot after = before;
+    after.exec_main_start_mono = 900;
+    after.state_change_mono = 900;
+    after.n_restarts = 5;
+    after.invocation_id = "dddd";
+    after.main_pid = 40;
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    UnitSnapshot guessed_after = after;
+    const auto guessed = derive(before, guessed_after, reconcile);
+    CHECK(countEvents(guessed).crashes == 3);  // nothing in view tells: the guess
+    const JournalEnds journal{{3, JournalEnd{"aaaa", "success", "", std::nullopt}},
+                              {4, JournalEnd{"bbbb", "success", "", std::nullopt}},
+                              {5, JournalEnd{"cccc", "exit-code", "exited", 3}}};
+    const auto rows = derive(before, after, reconcile, journal);
+    REQUIRE(rows.size() == 7);
+    CHECK((rows[0].event == Event::Stop));
+    CHECK(rows[0].invocation_id == "aaaa");
+    CHECK(rows[0].result == "success");
+    CHECK(rows[1].n_restarts == 3);
+    CHECK((rows[2].event == Event::Stop));
+    CHECK(rows[2].invocation_id == "bbbb");
+    CHECK((rows[4].event == Event::Crash));
+    CHECK(rows[4].invocation_id == "cccc");
+    CHECK(rows[4].result == "exit-code");
+    CHECK(rows[4].exit_code == "exited");
+    CHECK(rows[4].exit_status == 3);
+    CHECK(rows[5].n_restarts == 5);
+    CHECK((rows[6].event == Event::Start));
+    CHECK(after == guessed_after);  // the journal changes the rows, not the bookkeeping
+}
+
+TEST_CASE("a journal entry of another run does not explain the run cerberus saw") {
+    // NRestarts was reset (a manual start) and counted again to 1 since aaaa was seen: the
+    // journal's restart 1 followed another run, not aaaa.
+    UnitSnapshot before = serviceSnapshot("active", "running", "success", 4, 100, "aaaa");
+    before.main_pid = 10;
+    UnitSnapshot after = before;
+    after.exec_main_start_mono = 900;
+    after.state_change_mono = 900;
+    after.n_restarts = 1;
+    after.invocation_id = "cccc";
+    after.main_pid = 40;
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    const JournalEnds journal{{1, JournalEnd{"bbbb", "success", "", std::nullopt}}};
+    const auto rows = derive(before, after, reconcile, journal);
+    CAPTURE(rows.size());
+    REQUIRE(rows.size() >= 3);
+    CHECK(rows[0].invocation_id == "aaaa");
+    CHECK(rows[0].result.empty());  // still a guess: the journal spoke of bbbb
+    CHECK((rows[1].event == Event::Stop));
+    CHECK(rows[1].invocation_id == "bbbb");
 }
 
 TEST_CASE("a crash merged into the next restart of a running loop is a crash") {

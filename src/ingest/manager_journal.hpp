@@ -1,0 +1,58 @@
+#pragma once
+
+// How runs ended while nobody watched, as the manager logged them. For every run an
+// automatic restart follows, systemd logs "Scheduled restart job, restart counter is at N"
+// (MESSAGE_ID 5eb03494..., N_RESTARTS=N, the run's invocation ID); for a run that failed
+// also "Failed with result 'R'" (d9b373ed..., UNIT_RESULT=R), and for an unclean exit
+// "Main process exited, code=C, status=S" (98e32220..., EXIT_CODE=C, EXIT_STATUS=S). The
+// failure is logged at warning, above the restart's info: a restart message with no failure
+// message of the same run is a clean end. (A clean end's own "Deactivated successfully" is
+// debug-level in a user manager, so it is not relied on.)
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/time.hpp"
+#include "ingest/derive.hpp"
+
+namespace cerberus::ingest {
+
+// One of the manager's messages about a unit, as read from the journal.
+struct ManagerMessage {
+    enum class Kind { RestartScheduled, Failed, ProcessExited };
+    Kind kind = Kind::RestartScheduled;
+    std::string invocation_id;
+    std::int64_t n_restarts = -1;    // RestartScheduled
+    std::string result;              // Failed
+    std::string exit_code;           // ProcessExited: exited, killed, dumped
+    std::optional<int> exit_status;  // ProcessExited
+};
+
+// The ends before restarts `first`..`last` told by `newest_first`. Where a counter comes
+// twice (NRestarts was reset in between), the newest is the one counted now.
+JournalEnds endsFromMessages(const std::vector<ManagerMessage>& newest_first, std::int64_t first,
+                             std::int64_t last);
+
+class ManagerJournal {
+public:
+    ManagerJournal() = default;
+    ~ManagerJournal();
+    ManagerJournal(const ManagerJournal&) = delete;
+    ManagerJournal& operator=(const ManagerJournal&) = delete;
+
+    // How the runs of `unit` before restarts `first`..`last` ended, from the messages of the
+    // manager with PID `manager_pid` (1: the system manager, which names units UNIT=; any
+    // other a user manager, USER_UNIT=), read back from the newest to `since_usec` (wall
+    // clock) at the most. Empty when the journal cannot be read or holds none of them.
+    JournalEnds endsBefore(const std::string& unit, std::int64_t first, std::int64_t last,
+                           pid_t manager_pid, std::optional<core::Usec> since_usec);
+
+private:
+    void* journal_ = nullptr;  // sd_journal*, opened on first use and after a failure
+};
+
+}  // namespace cerberus::ingest
