@@ -6,7 +6,10 @@ sysmgr.sh), with the shipped unit file and the shipped rules.
 (a) daemon-reload and daemon-reexec with units running, crash-looping, failed (start limit
     hit) and in auto-restart, template instances and a transient unit: afterwards every
     unit's restart rows equal its NRestarts change since cerberus first saw it, units that
-    never failed have no crash/restart/fail rows, and crashloop fires only for real loops."""
+    never failed have no crash/restart/fail rows, and crashloop fires only for real loops.
+(c) cerberus.service stopped while a respawn loop (exit 0) goes on: at its next start the
+    reconcile reads how each unseen run ended from PID 1's journal messages: clean stops,
+    each with its InvocationID, the respawn alert and no crashloop page."""
 import os
 import time
 
@@ -31,6 +34,11 @@ units = {
     "loop@.service": crashloop_unit(fixed=f"{FLAGS}/fixed-loop@%i.service"),
     # Gives up after 3 restarts and rests in 'failed' through the reload and re-exec.
     "failed.service": crashloop_unit(burst=3, description="start limit"),
+    # (c): its first run waits for `go`, then each exits 0 after 0.1 s, until fixed.
+    "respawn.service": "[Unit]\nDescription=respawns\nStartLimitIntervalSec=0\n[Service]\n"
+                       f"ExecStart=/bin/sh -c 'test -e {flag('respawn.service')} && exec sleep "
+                       f"infinity; while ! test -e {FLAGS}/go; do sleep 0.05; done; sleep 0.1; "
+                       "exit 0'\nRestart=always\nRestartSec=200ms\n",
     # One crash, then waits long enough in auto-restart for the reload and the re-exec.
     "autorestart.service": crashloop_unit(fixed=flag("autorestart.service"), restart_sec="15s",
                                           description="auto-restart"),
@@ -209,3 +217,30 @@ if report:
 print(f"ok (a): {len(expected)} services after reload and re-exec: restart rows equal "
       f"NRestarts changes ({', '.join(f'{u} {expected[u]}' for u in LOOPS)}), "
       "no failure rows for units that never failed, alerts only for loops")
+
+# --- (c) a respawn loop while cerberus.service is stopped ----------------------------------
+sm.systemctl("start", "respawn.service")
+wait_until(lambda: rows("respawn.service", "start"), 15, "respawn.service's start stored")
+sm.systemctl("stop", "cerberus.service")
+seen = sm.n_restarts("respawn.service")
+sm.touch(f"{FLAGS}/go")
+wait_until(lambda: sm.n_restarts("respawn.service") >= seen + 6, 30,
+           "six respawns while cerberus is stopped")
+sm.touch(flag("respawn.service"))
+wait_until(lambda: runs_for_good("respawn.service"), 30, "respawn.service to run once fixed")
+unseen = sm.n_restarts("respawn.service") - seen
+sm.systemctl("start", "cerberus.service")
+wait_until(lambda: len(restart_rows("respawn.service")) == seen + unseen, 15,
+           f"{seen + unseen} restart rows of respawn.service")
+ends = sm.sql("SELECT event, result, invocation_id FROM transitions WHERE unit = "
+              "'respawn.service' AND event IN ('stop', 'crash') AND source = 'reconcile'")
+check(len(ends) == unseen and all(e["event"] == "stop" and e["result"] == "success" and
+                                  len(e["invocation_id"] or "") == 32 for e in ends) and
+      len({e["invocation_id"] for e in ends}) == unseen,
+      f"{unseen} runs of respawn.service ended unseen, each exit 0; stored: {ends}")
+wait_until(lambda: any(a["rule"] == "respawn" and a["unit"] == "respawn.service"
+                       for a in alerts()), 15, "the respawn alert of respawn.service")
+check(not [a for a in alerts() if a["rule"] == "crashloop" and a["unit"] == "respawn.service"],
+      f"a crashloop page for respawn.service, which exits 0: {alerts()}")
+print(f"ok (c): {unseen} respawns while cerberus.service was stopped: {unseen} clean stops "
+      "named by their InvocationID, the respawn alert, no crashloop page")
