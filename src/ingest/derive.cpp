@@ -1,5 +1,6 @@
 #include "ingest/derive.hpp"
 
+#include <set>
 #include <utility>
 
 namespace cerberus::ingest {
@@ -53,6 +54,8 @@ Transition make(const UnitSnapshot& s, Event event, const Stamp& stamp) {
     t.invocation_id = s.invocation_id;
     if (s.main_pid > 0) t.main_pid = s.main_pid;
     t.source = stamp.source;
+    if (stamp.source == core::Source::Reconcile)
+        t.unwatched_since_usec = stamp.unwatched_since_usec;
     return t;
 }
 
@@ -84,17 +87,61 @@ Event unseenEndBeforeRestart(const UnitSnapshot& b, const UnitSnapshot& a, bool 
 
 // An unseen end the manager's journal tells about: its run's InvocationID, Result and exit
 // replace the guess. `run` is the invocation the end must belong to, when known.
-void explain(Transition& end, const JournalEnds& journal, std::int64_t restart,
+bool explain(Transition& end, const JournalEnds& journal, std::int64_t restart,
              std::string_view run) {
     const auto it = journal.find(restart);
-    if (it == journal.end()) return;
+    if (it == journal.end()) return false;
     const JournalEnd& logged = it->second;
-    if (!run.empty() && logged.invocation_id != run) return;
+    if (!run.empty() && logged.invocation_id != run) return false;
     end.event = isBadResult(logged.result) ? Event::Crash : Event::Stop;
     end.result = logged.result;
     end.invocation_id = logged.invocation_id;
     end.exit_code = logged.exit_code;
     end.exit_status = logged.exit_code.empty() ? std::nullopt : logged.exit_status;
+    return true;
+}
+
+// The time the manager logged row `i` at: a restart, or an end the journal told (`told`)
+// followed by its restart. nullopt for any other row.
+std::optional<std::pair<Usec, Usec>> loggedAt(const std::vector<Transition>& out, std::size_t i,
+                                              const std::set<std::size_t>& told,
+                                              const JournalEnds& journal) {
+    const bool restart = out[i].event == Event::Restart;
+    if (!restart && !(told.count(i) && i + 1 < out.size() && out[i + 1].event == Event::Restart))
+        return std::nullopt;
+    const auto it = journal.find(out[restart ? i : i + 1].n_restarts.value_or(-1));
+    if (it == journal.end()) return std::nullopt;
+    const JournalEnd& e = it->second;
+    const auto at = restart ? std::pair{e.restarted_usec, e.restarted_mono}
+                            : std::pair{e.ended_usec, e.ended_mono};
+    if (at.first <= 0 || at.second <= 0) return std::nullopt;
+    return at;
+}
+
+// Rows inferred at a reconcile carry its time. Where the journal told every end and restart
+// up to the last restart, in order and within the time nobody watched, they carry the times
+// the manager logged them at instead: the history shows when each happened. (They keep
+// unwatched_since_usec, so the rules weigh them as before.)
+void retime(std::vector<Transition>& out, const std::set<std::size_t>& told,
+            const JournalEnds& journal, const Stamp& stamp) {
+    std::size_t last_restart = out.size();
+    for (std::size_t i = 0; i < out.size(); ++i)
+        if (out[i].event == Event::Restart) last_restart = i;
+    if (last_restart == out.size() || !stamp.unwatched_since_usec) return;
+    std::vector<std::pair<Usec, Usec>> at;
+    for (std::size_t i = 0; i <= last_restart; ++i) {
+        const auto logged = loggedAt(out, i, told, journal);
+        const auto previous =
+            at.empty() ? std::pair{*stamp.unwatched_since_usec, Usec{0}} : at.back();
+        if (!logged || logged->first < previous.first || logged->second < previous.second ||
+            logged->first > stamp.ts_usec || logged->second > stamp.mono_usec)
+            return;
+        at.push_back(*logged);
+    }
+    for (std::size_t i = 0; i <= last_restart; ++i) {
+        out[i].ts_usec = at[i].first;
+        out[i].mono_usec = at[i].second;
+    }
 }
 
 }  // namespace
@@ -147,6 +194,7 @@ void apply(UnitSnapshot& s, const PropertyDelta& d) {
 std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Stamp& stamp,
                                const JournalEnds& journal) {
     std::vector<Transition> out;
+    std::set<std::size_t> told;  // rows whose end the journal told
     if (b.active_state.empty()) {
         // First sighting: whatever ran before is history we did not see. Take it as the
         // baseline so the next change is measured against it.
@@ -216,7 +264,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
         if (b.n_restarts >= 0) end.n_restarts = b.n_restarts;
         // The restart that followed it is the first counted here, if it was this run's.
         if (!seen && restarts > 0 && !b.invocation_id.empty())
-            explain(end, journal, first + 1, b.invocation_id);
+            if (explain(end, journal, first + 1, b.invocation_id)) told.insert(out.size());
         store_end(std::move(end), exit_of_before);
         open = false;
     }
@@ -231,7 +279,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
             end.invocation_id.clear();
             end.main_pid.reset();
             end.n_restarts = first + i;
-            explain(end, journal, first + i + 1, {});
+            if (explain(end, journal, first + i + 1, {})) told.insert(out.size());
             out.push_back(std::move(end));
         }
         Transition restart = make(a, Event::Restart, stamp);
@@ -301,6 +349,7 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
 
     a.run_ended = !open;
     a.awaiting_end = awaiting;
+    if (stamp.source == core::Source::Reconcile) retime(out, told, journal, stamp);
     return out;
 }
 

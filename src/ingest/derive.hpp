@@ -41,6 +41,8 @@ struct Stamp {
     core::Usec ts_usec = 0;
     core::Usec mono_usec = 0;
     core::Source source = core::Source::Systemd;
+    // Reconcile: since when nothing was watched (wall clock); nullopt: not known.
+    std::optional<core::Usec> unwatched_since_usec;
 };
 
 // How a run that ended while nobody watched ended, as the manager logged it
@@ -50,6 +52,12 @@ struct JournalEnd {
     std::string result = "success";  // Service.Result of that run
     std::string exit_code;           // exited, killed, dumped; empty when not logged
     std::optional<int> exit_status;
+    // When the manager logged the end (the exit; for a clean one, which it logs no exit of,
+    // the restart that followed) and the restart after it, on both clocks; 0: not read.
+    core::Usec ended_usec = 0;
+    core::Usec ended_mono = 0;
+    core::Usec restarted_usec = 0;
+    core::Usec restarted_mono = 0;
 };
 // By restart counter: the run that ended just before automatic restart N.
 using JournalEnds = std::map<std::int64_t, JournalEnd>;
@@ -63,7 +71,8 @@ std::int64_t restartsBetween(std::int64_t before, std::int64_t after);
 // (stop/crash, fail, restart, start, give_up). Updates the bookkeeping fields of `after`.
 // A `before` with an empty active_state is a first sighting: a baseline, no transitions.
 // `journal` tells how runs that ended unseen before a restart ended; a run it does not
-// know is guessed (see unseenEndBeforeRestart in derive.cpp).
+// know is guessed (see unseenEndBeforeRestart in derive.cpp). Where it tells every end and
+// restart of a reconcile, those rows carry the times the manager logged them at.
 std::vector<core::Transition> derive(const core::UnitSnapshot& before, core::UnitSnapshot& after,
                                      const Stamp& stamp, const JournalEnds& journal = {});
 

@@ -46,12 +46,26 @@ std::optional<std::int64_t> number(std::optional<std::string_view> text) {
     return n;
 }
 
+// When the current entry was logged, on both clocks (monotonic only for this boot's).
+void readTimes(sd_journal* j, ManagerMessage& out) {
+    std::uint64_t realtime = 0;
+    if (sd_journal_get_realtime_usec(j, &realtime) >= 0)
+        out.at_usec = static_cast<core::Usec>(realtime);
+    std::uint64_t mono = 0;
+    sd_id128_t entry_boot{};
+    sd_id128_t boot{};
+    if (sd_journal_get_monotonic_usec(j, &mono, &entry_boot) >= 0 &&
+        sd_id128_get_boot(&boot) >= 0 && sd_id128_equal(entry_boot, boot))
+        out.at_mono = static_cast<core::Usec>(mono);
+}
+
 std::optional<ManagerMessage> readMessage(sd_journal* j, const char* invocation_field) {
     const auto id = value(j, "MESSAGE_ID");
     const auto invocation = value(j, invocation_field);
     if (!id || !invocation || invocation->empty()) return std::nullopt;
     ManagerMessage m;
     m.invocation_id = std::string(*invocation);
+    readTimes(j, m);
     if (*id == RESTART_SCHEDULED) {
         const auto n = number(value(j, "N_RESTARTS"));
         if (!n) return std::nullopt;
@@ -89,19 +103,28 @@ JournalEnds endsFromMessages(const std::vector<ManagerMessage>& newest_first, st
     for (const auto& m : newest_first) {
         switch (m.kind) {
         case ManagerMessage::Kind::RestartScheduled:
-            if (m.n_restarts >= first && m.n_restarts <= last && !out.count(m.n_restarts))
-                out[m.n_restarts].invocation_id = m.invocation_id;
+            if (m.n_restarts >= first && m.n_restarts <= last && !out.count(m.n_restarts)) {
+                JournalEnd& end = out[m.n_restarts];
+                end.invocation_id = m.invocation_id;
+                end.restarted_usec = end.ended_usec = m.at_usec;
+                end.restarted_mono = end.ended_mono = m.at_mono;
+            }
             break;
         case ManagerMessage::Kind::Failed: failed.emplace(m.invocation_id, &m); break;
         case ManagerMessage::Kind::ProcessExited: exited.emplace(m.invocation_id, &m); break;
         }
     }
     for (auto& [restart, end] : out) {
-        if (const auto it = failed.find(end.invocation_id); it != failed.end())
+        if (const auto it = failed.find(end.invocation_id); it != failed.end()) {
             end.result = it->second->result;
+            end.ended_usec = it->second->at_usec;
+            end.ended_mono = it->second->at_mono;
+        }
         if (const auto it = exited.find(end.invocation_id); it != exited.end()) {
             end.exit_code = it->second->exit_code;
             end.exit_status = it->second->exit_status;
+            end.ended_usec = it->second->at_usec;
+            end.ended_mono = it->second->at_mono;
         }
     }
     return out;

@@ -30,10 +30,13 @@ struct ManagerMessage {
     std::string result;              // Failed
     std::string exit_code;           // ProcessExited: exited, killed, dumped
     std::optional<int> exit_status;  // ProcessExited
+    core::Usec at_usec = 0;          // when it was logged (wall clock)
+    core::Usec at_mono = 0;          // and on CLOCK_MONOTONIC; 0: another boot's
 };
 
 // The ends before restarts `first`..`last` told by `newest_first`. Where a counter comes
-// twice (NRestarts was reset in between), the newest is the one counted now.
+// twice (NRestarts was reset in between), the newest is the one counted now. An end is
+// timed by its exit message (else its failure message; a clean one by its restart's).
 JournalEnds endsFromMessages(const std::vector<ManagerMessage>& newest_first, std::int64_t first,
                              std::int64_t last);
 

@@ -610,13 +610,10 @@ void SystemdSource::Impl::onManagerSignal(sdbus::Message& msg) {
 }
 
 void SystemdSource::Impl::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
-    const Stamp stamp{clock_.realtime(), clock_.monotonic(), source};
+    const Stamp stamp{clock_.realtime(), clock_.monotonic(), source, unwatched_since_};
     auto transitions =
         derive(tracked.snapshot, after, stamp, loggedEnds(tracked.snapshot, after, source));
-    for (auto& t : transitions) {
-        if (source == core::Source::Reconcile) t.unwatched_since_usec = unwatched_since_;
-        sink_.onTransition(std::move(t));
-    }
+    for (auto& t : transitions) sink_.onTransition(std::move(t));
     if (!(after == tracked.snapshot)) {
         tracked.snapshot = std::move(after);
         sink_.onUnit(tracked.snapshot);

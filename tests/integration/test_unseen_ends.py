@@ -64,6 +64,7 @@ for u in seen:
     wait_for(lambda: runs_for_good(u), 30, f"{u} to run for good once fixed")
 unseen = {u: um.n_restarts(u) - seen[u] for u in seen}
 
+restarted_at = time.time()
 cerberus = Cerberus(db, um.bus, ["--rules", RULES]).start()
 for u in seen:
     await_recorded_restarts(um, db, u)
@@ -98,6 +99,16 @@ check(all(r[0] == "exit-code" and r[2] == "exited" and r[3] == 3 for r in crashe
       f"reconciled crashes of {loop} carry the journal's result and exit: {crashes}")
 check(runs(crashes), f"each unseen run of {loop} is named by its own InvocationID: {crashes}")
 
+
+# --- when: each at the time the manager logged it, in order, while cerberus was stopped ----
+for u in seen:
+    times = [r[0] / 1e6 for r in db_rows(
+        db, "SELECT ts_usec FROM transitions WHERE unit = ? AND source = 'reconcile' AND "
+            "event IN ('stop', 'crash', 'restart') ORDER BY id", (u,))]
+    check(times == sorted(times) and stopped_at <= times[0] and times[-1] <= restarted_at and
+          len(set(times)) >= unseen[u],
+          f"{u}: the reconciled ends and restarts are not timed as they happened between the "
+          f"stop ({stopped_at:.3f}) and the start ({restarted_at:.3f}): {times}")
 
 # --- the alerts: each loop its own, from the reconciled rows -------------------------------
 def alerts(unit, rule):

@@ -796,6 +796,53 @@ TEST_CASE("runs that ended unwatched are stored as the manager's journal tells")
     CHECK(after == guessed_after);  // the journal changes the rows, not the bookkeeping
 }
 
+TEST_CASE("rows the journal told carry the times the manager logged them at") {
+    UnitSnapshot before = serviceSnapshot("active", "running", "success", 2, 100, "aaaa");
+    before.main_pid = 10;
+    UnitSnapshot after = before;
+    after.exec_main_start_mono = 900;
+    after.state_change_mono = 900;
+    after.n_restarts = 4;
+    after.invocation_id = "cccc";
+    after.main_pid = 40;
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    reconcile.ts_usec = 50'000;
+    reconcile.mono_usec = 5'000;
+    reconcile.unwatched_since_usec = 10'000;
+    // Wall and monotonic times as the journal has them: (ended, restarted) of each run.
+    auto logged = [](const char* run, Usec ended, Usec restarted) {
+        JournalEnd e{run, "exit-code", "exited", 3};
+        e.ended_usec = ended;
+        e.ended_mono = ended / 10;
+        e.restarted_usec = restarted;
+        e.restarted_mono = restarted / 10;
+        return e;
+    };
+    JournalEnds journal{{3, logged("aaaa", 20'000, 20'200)}, {4, logged("bbbb", 30'000, 30'200)}};
+    UnitSnapshot told_after = after;
+    const auto rows = derive(before, told_after, reconcile, journal);
+    REQUIRE(rows.size() == 5);  // crash, restart 3, crash, restart 4, start
+    const std::vector<Usec> logged_at{20'000, 20'200, 30'000, 30'200};
+    for (std::size_t i = 0; i < 4; ++i) {
+        CHECK(rows[i].ts_usec == logged_at[i]);
+        CHECK(rows[i].mono_usec == logged_at[i] / 10);
+        CHECK(rows[i].unwatched_since_usec == 10'000);  // the rules weigh them as before
+    }
+    CHECK(rows[4].ts_usec == 50'000);  // found running at the reconcile
+    // One restart the journal does not hold: no row is moved, so none goes out of order.
+    journal.erase(4);
+    UnitSnapshot partly_after = after;
+    for (const auto& t : derive(before, partly_after, reconcile, journal)) {
+        CHECK(t.ts_usec == 50'000);
+        CHECK(t.mono_usec == 5'000);
+    }
+    // Nor a time from before cerberus last watched.
+    journal = JournalEnds{{3, logged("aaaa", 9'000, 20'200)}, {4, logged("bbbb", 30'000, 30'200)}};
+    UnitSnapshot early_after = after;
+    CHECK(derive(before, early_after, reconcile, journal).front().ts_usec == 50'000);
+}
+
 TEST_CASE("a journal entry of another run does not explain the run cerberus saw") {
     // NRestarts was reset (a manual start) and counted again to 1 since aaaa was seen: the
     // journal's restart 1 followed another run, not aaaa.

@@ -10,8 +10,10 @@ using Kind = cerberus::ingest::ManagerMessage::Kind;
 
 namespace {
 
-ManagerMessage restart(std::int64_t n, const char* run) {
+ManagerMessage restart(std::int64_t n, const char* run, cerberus::core::Usec at = 0) {
     ManagerMessage m;
+    m.at_usec = at;
+    m.at_mono = at / 10;
     m.kind = Kind::RestartScheduled;
     m.n_restarts = n;
     m.invocation_id = run;
@@ -26,8 +28,10 @@ ManagerMessage failed(const char* run, const char* result) {
     return m;
 }
 
-ManagerMessage exited(const char* run, const char* code, int status) {
+ManagerMessage exited(const char* run, const char* code, int status, cerberus::core::Usec at = 0) {
     ManagerMessage m;
+    m.at_usec = at;
+    m.at_mono = at / 10;
     m.kind = Kind::ProcessExited;
     m.invocation_id = run;
     m.exit_code = code;
@@ -69,4 +73,17 @@ TEST_CASE("only the restarts asked for, and the newest of a counter seen twice")
 TEST_CASE("messages without a restart explain nothing") {
     CHECK(endsFromMessages({failed("a", "exit-code"), exited("a", "exited", 3)}, 1, 5).empty());
     CHECK(endsFromMessages({}, 1, 5).empty());
+}
+
+TEST_CASE("an end is timed by its exit, a clean one by the restart that followed") {
+    const auto ends = endsFromMessages({restart(2, "b", 5'000), failed("b", "exit-code"),
+                                        exited("b", "exited", 3, 4'800), restart(1, "a", 3'000)},
+                                       1, 2);
+    REQUIRE(ends.size() == 2);
+    CHECK(ends.at(1).ended_usec == 3'000);  // logged no exit: its restart's time
+    CHECK(ends.at(1).restarted_usec == 3'000);
+    CHECK(ends.at(2).ended_usec == 4'800);
+    CHECK(ends.at(2).ended_mono == 480);
+    CHECK(ends.at(2).restarted_usec == 5'000);
+    CHECK(ends.at(2).restarted_mono == 500);
 }
