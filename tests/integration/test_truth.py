@@ -1,12 +1,13 @@
 """The truth suite: seeded random sequences of what a systemd host does every day (reloads,
 re-execs, unit edits, reset-failed, crash loops started, fixed and stopped by an operator,
 manual restarts, respawns, transient and template units, a unit that gives up, SIGKILLs of
-cerberus), run on a real user manager. At the end every unit's stored rows are compared with
+cerberus), run on a real user manager that logs to the journal, as on a host. At the end every unit's stored rows are compared with
 systemd's own figures, which the scenario reads itself at moments they cannot change:
 
 - the restart rows of a service are numbered exactly like the increments of its NRestarts
   since cerberus first saw it (one row per increment, nothing twice, nothing missing);
-- its crash rows equal the runs that failed; one give_up row per time it gave up;
+- its crash rows equal the runs that failed, also those that ended while cerberus was down
+  (the manager's journal tells how); one give_up row per time it gave up;
 - a unit that never failed has no crash, restart, fail or give_up row;
 - the shipped rules (rules/default.json) fire for every real loop of at least their count,
   for nothing else, and resolve only where an operator's stop (or the uptime) resolves them.
