@@ -242,8 +242,13 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     // the restart and the spawn), the next restart follows its unseen end. With one restart
     // and a run in view that spawned and ended, that run may itself be the awaited one (its
     // restart refused): unless the refusal is known, its end is left to the run in view.
-    bool awaiting =
-        b.awaiting_end && (refused_last || !(restarts == 1 && spawned && exit_new && atRest(a)));
+    // The journal knows: it names the run the counted restart followed, and when that is not
+    // the run in view, the awaited run ended unseen before it.
+    const auto logged_first = journal.find(first + 1);
+    const bool followed_run_in_view =
+        logged_first == journal.end() || logged_first->second.invocation_id == a.invocation_id;
+    bool awaiting = b.awaiting_end && (refused_last || !(restarts == 1 && spawned && exit_new &&
+                                                         atRest(a) && followed_run_in_view));
 
     auto store_end = [&](Transition t, bool with_exit) {
         if (with_exit) a.reported_exit_mono = a.exec_main_exit_mono;

@@ -955,6 +955,47 @@ TEST_CASE("a give-up found at reconcile after an awaited restart counts its run 
     CHECK(counts.give_ups == 1);
 }
 
+TEST_CASE("an awaited run that ended unseen before the next restart is told by the journal") {
+    // Seen: restart 1 counted, its run (inv2) not yet. Unseen: inv2 crashed, restart 2 began
+    // inv3, which crashed too and waits to be restarted. Alone, the state cannot tell this
+    // from inv2 being the run in view with restart 2 refused; the journal says restart 2
+    // followed inv2.
+    Ingest in("app.service");
+    FakeService svc = runningService(in);
+    svc.crash();
+    in.feed(svc);
+    svc.autoRestart();
+    auto signals = svc.take();
+    signals.resize(1);
+    in.feed(signals);
+    const UnitSnapshot before = in.known;
+    REQUIRE(before.awaiting_end);
+    svc.crash();
+    svc.wait(100'000);
+    svc.autoRestart();
+    svc.crash();
+    UnitSnapshot after = before;
+    apply(after, svc.getAll());
+    REQUIRE(after.invocation_id == "inv3");
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    UnitSnapshot guessed_after = after;
+    CHECK(countEvents(derive(before, guessed_after, reconcile)).crashes == 1);  // ambiguous
+    const JournalEnds journal{{2, JournalEnd{"inv2", "exit-code", "exited", 3}}};
+    const auto rows = derive(before, after, reconcile, journal);
+    const auto counts = countEvents(rows);
+    CHECK(counts.crashes == 2);
+    CHECK(counts.restarts == range(2, 2));
+    REQUIRE(rows.size() >= 3);
+    CHECK(rows[0].invocation_id == "inv2");
+    CHECK(rows[2].invocation_id == "inv3");
+    // Restart 2 refused after inv2: the journal names the run in view, which is inv2's end.
+    UnitSnapshot refused = after;
+    refused.invocation_id = "inv2";
+    const JournalEnds names_in_view{{2, JournalEnd{"inv2", "exit-code", "exited", 3}}};
+    CHECK(countEvents(derive(before, refused, reconcile, names_in_view)).crashes == 1);
+}
+
 TEST_CASE("a loop that gave up while cerberus was away stores each crash once and a give_up") {
     Ingest in("app.service");
     FakeService svc = runningService(in);
