@@ -313,9 +313,8 @@ int runReplay(const ReplayOptions& options) {
 }  // namespace
 
 void addReplayCommand(CLI::App& app, Action& action) {
-    auto options = std::make_shared<ReplayOptions>();
-    auto* cmd = app.add_subcommand(
-        "replay", "Backtest rules on a history database (read-only) with a virtual clock");
+    const auto [cmd, options] = addCommand<ReplayOptions>(
+        app, "replay", "Backtest rules on a history database (read-only) with a virtual clock");
     cmd->footer(
         "Prints every alert change the rules would have made and, per rule: alerts fired, "
         "distinct units, median time to fire, repeats, resolves, alerts firing at the end.\n"
@@ -336,7 +335,7 @@ void addReplayCommand(CLI::App& app, Action& action) {
     cmd->add_flag("--json", options->json,
                   "Print {\"transitions\": N, \"changes\": [...], \"summary\": [...]}");
     addUtcFlag(cmd, options->utc);
-    cmd->callback([&action, options] { action = [options] { return runReplay(*options); }; });
+    setAction(cmd, action, options, runReplay);
 }
 
 }  // namespace cerberus::cli
