@@ -63,7 +63,7 @@ struct CheckArgs {
 };
 
 int runCheck(const CheckArgs& args) {
-    const auto paths = args.rules.empty() ? defaultRulesPaths() : args.rules;
+    const auto paths = rulesPaths(args.rules);
     const rules::RuleSet set = loadRulesOrReport(paths);
     std::size_t name_width = 0;
     for (const auto& r : set.rules) name_width = std::max(name_width, r.name.size());
@@ -107,10 +107,7 @@ void addCheckCommand(CLI::App& app, Action& action) {
         app, "check",
         "Validate rule files: print the rules and receivers (secrets redacted) and exit 0, or "
         "print every error and exit 1");
-    cmd->add_option("--rules", args->rules,
-                    "Rule file or directory of *.json files; repeatable (default: "
-                    "/etc/cerberus/rules, else the shipped rules/default.json)")
-        ->type_name("PATH");
+    addRulesOption(cmd, args->rules)->type_name("PATH");
     setAction(cmd, action, args, runCheck);
 }
 

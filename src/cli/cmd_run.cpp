@@ -24,7 +24,7 @@ struct RunArgs {
 int runDaemon(const RunArgs& args) {
     daemon::Options options;
     options.db_path = args.db;
-    options.rules_paths = args.rules.empty() ? defaultRulesPaths() : args.rules;
+    options.rules_paths = rulesPaths(args.rules);
     options.emit_socket = args.emit_socket;
     options.emit_group = args.emit_group;
     options.bus = args.bus.empty() ? (geteuid() == 0 ? "system" : "user") : args.bus;
@@ -51,9 +51,7 @@ void addRunCommand(CLI::App& app, Action& action) {
     cmd->add_option("--bus", args->bus,
                     "system, user, or a D-Bus address such as unix:path=/run/user/1000/bus "
                     "(default: system for root, else user)");
-    cmd->add_option("--rules", args->rules,
-                    "Rule file or directory of *.json files; repeatable (default: "
-                    "/etc/cerberus/rules, else the shipped rules/default.json)");
+    addRulesOption(cmd, args->rules);
     cmd->add_option(
         "--keep", args->keep,
         "Delete transitions older than this duration (e.g. 30d, 2w, 12h); default: keep all");

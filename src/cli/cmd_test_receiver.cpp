@@ -48,8 +48,7 @@ struct TestReceiverArgs {
 
 int runTestReceiver(const TestReceiverArgs& args) {
     const std::string& name = args.name;
-    const rules::RuleSet set =
-        loadRulesOrReport(args.rules.empty() ? defaultRulesPaths() : args.rules);
+    const rules::RuleSet set = loadRulesOrReport(rulesPaths(args.rules));
     const rules::Receiver* receiver = set.receiver(name);
     if (receiver == nullptr) {
         std::string known;

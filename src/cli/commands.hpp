@@ -114,8 +114,12 @@ std::string jsonText(const nlohmann::ordered_json& value, int indent = 2);
 // Writes to standard output; finishOutput() says whether it all went out.
 void writeOut(const std::string& text);
 
-// DESIGN.md's default: /etc/cerberus/rules if present, else the shipped rules/default.json
-// (installed, or in the source tree when run from a build directory).
-std::vector<std::string> defaultRulesPaths();
+// The rule files and directories `given` (--rules), else DESIGN.md's default:
+// /etc/cerberus/rules if present, else the shipped rules/default.json (installed, or in the
+// source tree when run from a build directory).
+std::vector<std::string> rulesPaths(const std::vector<std::string>& given);
+
+// `--rules`, repeatable, whose absence means the default rules (rulesPaths()).
+CLI::Option* addRulesOption(CLI::App* cmd, std::vector<std::string>& rules);
 
 }  // namespace cerberus::cli
