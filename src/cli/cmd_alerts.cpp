@@ -94,8 +94,8 @@ int runAlerts(const AlertsOptions& options) {
 }  // namespace
 
 void addAlertsCommand(CLI::App& app, Action& action) {
-    auto options = std::make_shared<AlertsOptions>();
-    auto* cmd = app.add_subcommand("alerts", "Show recorded alerts, newest first");
+    const auto [cmd, options] =
+        addCommand<AlertsOptions>(app, "alerts", "Show recorded alerts, newest first");
     addDbOption(cmd, options->db);
     cmd->add_option("--state", options->state, "Which alerts: firing, resolved or all")
         ->type_name("STATE")
@@ -103,7 +103,7 @@ void addAlertsCommand(CLI::App& app, Action& action) {
         ->capture_default_str();
     cmd->add_flag("--json", options->json, "Print one JSON array instead of a table");
     addUtcFlag(cmd, options->utc);
-    cmd->callback([&action, options] { action = [options] { return runAlerts(*options); }; });
+    setAction(cmd, action, options, runAlerts);
 }
 
 }  // namespace cerberus::cli

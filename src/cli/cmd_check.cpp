@@ -58,7 +58,12 @@ std::string describeReceiver(const rules::Receiver& r) {
     return out;
 }
 
-int runCheck(const std::vector<std::string>& paths) {
+struct CheckArgs {
+    std::vector<std::string> rules;
+};
+
+int runCheck(const CheckArgs& args) {
+    const auto paths = rulesPaths(args.rules);
     const rules::RuleSet set = loadRulesOrReport(paths);
     std::size_t name_width = 0;
     for (const auto& r : set.rules) name_width = std::max(name_width, r.name.size());
@@ -98,18 +103,12 @@ rules::RuleSet loadRulesOrReport(const std::vector<std::string>& paths) {
 }
 
 void addCheckCommand(CLI::App& app, Action& action) {
-    auto paths = std::make_shared<std::vector<std::string>>();
-    auto* cmd = app.add_subcommand(
-        "check",
+    const auto [cmd, args] = addCommand<CheckArgs>(
+        app, "check",
         "Validate rule files: print the rules and receivers (secrets redacted) and exit 0, or "
         "print every error and exit 1");
-    cmd->add_option("--rules", *paths,
-                    "Rule file or directory of *.json files; repeatable (default: "
-                    "/etc/cerberus/rules, else the shipped rules/default.json)")
-        ->type_name("PATH");
-    cmd->callback([&action, paths] {
-        action = [paths] { return runCheck(paths->empty() ? defaultRulesPaths() : *paths); };
-    });
+    addRulesOption(cmd, args->rules)->type_name("PATH");
+    setAction(cmd, action, args, runCheck);
 }
 
 }  // namespace cerberus::cli

@@ -100,6 +100,13 @@ bool appendDirectly(const std::string& db_path, const ingest::EmitRequest& reque
                           "; pass --socket with that daemon's --emit-socket");
 }
 
+int runEmit(const EmitArgs& args) {
+    const core::SystemClock clock;
+    if (auto unknown = storeEvent(requestOf(args, clock), args.socket, args.db))
+        throw core::Error(core::ExitCode::Failure, *unknown);
+    return 0;
+}
+
 }  // namespace
 
 void addEmitTargetOptions(CLI::App* cmd, std::string& socket, std::string& db) {
@@ -151,9 +158,8 @@ std::optional<std::string> storeEvent(const ingest::EmitRequest& request,
 }
 
 void addEmitCommand(CLI::App& app, Action& action) {
-    auto args = std::make_shared<EmitArgs>();
-    auto* cmd = app.add_subcommand(
-        "emit",
+    const auto [cmd, args] = addCommand<EmitArgs>(
+        app, "emit",
         "Record a start or stop reported by another init system (Upstart, runit, s6, ...). "
         "Exit 0 once stored, 1 when the daemon refuses it or does not answer, 2 for bad "
         "arguments, 3 when no daemon listens and the database is missing or not writable, 5 when "
@@ -173,14 +179,7 @@ void addEmitCommand(CLI::App& app, Action& action) {
     cmd->footer(
         "When no daemon listens on the socket, the transitions are appended to --db directly "
         "and the daemon evaluates them when it starts.");
-    cmd->callback([&action, args] {
-        action = [args] {
-            const core::SystemClock clock;
-            if (auto unknown = storeEvent(requestOf(*args, clock), args->socket, args->db))
-                throw core::Error(core::ExitCode::Failure, *unknown);
-            return 0;
-        };
-    });
+    setAction(cmd, action, args, runEmit);
 }
 
 }  // namespace cerberus::cli

@@ -24,6 +24,7 @@ namespace cerberus::cli {
 namespace {
 
 constexpr int LIMIT_MAX = 1000000;
+constexpr int LIMIT_DEFAULT = 100;
 // Like journalctl -f: what --follow shows of the past unless -n says otherwise.
 constexpr int FOLLOW_LIMIT = 10;
 // How often --follow looks for new rows: one PRAGMA when nothing changed.
@@ -35,8 +36,7 @@ struct HistoryOptions {
     std::vector<std::string> events;
     std::optional<std::string> since;
     std::optional<std::string> until;
-    int limit = 100;
-    bool limit_given = false;
+    std::optional<int> limit;  // -n: LIMIT_DEFAULT, or FOLLOW_LIMIT with --follow
     bool follow = false;
     bool json = false;
     bool utc = false;
@@ -112,7 +112,7 @@ store::HistoryQuery queryOf(const HistoryOptions& options) {
     const auto range = timeRange(options.since, options.until, core::SystemClock{}.realtime());
     query.since_usec = range.since_usec;
     query.until_usec = range.until_usec;
-    query.limit = options.limit;
+    query.limit = options.limit.value_or(LIMIT_DEFAULT);
     return query;
 }
 
@@ -141,7 +141,7 @@ int followHistory(const HistoryOptions& options, store::HistoryQuery query) {
     auto db = store::Database::open(options.db, store::OpenMode::ReadOnly);
     std::int64_t version = store::dataVersion(db);
     std::int64_t seen_id = store::lastTransitionId(db);
-    query.limit = options.limit_given ? options.limit : FOLLOW_LIMIT;
+    query.limit = options.limit.value_or(FOLLOW_LIMIT);
     query.through_id = seen_id;
     const auto past = store::queryHistory(db, query);
 
@@ -204,8 +204,8 @@ int runHistory(const HistoryOptions& options) {
 }  // namespace
 
 void addHistoryCommand(CLI::App& app, Action& action) {
-    auto options = std::make_shared<HistoryOptions>();
-    auto* cmd = app.add_subcommand("history", "Show stored transitions, oldest first");
+    const auto [cmd, options] =
+        addCommand<HistoryOptions>(app, "history", "Show stored transitions, oldest first");
     addDbOption(cmd, options->db);
     cmd->add_option("-u,--unit", options->units,
                     "Only units matching this glob; repeatable. A name without a unit type "
@@ -221,11 +221,11 @@ void addHistoryCommand(CLI::App& app, Action& action) {
                         "From this time: 'today', '-2h', '1 hour ago', '2026-12-01 14:00' (local "
                         "time), ISO 8601 with an offset, @EPOCH",
                         "Before this time, written as for --since");
-    auto* limit = cmd->add_option("-n,--limit", options->limit,
-                                  "Show the newest N matching transitions (with --follow: 10)")
-                      ->type_name("N")
-                      ->check(CLI::Range(0, LIMIT_MAX))
-                      ->capture_default_str();
+    cmd->add_option("-n,--limit", options->limit,
+                    "Show the newest N matching transitions (with --follow: 10)")
+        ->type_name("N")
+        ->check(CLI::Range(0, LIMIT_MAX))
+        ->default_str(std::to_string(LIMIT_DEFAULT));
     cmd->add_flag("-f,--follow", options->follow,
                   "Then print each new matching transition as it is stored, until Ctrl-C "
                   "(with --json: one object per line)");
@@ -236,10 +236,7 @@ void addHistoryCommand(CLI::App& app, Action& action) {
                   "terminal's width, instead of rows (--limit does not apply)")
         ->excludes("--json")
         ->excludes("--follow");
-    cmd->callback([&action, options, limit] {
-        options->limit_given = limit->count() > 0;
-        action = [options] { return runHistory(*options); };
-    });
+    setAction(cmd, action, options, runHistory);
 }
 
 }  // namespace cerberus::cli

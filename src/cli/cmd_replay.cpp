@@ -295,7 +295,7 @@ void Replay::printJson() const {
 int runReplay(const ReplayOptions& options) {
     const auto [since_usec, until_usec] =
         timeRange(options.since, options.until, core::SystemClock{}.realtime());
-    Replay replay(loadRulesOrReport(options.rules.empty() ? defaultRulesPaths() : options.rules));
+    Replay replay(loadRulesOrReport(rulesPaths(options.rules)));
     auto db = store::Database::open(options.db, store::OpenMode::ReadOnly);
     store::forEachTransition(db, since_usec, until_usec, [&replay](const core::Transition& t) {
         replay.observe(t);
@@ -313,9 +313,8 @@ int runReplay(const ReplayOptions& options) {
 }  // namespace
 
 void addReplayCommand(CLI::App& app, Action& action) {
-    auto options = std::make_shared<ReplayOptions>();
-    auto* cmd = app.add_subcommand(
-        "replay", "Backtest rules on a history database (read-only) with a virtual clock");
+    const auto [cmd, options] = addCommand<ReplayOptions>(
+        app, "replay", "Backtest rules on a history database (read-only) with a virtual clock");
     cmd->footer(
         "Prints every alert change the rules would have made and, per rule: alerts fired, "
         "distinct units, median time to fire, repeats, resolves, alerts firing at the end.\n"
@@ -325,10 +324,7 @@ void addReplayCommand(CLI::App& app, Action& action) {
     cmd->add_option("--db", options->db, "The history database to replay")
         ->type_name("FILE")
         ->required();
-    cmd->add_option("--rules", options->rules,
-                    "Rule file or directory of *.json files; repeatable (default: "
-                    "/etc/cerberus/rules, else the shipped rules/default.json)")
-        ->type_name("PATH");
+    addRulesOption(cmd, options->rules)->type_name("PATH");
     addTimeRangeOptions(cmd, options->since, options->until,
                         "From this time (windows start empty): 'yesterday', '-2h', "
                         "'2026-12-01 14:00' (local time), ISO 8601 with an offset, @EPOCH",
@@ -336,7 +332,7 @@ void addReplayCommand(CLI::App& app, Action& action) {
     cmd->add_flag("--json", options->json,
                   "Print {\"transitions\": N, \"changes\": [...], \"summary\": [...]}");
     addUtcFlag(cmd, options->utc);
-    cmd->callback([&action, options] { action = [options] { return runReplay(*options); }; });
+    setAction(cmd, action, options, runReplay);
 }
 
 }  // namespace cerberus::cli

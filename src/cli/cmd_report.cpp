@@ -214,9 +214,8 @@ int runReport(const ReportOptions& options) {
 }  // namespace
 
 void addReportCommand(CLI::App& app, Action& action) {
-    auto options = std::make_shared<ReportOptions>();
-    auto* cmd = app.add_subcommand(
-        "report", "Write a self-contained HTML report: a timeline per unit, alerts, rankings");
+    const auto [cmd, options] = addCommand<ReportOptions>(
+        app, "report", "Write a self-contained HTML report: a timeline per unit, alerts, rankings");
     cmd->footer(
         "One HTML file with inline SVG and CSS: no script, nothing fetched, opens from a "
         "file:// URL and prints. Per unit a lane: runs as bars, crashes coloured by result, "
@@ -236,7 +235,7 @@ void addReportCommand(CLI::App& app, Action& action) {
     cmd->add_option("--rules", options->rules,
                     "Also draw the alerts these rules would have raised (a replay); repeatable")
         ->type_name("PATH");
-    cmd->callback([&action, options] { action = [options] { return runReport(*options); }; });
+    setAction(cmd, action, options, runReport);
 }
 
 int printHistoryTimeline(const std::vector<store::StoredTransition>& rows,

@@ -21,21 +21,37 @@ struct RunArgs {
     std::string emit_group;
 };
 
+int runDaemon(const RunArgs& args) {
+    daemon::Options options;
+    options.db_path = args.db;
+    options.rules_paths = rulesPaths(args.rules);
+    options.emit_socket = args.emit_socket;
+    options.emit_group = args.emit_group;
+    options.bus = args.bus.empty() ? (geteuid() == 0 ? "system" : "user") : args.bus;
+    if (!args.keep.empty()) options.keep_usec = durationOption("--keep", args.keep);
+    if (!args.metrics.empty()) {
+        options.metrics = daemon::parseMetricsAddress(args.metrics);
+        if (!options.metrics)
+            throw core::Error(core::ExitCode::Usage,
+                              "--metrics '" + args.metrics +
+                                  "' is not HOST:PORT; use e.g. 127.0.0.1:9469 or "
+                                  "[::1]:9469, with a port from 1 to 65535");
+    }
+    return daemon::run(options);
+}
+
 }  // namespace
 
 void addRunCommand(CLI::App& app, Action& action) {
-    auto args = std::make_shared<RunArgs>();
-    auto* cmd = app.add_subcommand(
-        "run",
+    const auto [cmd, args] = addCommand<RunArgs>(
+        app, "run",
         "Follow every unit of systemd (and what cerberus emit reports), record each transition "
         "in the history database, evaluate the rules and deliver their alerts");
     addDbOption(cmd, args->db);
     cmd->add_option("--bus", args->bus,
                     "system, user, or a D-Bus address such as unix:path=/run/user/1000/bus "
                     "(default: system for root, else user)");
-    cmd->add_option("--rules", args->rules,
-                    "Rule file or directory of *.json files; repeatable (default: "
-                    "/etc/cerberus/rules, else the shipped rules/default.json)");
+    addRulesOption(cmd, args->rules);
     cmd->add_option(
         "--keep", args->keep,
         "Delete transitions older than this duration (e.g. 30d, 2w, 12h); default: keep all");
@@ -51,26 +67,7 @@ void addRunCommand(CLI::App& app, Action& action) {
                     "A group whose members may emit events besides root (the socket becomes "
                     "0660 with that group; without it 0600)")
         ->type_name("NAME");
-    cmd->callback([&action, args] {
-        action = [args] {
-            daemon::Options options;
-            options.db_path = args->db;
-            options.rules_paths = args->rules.empty() ? defaultRulesPaths() : args->rules;
-            options.emit_socket = args->emit_socket;
-            options.emit_group = args->emit_group;
-            options.bus = args->bus.empty() ? (geteuid() == 0 ? "system" : "user") : args->bus;
-            if (!args->keep.empty()) options.keep_usec = durationOption("--keep", args->keep);
-            if (!args->metrics.empty()) {
-                options.metrics = daemon::parseMetricsAddress(args->metrics);
-                if (!options.metrics)
-                    throw core::Error(core::ExitCode::Usage,
-                                      "--metrics '" + args->metrics +
-                                          "' is not HOST:PORT; use e.g. 127.0.0.1:9469 or "
-                                          "[::1]:9469, with a port from 1 to 65535");
-            }
-            return daemon::run(options);
-        };
-    });
+    setAction(cmd, action, args, runDaemon);
 }
 
 }  // namespace cerberus::cli

@@ -103,9 +103,11 @@ int expire(const SilenceArgs& args) {
 }  // namespace
 
 void addSilenceCommand(CLI::App& app, Action& action) {
-    auto args = std::make_shared<SilenceArgs>();
-    auto* cmd = app.add_subcommand(
-        "silence", "Hold back alerts of matching units for a while (they are still recorded)");
+    const auto silence = addCommand<SilenceArgs>(
+        app, "silence", "Hold back alerts of matching units for a while (they are still recorded)");
+    // Not a structured binding: the callback of `add` captures them, which clang rejects.
+    CLI::App* cmd = silence.cmd;
+    const auto args = silence.options;
     cmd->require_subcommand(1);
     addDbOption(cmd, args->db);
     addUtcFlag(cmd, args->utc);
@@ -134,12 +136,12 @@ void addSilenceCommand(CLI::App& app, Action& action) {
     auto* list_cmd = cmd->add_subcommand("list", "List active silences");
     list_cmd->add_flag("--all", args->all, "Also list ended silences");
     list_cmd->add_flag("--json", args->json, "One JSON array instead of a table");
-    list_cmd->callback([&action, args] { action = [args] { return list(*args); }; });
+    setAction(list_cmd, action, args, list);
 
     auto* expire_cmd = cmd->add_subcommand("expire", "End a silence now");
     expire_cmd->add_option("ID", args->id, "The silence's id (see 'cerberus silence list')")
         ->required();
-    expire_cmd->callback([&action, args] { action = [args] { return expire(*args); }; });
+    setAction(expire_cmd, action, args, expire);
 
     // `silence add --db X`: an option of `silence` given after its action.
     for (auto* sub : {add_cmd, list_cmd, expire_cmd}) sub->fallthrough();

@@ -88,25 +88,24 @@ bool serveOne(const ListenerArgs& args, const core::Clock& clock, const std::str
     return true;
 }
 
+int runListener(const ListenerArgs& args) {
+    const core::SystemClock clock;
+    const char* self = std::getenv("SUPERVISOR_PROCESS_NAME");
+    std::set<std::string> refused;
+    while (serveOne(args, clock, self ? self : "", refused)) {
+    }
+    return 0;
+}
+
 }  // namespace
 
 void addSupervisorListenerCommand(CLI::App& app, Action& action) {
-    auto args = std::make_shared<ListenerArgs>();
-    auto* cmd = app.add_subcommand(
-        "supervisor-listener",
+    const auto [cmd, args] = addCommand<ListenerArgs>(
+        app, "supervisor-listener",
         "Run as a supervisord [eventlistener] (events=PROCESS_STATE) and record its programs' "
         "starts, exits and give-ups as units 'supervisor:NAME'");
     addEmitTargetOptions(cmd, args->socket, args->db);
-    cmd->callback([&action, args] {
-        action = [args] {
-            const core::SystemClock clock;
-            const char* self = std::getenv("SUPERVISOR_PROCESS_NAME");
-            std::set<std::string> refused;
-            while (serveOne(*args, clock, self ? self : "", refused)) {
-            }
-            return 0;
-        };
-    });
+    setAction(cmd, action, args, runListener);
 }
 
 }  // namespace cerberus::cli

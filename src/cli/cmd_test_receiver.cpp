@@ -41,8 +41,14 @@ notify::Notification testAlert(const std::string& receiver, core::Usec now) {
     return n;
 }
 
-int runTestReceiver(const std::string& name, const std::vector<std::string>& paths) {
-    const rules::RuleSet set = loadRulesOrReport(paths);
+struct TestReceiverArgs {
+    std::string name;
+    std::vector<std::string> rules;
+};
+
+int runTestReceiver(const TestReceiverArgs& args) {
+    const std::string& name = args.name;
+    const rules::RuleSet set = loadRulesOrReport(rulesPaths(args.rules));
     const rules::Receiver* receiver = set.receiver(name);
     if (receiver == nullptr) {
         std::string known;
@@ -108,19 +114,14 @@ int runTestReceiver(const std::string& name, const std::vector<std::string>& pat
 }  // namespace
 
 void addTestReceiverCommand(CLI::App& app, Action& action) {
-    auto* cmd = app.add_subcommand(
-        "test-receiver", "Send one clearly marked test alert to a receiver and show its answer");
-    auto name = std::make_shared<std::string>();
-    auto paths = std::make_shared<std::vector<std::string>>();
-    cmd->add_option("name", *name, "The receiver's name in the rules")->required();
-    cmd->add_option("--rules", *paths,
+    const auto [cmd, args] = addCommand<TestReceiverArgs>(
+        app, "test-receiver",
+        "Send one clearly marked test alert to a receiver and show its answer");
+    cmd->add_option("name", args->name, "The receiver's name in the rules")->required();
+    cmd->add_option("--rules", args->rules,
                     "Rule file or directory of *.json (repeatable; default: /etc/cerberus/rules "
                     "or the shipped rules)");
-    cmd->callback([&action, name, paths] {
-        action = [name, paths] {
-            return runTestReceiver(*name, paths->empty() ? defaultRulesPaths() : *paths);
-        };
-    });
+    setAction(cmd, action, args, runTestReceiver);
 }
 
 }  // namespace cerberus::cli

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -17,6 +18,27 @@ namespace cerberus::cli {
 // What a parsed subcommand does; returns the process exit code. Errors that end the
 // command travel up as core::Error and main() turns them into one line and an exit code.
 using Action = std::function<int()>;
+
+// A subcommand and the options its parser fills in: shared, because the parser writes them
+// during parse() and the action reads them after it.
+template <typename Options>
+struct Command {
+    CLI::App* cmd;
+    std::shared_ptr<Options> options;
+};
+
+template <typename Options>
+Command<Options> addCommand(CLI::App& parent, std::string name, std::string description) {
+    return {parent.add_subcommand(std::move(name), std::move(description)),
+            std::make_shared<Options>()};
+}
+
+// When `cmd` is the command given, the action becomes run(*options).
+template <typename Options>
+void setAction(CLI::App* cmd, Action& action, std::shared_ptr<Options> options,
+               int (*run)(const Options&)) {
+    cmd->callback([&action, options, run] { action = [options, run] { return run(*options); }; });
+}
 
 void addRunCommand(CLI::App& app, Action& action);
 void addHistoryCommand(CLI::App& app, Action& action);
@@ -92,8 +114,12 @@ std::string jsonText(const nlohmann::ordered_json& value, int indent = 2);
 // Writes to standard output; finishOutput() says whether it all went out.
 void writeOut(const std::string& text);
 
-// DESIGN.md's default: /etc/cerberus/rules if present, else the shipped rules/default.json
-// (installed, or in the source tree when run from a build directory).
-std::vector<std::string> defaultRulesPaths();
+// The rule files and directories `given` (--rules), else DESIGN.md's default:
+// /etc/cerberus/rules if present, else the shipped rules/default.json (installed, or in the
+// source tree when run from a build directory).
+std::vector<std::string> rulesPaths(const std::vector<std::string>& given);
+
+// `--rules`, repeatable, whose absence means the default rules (rulesPaths()).
+CLI::Option* addRulesOption(CLI::App* cmd, std::vector<std::string>& rules);
 
 }  // namespace cerberus::cli

@@ -54,12 +54,19 @@ bool holdsRules(const char* path) {
 // /etc/cerberus/rules when it holds rules, else the default.json installed under the
 // prefix's datadir (CERBERUS_INSTALLED_RULES, from meson), else the source tree's for an
 // uninstalled build.
-std::vector<std::string> defaultRulesPaths() {
+std::vector<std::string> rulesPaths(const std::vector<std::string>& given) {
+    if (!given.empty()) return given;
     for (const char* candidate :
          {"/etc/cerberus/rules", CERBERUS_INSTALLED_RULES, CERBERUS_SOURCE_RULES}) {
         if (holdsRules(candidate)) return {candidate};
     }
     return {CERBERUS_INSTALLED_RULES};
+}
+
+CLI::Option* addRulesOption(CLI::App* cmd, std::vector<std::string>& rules) {
+    return cmd->add_option("--rules", rules,
+                           "Rule file or directory of *.json files; repeatable (default: "
+                           "/etc/cerberus/rules, else the shipped rules/default.json)");
 }
 
 }  // namespace cerberus::cli

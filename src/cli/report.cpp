@@ -41,6 +41,13 @@ void putf(Out& out, fmt::format_string<Args...> format, Args&&... args) {
     fmt::format_to(std::back_inserter(out), format, std::forward<Args>(args)...);
 }
 
+// Closes a table of `rows` rows, of which it lists TABLE_ROWS_MAX at most.
+void endTable(Out& out, std::size_t rows) {
+    put(out, "</table>\n");
+    if (rows > TABLE_ROWS_MAX)
+        putf(out, "<p class=\"note\">{} more not listed.</p>\n", rows - TABLE_ROWS_MAX);
+}
+
 std::string when(Usec ts_usec) { return core::formatIsoTime(ts_usec); }
 
 // Rounded the way a table reads: milliseconds under 10 s, else whole seconds.
@@ -90,33 +97,46 @@ enum class MarkKind : std::uint8_t {
     Count
 };
 
+constexpr auto KINDS = static_cast<std::size_t>(MarkKind::Count);
+
 struct KindInfo {
+    MarkKind kind;
     std::string_view event;  // data-kind: the stored event
     std::string_view sub;    // data-sub
     std::string_view noun;   // "crash", for counts in titles
     std::string_view plural;
 };
 
-KindInfo info(MarkKind kind) {
-    switch (kind) {
-    case MarkKind::CrashExitCode: return {"crash", "exit-code", "crash", "crashes"};
-    case MarkKind::CrashSignal: return {"crash", "signal", "crash", "crashes"};
-    case MarkKind::CrashCoreDump: return {"crash", "core-dump", "crash", "crashes"};
-    case MarkKind::CrashOom: return {"crash", "oom-kill", "crash", "crashes"};
-    case MarkKind::CrashOther: return {"crash", "other", "crash", "crashes"};
-    case MarkKind::Restart: return {"restart", "automatic", "automatic restart", ""};
-    case MarkKind::OperatorStart: return {"start", "operator", "operator start", ""};
-    case MarkKind::AutoStart: return {"start", "automatic", "start after a restart", ""};
-    case MarkKind::CleanExit: return {"stop", "clean-exit", "clean exit", ""};
-    case MarkKind::OperatorStop: return {"stop", "operator", "operator stop", ""};
-    case MarkKind::Fail: return {"fail", "failed", "entered failed", "times entered failed"};
-    case MarkKind::GiveUp: return {"give_up", "start-limit", "give-up", ""};
-    case MarkKind::Count: break;
-    }
-    return {"?", "?", "?", ""};
+// Every crash is a "crash"; only its class (data-sub) tells them apart.
+constexpr KindInfo crash(MarkKind kind, std::string_view sub) {
+    return {kind, "crash", sub, "crash", "crashes"};
 }
 
-constexpr auto KINDS = static_cast<std::size_t>(MarkKind::Count);
+// One row per MarkKind, in its order.
+constexpr KindInfo KIND_INFO[] = {
+    crash(MarkKind::CrashExitCode, "exit-code"),
+    crash(MarkKind::CrashSignal, "signal"),
+    crash(MarkKind::CrashCoreDump, "core-dump"),
+    crash(MarkKind::CrashOom, "oom-kill"),
+    crash(MarkKind::CrashOther, "other"),
+    {MarkKind::Restart, "restart", "automatic", "automatic restart", ""},
+    {MarkKind::OperatorStart, "start", "operator", "operator start", ""},
+    {MarkKind::AutoStart, "start", "automatic", "start after a restart", ""},
+    {MarkKind::CleanExit, "stop", "clean-exit", "clean exit", ""},
+    {MarkKind::OperatorStop, "stop", "operator", "operator stop", ""},
+    {MarkKind::Fail, "fail", "failed", "entered failed", "times entered failed"},
+    {MarkKind::GiveUp, "give_up", "start-limit", "give-up", ""},
+};
+
+constexpr bool rowPerKind() {
+    if (std::size(KIND_INFO) != KINDS) return false;
+    for (std::size_t k = 0; k < KINDS; ++k)
+        if (KIND_INFO[k].kind != static_cast<MarkKind>(k)) return false;
+    return true;
+}
+static_assert(rowPerKind(), "KIND_INFO has one row per MarkKind, in its order");
+
+const KindInfo& info(MarkKind kind) { return KIND_INFO[static_cast<std::size_t>(kind)]; }
 
 // The shape of one mark at x, in the lane whose top is y.
 void drawShape(Out& out, MarkKind kind, double x, int y) {
@@ -289,7 +309,7 @@ rect.agg.k-give_up { fill: #000; }
 
 // A small sample of each mark for the legend.
 void legendItem(Out& out, MarkKind kind, std::string_view label) {
-    const KindInfo k = info(kind);
+    const KindInfo& k = info(kind);
     putf(out,
          "<span><svg width=\"22\" height=\"30\" viewBox=\"-11 0 22 30\" aria-hidden=\"true\">");
     // Marks drawn above or below a lane's centre line are moved to the middle here.
@@ -490,7 +510,7 @@ void Renderer::renderMarks(Out& out, const UnitStats& stats, int y) {
     for (const MarkKind kind : ORDER) {
         const auto k = static_cast<std::size_t>(kind);
         if (times[k].empty()) continue;
-        const KindInfo ki = info(kind);
+        const KindInfo& ki = info(kind);
         for (const MarkGroup& g : groupMarks(times[k], scale_)) {
             const ReportRow& first = data_.rows[rows[k][g.first]];
             if (g.count == 1) {
@@ -625,20 +645,19 @@ int Renderer::renderLane(Out& out, const UnitStats& stats, int y, std::size_t la
             putf(out, "<path class=\"firing-arrow\" d=\"M{:.1f} {}l6 5l-6 5z\"/>\n",
                  x(meta_.to_usec) + 1, band_y + 1);
     };
+    // One row of `rule`'s bands from `spans`, headed "alert 'RULE'" or "replay 'RULE'".
+    const auto band_row = [&](std::string_view label, const auto& spans, std::string_view source,
+                              const std::string& rule) {
+        putf(out, "<text class=\"sub\" x=\"20\" y=\"{}\">{} '{}'</text>\n", row_y + 10, label,
+             escapeHtml(rule));
+        auto [first, last] = spans.equal_range(name);
+        for (auto it = first; it != last; ++it)
+            if (it->second->rule == rule) band(*it->second, source, row_y);
+        row_y += ALERT_ROW_HEIGHT;
+    };
     for (const auto& rule : rules) {
-        putf(out, "<text class=\"sub\" x=\"20\" y=\"{}\">alert '{}'</text>\n", row_y + 10,
-             escapeHtml(rule));
-        auto [a, b] = alerts_by_unit_.equal_range(name);
-        for (auto it = a; it != b; ++it)
-            if (it->second->rule == rule) band(*it->second, "recorded", row_y);
-        row_y += ALERT_ROW_HEIGHT;
-        if (!replay) continue;
-        putf(out, "<text class=\"sub\" x=\"20\" y=\"{}\">replay '{}'</text>\n", row_y + 10,
-             escapeHtml(rule));
-        auto [c, d] = replay_by_unit_.equal_range(name);
-        for (auto it = c; it != d; ++it)
-            if (it->second->rule == rule) band(*it->second, "replay", row_y);
-        row_y += ALERT_ROW_HEIGHT;
+        band_row("alert", alerts_by_unit_, "recorded", rule);
+        if (replay) band_row("replay", replay_by_unit_, "replay", rule);
     }
     put(out, "</g>\n");
     return height;
@@ -734,9 +753,7 @@ void Renderer::renderUnitsTable(Out& out) {
              static_cast<double>(s.restarts) / periods, loop, s.give_ups, s.operator_stops,
              s.alerts);
     }
-    put(out, "</table>\n");
-    if (stats_.size() > TABLE_ROWS_MAX)
-        putf(out, "<p class=\"note\">{} more not listed.</p>\n", stats_.size() - TABLE_ROWS_MAX);
+    endTable(out, stats_.size());
     putf(out,
          "<p class=\"note\">A crash loop: crashes each at most {} after the one before, with no "
          "clean stop or give-up between them. Restarts per {}: averaged over the report's span "
@@ -772,9 +789,7 @@ void Renderer::renderAlertsTable(Out& out) {
              a.resolved_usec ? readable(*a.resolved_usec - a.fired_usec) : "-", a.count,
              a.silenced ? "yes" : "no");
     }
-    put(out, "</table>\n");
-    if (sorted.size() > TABLE_ROWS_MAX)
-        putf(out, "<p class=\"note\">{} more not listed.</p>\n", sorted.size() - TABLE_ROWS_MAX);
+    endTable(out, sorted.size());
     putf(out,
          "<p class=\"note\">Time to fire: from the unit's first crash, restart, fail or give-up "
          "in the run of them (each at most {} after the one before) that led to the fire. Time "

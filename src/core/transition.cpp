@@ -7,21 +7,14 @@ namespace cerberus::core {
 
 namespace {
 
-constexpr NameTable<Event, 6> EVENT_NAMES{{
-    {Event::Start, "start"},
-    {Event::Stop, "stop"},
-    {Event::Crash, "crash"},
-    {Event::Restart, "restart"},
-    {Event::Fail, "fail"},
-    {Event::GiveUp, "give_up"},
-}};
+constexpr EnumName<Event> EVENT_NAMES[] = {{Event::Start, "start"}, {Event::Stop, "stop"},
+                                           {Event::Crash, "crash"}, {Event::Restart, "restart"},
+                                           {Event::Fail, "fail"},   {Event::GiveUp, "give_up"}};
 
-constexpr NameTable<Source, 4> SOURCE_NAMES{{
-    {Source::Systemd, "systemd"},
-    {Source::Reconcile, "reconcile"},
-    {Source::Emit, "emit"},
-    {Source::Supervisor, "supervisor"},
-}};
+constexpr EnumName<Source> SOURCE_NAMES[] = {{Source::Systemd, "systemd"},
+                                             {Source::Reconcile, "reconcile"},
+                                             {Source::Emit, "emit"},
+                                             {Source::Supervisor, "supervisor"}};
 
 }  // namespace
 

@@ -26,13 +26,11 @@ using core::Event;
 using core::Transition;
 using nlohmann::json;
 
-constexpr core::NameTable<EmitEvent, 5> EMIT_EVENT_NAMES{{
-    {EmitEvent::Starting, "starting"},
-    {EmitEvent::Started, "started"},
-    {EmitEvent::Stopping, "stopping"},
-    {EmitEvent::Stopped, "stopped"},
-    {EmitEvent::GaveUp, "gave_up"},
-}};
+constexpr core::EnumName<EmitEvent> EMIT_EVENT_NAMES[] = {{EmitEvent::Starting, "starting"},
+                                                          {EmitEvent::Started, "started"},
+                                                          {EmitEvent::Stopping, "stopping"},
+                                                          {EmitEvent::Stopped, "stopped"},
+                                                          {EmitEvent::GaveUp, "gave_up"}};
 
 constexpr std::array<std::string_view, 8> REQUEST_KEYS{
     "unit", "event", "exit_status", "signal", "failed", "source", "ts_usec", "mono_usec"};

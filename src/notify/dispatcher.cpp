@@ -70,11 +70,8 @@ void forEachMayGo(Queue& queue, const std::set<std::int64_t>& in_flight, Visit v
     }
 }
 
-constexpr core::NameTable<Status, 3> STATUS_NAMES{{
-    {Status::Pending, "pending"},
-    {Status::Sent, "sent"},
-    {Status::Failed, "failed"},
-}};
+constexpr core::EnumName<Status> STATUS_NAMES[] = {
+    {Status::Pending, "pending"}, {Status::Sent, "sent"}, {Status::Failed, "failed"}};
 
 }  // namespace
 

@@ -18,10 +18,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr core::NameTable<Action, 2> ACTIONS{{
-    {Action::Trigger, "trigger"},
-    {Action::Resolve, "resolve"},
-}};
+constexpr core::EnumName<Action> ACTIONS[] = {{Action::Trigger, "trigger"},
+                                              {Action::Resolve, "resolve"}};
 
 constexpr std::string_view ELLIPSIS = "…";
 
@@ -551,12 +549,10 @@ json alertmanagerAlert(const Notification& n, core::Usec ends_at_usec) {
     return alert;
 }
 
-constexpr core::NameTable<Change, 4> CHANGES{{
-    {Change::Fire, "fire"},
-    {Change::Repeat, "repeat"},
-    {Change::Unsilence, "unsilence"},
-    {Change::Resolve, "resolve"},
-}};
+constexpr core::EnumName<Change> CHANGES[] = {{Change::Fire, "fire"},
+                                              {Change::Repeat, "repeat"},
+                                              {Change::Unsilence, "unsilence"},
+                                              {Change::Resolve, "resolve"}};
 
 }  // namespace
 

@@ -355,18 +355,15 @@ struct Evaluator::State {
 
 namespace {
 
-constexpr core::NameTable<ChangeKind, 4> CHANGE_KIND_NAMES{{
-    {ChangeKind::Fire, "fire"},
-    {ChangeKind::Repeat, "repeat"},
-    {ChangeKind::Resolve, "resolve"},
-    {ChangeKind::Count, "count"},
-}};
+constexpr core::EnumName<ChangeKind> CHANGE_KIND_NAMES[] = {{ChangeKind::Fire, "fire"},
+                                                            {ChangeKind::Repeat, "repeat"},
+                                                            {ChangeKind::Resolve, "resolve"},
+                                                            {ChangeKind::Count, "count"}};
 
-constexpr core::NameTable<ResolveReason, 3> RESOLVE_REASON_NAMES{{
+constexpr core::EnumName<ResolveReason> RESOLVE_REASON_NAMES[] = {
     {ResolveReason::None, "none"},
     {ResolveReason::UpFor, "up"},
-    {ResolveReason::OperatorStop, "operator-stop"},
-}};
+    {ResolveReason::OperatorStop, "operator-stop"}};
 
 }  // namespace
 

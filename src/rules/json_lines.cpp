@@ -84,13 +84,25 @@ private:
         }
     }
 
-    void object(const std::string& pointer, int depth) {
+    // Steps into an object or array; false, having stepped over `close` too, when it is empty.
+    bool enter(char close) {
         ++pos_;
         skipSpace();
-        if (peek() == '}') {
-            ++pos_;
-            return;
-        }
+        if (peek() != close) return true;
+        ++pos_;
+        return false;
+    }
+
+    // After a member or element: true, past the ',', when another one follows.
+    bool another() {
+        skipSpace();
+        if (peek() != ',') return false;
+        ++pos_;
+        return true;
+    }
+
+    void object(const std::string& pointer, int depth) {
+        if (!enter('}')) return;
         std::unordered_set<std::string> seen;
         while (pos_ < text_.size()) {
             skipSpace();
@@ -102,25 +114,16 @@ private:
             skipSpace();
             ++pos_;  // ':'
             value(child, depth + 1, false);
-            skipSpace();
-            if (peek() != ',') break;
-            ++pos_;
+            if (!another()) break;
         }
         ++pos_;  // '}'
     }
 
     void array(const std::string& pointer, int depth) {
-        ++pos_;
-        skipSpace();
-        if (peek() == ']') {
-            ++pos_;
-            return;
-        }
+        if (!enter(']')) return;
         for (std::size_t i = 0; pos_ < text_.size(); ++i) {
             value(pointer + "/" + std::to_string(i), depth + 1, true);
-            skipSpace();
-            if (peek() != ',') break;
-            ++pos_;
+            if (!another()) break;
         }
         ++pos_;  // ']'
     }

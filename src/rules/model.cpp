@@ -12,20 +12,14 @@ namespace {
 using core::nameOf;
 using core::valueOf;
 
-constexpr core::NameTable<ReceiverType, 6> RECEIVER_TYPES{{
-    {ReceiverType::Slack, "slack"},
-    {ReceiverType::PagerDuty, "pagerduty"},
-    {ReceiverType::Webhook, "webhook"},
-    {ReceiverType::Alertmanager, "alertmanager"},
-    {ReceiverType::Log, "log"},
-    {ReceiverType::Email, "email"},
-}};
+constexpr core::EnumName<ReceiverType> RECEIVER_TYPES[] = {
+    {ReceiverType::Slack, "slack"},     {ReceiverType::PagerDuty, "pagerduty"},
+    {ReceiverType::Webhook, "webhook"}, {ReceiverType::Alertmanager, "alertmanager"},
+    {ReceiverType::Log, "log"},         {ReceiverType::Email, "email"}};
 
-constexpr core::NameTable<StartTls, 3> STARTTLS_MODES{{
-    {StartTls::Always, "always"},
-    {StartTls::Opportunistic, "opportunistic"},
-    {StartTls::Never, "never"},
-}};
+constexpr core::EnumName<StartTls> STARTTLS_MODES[] = {{StartTls::Always, "always"},
+                                                       {StartTls::Opportunistic, "opportunistic"},
+                                                       {StartTls::Never, "never"}};
 
 std::string_view trimmed(std::string_view text) {
     while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
@@ -49,12 +43,10 @@ bool isAddress(std::string_view text) {
     return true;
 }
 
-constexpr core::NameTable<Severity, 4> SEVERITIES{{
-    {Severity::Critical, "critical"},
-    {Severity::Error, "error"},
-    {Severity::Warning, "warning"},
-    {Severity::Info, "info"},
-}};
+constexpr core::EnumName<Severity> SEVERITIES[] = {{Severity::Critical, "critical"},
+                                                   {Severity::Error, "error"},
+                                                   {Severity::Warning, "warning"},
+                                                   {Severity::Info, "info"}};
 
 // A bare name stands for its .service too, as with `journalctl -u` (core/unit_name.hpp).
 bool matchesAny(const std::vector<std::string>& patterns, std::string_view unit) {
