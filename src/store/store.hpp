@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/fd.hpp"
 #include "core/time.hpp"
 #include "core/transition.hpp"
@@ -45,7 +46,14 @@ public:
     Result(Failure failure) : outcome_(std::move(failure)) {}  // NOLINT: converts on return
     bool ok() const { return std::holds_alternative<T>(outcome_); }
     const T& value() const { return std::get<T>(outcome_); }
+    T& value() { return std::get<T>(outcome_); }
     const std::string& error() const { return std::get<Failure>(outcome_).message; }
+    // For a caller whose failure ends the program: the value, or core::Error(Database)
+    // with the Failure's sentence.
+    T orThrow() && {
+        if (!ok()) throw core::Error(core::ExitCode::Database, error());
+        return std::get<T>(std::move(outcome_));
+    }
 
 private:
     std::variant<T, Failure> outcome_;
