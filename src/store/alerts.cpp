@@ -139,14 +139,14 @@ std::int64_t addSilence(Database& db, const Silence& silence) {
     return sqlite3_last_insert_rowid(db.handle());
 }
 
-std::vector<Silence> listSilences(Database& db, bool active_only, core::Usec now_usec) {
+Result<std::vector<Silence>> listSilences(Database& db, bool active_only, core::Usec now_usec) {
     std::string sql =
         "SELECT id, unit_glob, coalesce(rule, ''), starts_usec, ends_usec, comment FROM silences";
     if (active_only) sql += " WHERE starts_usec <= ?1 AND ends_usec > ?1";
     sql += " ORDER BY id DESC";
     Query select(db, sql, "read the silences");
     if (active_only) select.bind().int64(now_usec);
-    return select.all(readSilence).orThrow();
+    return select.all(readSilence);
 }
 
 bool expireSilence(Database& db, std::int64_t id, core::Usec now_usec) {

@@ -39,14 +39,15 @@ PendingNotification readPending(detail::Row& row) {
 
 }  // namespace
 
-std::vector<PendingNotification> loadPendingNotifications(Database& db, std::int64_t after_id) {
+Result<std::vector<PendingNotification>> loadPendingNotifications(Database& db,
+                                                                  std::int64_t after_id) {
     detail::Query select(db,
                          "SELECT " + std::string(PENDING_COLUMNS) +
                              " FROM notifications n WHERE n.status = 'pending' AND n.id > ? "
                              "ORDER BY n.id",
                          "read the pending notifications");
     select.bind().int64(after_id);
-    return select.all(readPending).orThrow();
+    return select.all(readPending);
 }
 
 std::vector<PendingNotification> firingTriggers(Database& db) {
@@ -61,17 +62,16 @@ std::vector<PendingNotification> firingTriggers(Database& db) {
     return select.all(readPending).orThrow();
 }
 
-std::map<std::string, std::int64_t> countNotifications(Database& db) {
+Result<std::map<std::string, std::int64_t>> countNotifications(Database& db) {
     detail::Query select(db, "SELECT status, count(*) FROM notifications GROUP BY status",
                          "count the notifications");
     std::map<std::string, std::int64_t> out;
-    select
-        .each([&out](detail::Row& row) {
-            std::string status = row.text();
-            out[std::move(status)] = row.int64();
-            return true;
-        })
-        .orThrow();
+    const auto done = select.each([&out](detail::Row& row) {
+        std::string status = row.text();
+        out[std::move(status)] = row.int64();
+        return true;
+    });
+    if (!done.ok()) return Failure{done.error()};
     return out;
 }
 
