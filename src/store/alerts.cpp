@@ -83,29 +83,14 @@ namespace {
 
 StoredAlert readAlert(Row& row) {
     StoredAlert a;
-    a.id = row.int64();
-    a.rule = row.text();
-    a.unit = row.text();
-    a.host = row.text();
-    a.dedup_key = row.text();
-    a.state = row.text();
-    a.severity = row.text();
-    a.count = row.int64();
-    a.started_usec = row.int64();
-    a.resolved_usec = row.optionalInt();
-    a.last_notified_usec = row.optionalInt();
-    a.silenced = row.flag();
+    row.into(a.id, a.rule, a.unit, a.host, a.dedup_key, a.state, a.severity, a.count,
+             a.started_usec, a.resolved_usec, a.last_notified_usec, a.silenced);
     return a;
 }
 
 Silence readSilence(Row& row) {
     Silence s;
-    s.id = row.int64();
-    s.unit_glob = row.text();
-    s.rule = row.text();
-    s.starts_usec = row.int64();
-    s.ends_usec = row.int64();
-    s.comment = row.text();
+    row.into(s.id, s.unit_glob, s.rule, s.starts_usec, s.ends_usec, s.comment);
     return s;
 }
 

@@ -118,8 +118,24 @@ public:
         }
         return int64();
     }
+    // The next columns into `out`, each as its type says (Binder::values in reverse): text,
+    // an integer, a flag, or an optional integer (NULL: nullopt).
+    template <typename... Fields>
+    void into(Fields&... out) {
+        (read(out), ...);
+    }
 
 private:
+    void read(std::string& out) { out = text(); }
+    void read(std::int64_t& out) { out = int64(); }
+    void read(int& out) { out = int32(); }
+    void read(bool& out) { out = flag(); }
+    template <typename T>
+    void read(std::optional<T>& out) {
+        const auto value = optionalInt();
+        out = value ? std::optional<T>(static_cast<T>(*value)) : std::nullopt;
+    }
+
     sqlite3_stmt* stmt_;
     int column_ = 0;
 };

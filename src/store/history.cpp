@@ -128,23 +128,10 @@ int recordHeartbeat(sqlite3* db) {
 
 core::UnitSnapshot readUnit(Row& row) {
     core::UnitSnapshot u;
-    u.unit = row.text();
-    u.active_state = row.text();
-    u.sub_state = row.text();
-    u.result = row.text();
-    u.exec_main_code = row.int32();
-    u.exec_main_status = row.int32();
-    u.exec_main_start_mono = row.int64();
-    u.exec_main_exit_mono = row.int64();
-    u.state_change_mono = row.int64();
-    u.n_restarts = row.int64();
-    u.invocation_id = row.text();
-    u.main_pid = row.int64();
-    u.reported_exit_mono = row.int64();
-    u.run_ended = row.flag();
-    u.in_restart_cycle = row.flag();
-    u.gave_up = row.flag();
-    u.awaiting_end = row.flag();
+    row.into(u.unit, u.active_state, u.sub_state, u.result, u.exec_main_code, u.exec_main_status,
+             u.exec_main_start_mono, u.exec_main_exit_mono, u.state_change_mono, u.n_restarts,
+             u.invocation_id, u.main_pid, u.reported_exit_mono, u.run_ended, u.in_restart_cycle,
+             u.gave_up, u.awaiting_end);
     return u;
 }
 
@@ -162,24 +149,14 @@ E knownName(const Database& db, std::optional<E> parsed, std::string_view what,
 
 StoredTransition readTransition(const Database& db, Row& row) {
     StoredTransition stored;
-    stored.id = row.int64();
     auto& t = stored.transition;
-    t.ts_usec = row.int64();
-    t.mono_usec = row.int64();
-    t.unit = row.text();
-    const std::string event = row.text();
+    std::string event;
+    std::string source;
+    row.into(stored.id, t.ts_usec, t.mono_usec, t.unit, event, t.active_state, t.sub_state,
+             t.result, t.exit_code, t.exit_status, t.n_restarts, t.invocation_id, t.main_pid,
+             source, t.unwatched_since_usec);
     t.event = knownName(db, core::parseEvent(event), "event", event, stored.id);
-    t.active_state = row.text();
-    t.sub_state = row.text();
-    t.result = row.text();
-    t.exit_code = row.text();
-    if (auto status = row.optionalInt()) t.exit_status = static_cast<int>(*status);
-    t.n_restarts = row.optionalInt();
-    t.invocation_id = row.text();
-    t.main_pid = row.optionalInt();
-    const std::string source = row.text();
     t.source = knownName(db, core::parseSource(source), "source", source, stored.id);
-    t.unwatched_since_usec = row.optionalInt();
     return stored;
 }
 

@@ -26,14 +26,8 @@ constexpr std::string_view PENDING_COLUMNS =
 
 PendingNotification readPending(detail::Row& row) {
     PendingNotification n;
-    n.id = row.int64();
-    n.alert_id = row.int64();
-    n.receiver = row.text();
-    n.action = row.text();
-    n.payload = row.text();
-    n.attempts = row.int64();
-    n.next_attempt_usec = row.int64();
-    n.created_usec = row.int64();
+    row.into(n.id, n.alert_id, n.receiver, n.action, n.payload, n.attempts, n.next_attempt_usec,
+             n.created_usec);
     return n;
 }
 
