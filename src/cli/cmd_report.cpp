@@ -202,7 +202,7 @@ int runReport(const ReportOptions& options) {
             data.replay_alerts.push_back(std::move(span));
         }
     }
-    for (const auto& s : store::listSilences(db, false, now_usec)) {
+    for (const auto& s : store::listSilences(db, false, now_usec).orThrow()) {
         if (s.ends_usec <= meta.from_usec || s.starts_usec >= meta.to_usec) continue;
         data.silences.push_back(
             SilenceSpan{s.unit_glob, s.rule, s.starts_usec, s.ends_usec, s.comment});

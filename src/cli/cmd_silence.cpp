@@ -57,7 +57,8 @@ int add(const SilenceArgs& args) {
 
 int list(const SilenceArgs& args) {
     auto db = store::Database::open(args.db, store::OpenMode::ReadOnly);
-    const auto silences = store::listSilences(db, !args.all, core::SystemClock{}.realtime());
+    const auto silences =
+        store::listSilences(db, !args.all, core::SystemClock{}.realtime()).orThrow();
     if (args.json) {
         auto out = nlohmann::ordered_json::array();
         for (const auto& s : silences) {

@@ -188,17 +188,18 @@ void Alerting::settle(const std::vector<store::StoredAlert>& recorded, core::Use
 
 std::optional<core::Usec> Alerting::silencedUntil(const std::string& rule, const std::string& unit,
                                                   core::Usec now_usec) {
-    std::optional<core::Usec> until;
-    try {
-        for (const auto& silence : store::listSilences(db_, true, now_usec)) {
-            if (!silence.rule.empty() && silence.rule != rule) continue;
-            // `silence add -u web` means web.service, as journalctl -u does.
-            if (!core::unitMatches(silence.unit_glob, unit)) continue;
-            until = std::max(until.value_or(0), silence.ends_usec);
-        }
-    } catch (const core::Error& e) {
+    const auto silences = store::listSilences(db_, true, now_usec);
+    if (!silences.ok()) {
         // A silence that cannot be read must not swallow an alert.
-        core::log(core::Priority::Warning, std::string(e.what()) + "; telling the alert");
+        core::log(core::Priority::Warning, silences.error() + "; telling the alert");
+        return std::nullopt;
+    }
+    std::optional<core::Usec> until;
+    for (const auto& silence : silences.value()) {
+        if (!silence.rule.empty() && silence.rule != rule) continue;
+        // `silence add -u web` means web.service, as journalctl -u does.
+        if (!core::unitMatches(silence.unit_glob, unit)) continue;
+        until = std::max(until.value_or(0), silence.ends_usec);
     }
     return until;
 }

@@ -419,7 +419,7 @@ int run(const Options& options) {
     std::optional<StoreSink> sink;
     Deferred deferred;
     ingest::SystemdSource source(ingest::BusSpec{options.bus}, deferred, clock);
-    source.connect();
+    if (auto failure = source.connect()) throw core::Error(core::ExitCode::Bus, *failure);
     // After the bus: without a user manager, its sentence is the only one.
     config.emit = emitOptions(options);
     storage.emplace(options.db_path);

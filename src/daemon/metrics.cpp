@@ -346,24 +346,27 @@ void writeDaemonState(TextWriter& out, const MetricsSnapshot& snapshot) {
     }
 }
 
+// One counter of UnitCounts (`count`) as a family with a series per unit listed.
+void writeUnitCounter(TextWriter& out, const MetricsSnapshot& snapshot, std::string_view name,
+                      const std::string& help, std::uint64_t UnitCounts::*count) {
+    out.family(name, "counter", help);
+    if (!snapshot.unit_counts) return;
+    for (const auto& [unit, counts] : *snapshot.unit_counts)
+        out.sample(name, {{"unit", unit}, {"host", snapshot.host}}, counts.*count);
+}
+
 void writeUnitSeries(TextWriter& out, const MetricsSnapshot& snapshot) {
     const std::string units_max = std::to_string(METRICS_UNITS_MAX);
-    out.family("cerberus_unit_restarts_total", "counter",
-               "Automatic restarts of the unit observed since cerberus started (rows of event "
-               "restart); at most " +
-                   units_max + " units are listed.");
-    if (snapshot.unit_counts)
-        for (const auto& [unit, counts] : *snapshot.unit_counts)
-            out.sample("cerberus_unit_restarts_total", {{"unit", unit}, {"host", snapshot.host}},
-                       counts.restarts);
-    out.family("cerberus_unit_crashes_total", "counter",
-               "Crashes of the unit observed since cerberus started (rows of event crash); at "
-               "most " +
-                   units_max + " units are listed.");
-    if (snapshot.unit_counts)
-        for (const auto& [unit, counts] : *snapshot.unit_counts)
-            out.sample("cerberus_unit_crashes_total", {{"unit", unit}, {"host", snapshot.host}},
-                       counts.crashes);
+    writeUnitCounter(out, snapshot, "cerberus_unit_restarts_total",
+                     "Automatic restarts of the unit observed since cerberus started (rows of "
+                     "event restart); at most " +
+                         units_max + " units are listed.",
+                     &UnitCounts::restarts);
+    writeUnitCounter(out, snapshot, "cerberus_unit_crashes_total",
+                     "Crashes of the unit observed since cerberus started (rows of event crash); "
+                     "at most " +
+                         units_max + " units are listed.",
+                     &UnitCounts::crashes);
     out.family("cerberus_unit_series_dropped_total", "counter",
                "Units that restarted or crashed since cerberus started but have no "
                "cerberus_unit_* series, because " +

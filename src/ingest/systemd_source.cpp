@@ -16,7 +16,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include "core/error.hpp"
 #include "ingest/derive.hpp"
 #include "ingest/manager_journal.hpp"
 #include "ingest/unit_path.hpp"
@@ -193,7 +192,7 @@ struct SystemdSource::Impl {
 
     void seed(const std::map<std::string, core::UnitSnapshot>& known, std::string manager,
               std::optional<core::Usec> last_watched);
-    void connect();
+    std::optional<std::string> connect();
     void disconnect();
     PollData pollData() const;
     bool process();
@@ -262,7 +261,7 @@ SystemdSource::SystemdSource(BusSpec bus, TransitionSink& sink, const core::Cloc
 
 SystemdSource::~SystemdSource() = default;
 
-void SystemdSource::connect() { impl_->connect(); }
+std::optional<std::string> SystemdSource::connect() { return impl_->connect(); }
 
 void SystemdSource::seed(const std::map<std::string, core::UnitSnapshot>& known,
                          std::string manager, std::optional<core::Usec> last_watched) {
@@ -291,7 +290,7 @@ void SystemdSource::Impl::seed(const std::map<std::string, core::UnitSnapshot>& 
     if (manager_identity_.empty()) manager_identity_ = std::move(manager);
 }
 
-void SystemdSource::Impl::connect() {
+std::optional<std::string> SystemdSource::Impl::connect() {
     disconnect();
     lost_ = false;
     last_error_.clear();
@@ -310,20 +309,19 @@ void SystemdSource::Impl::connect() {
         // and then applies them, so nothing between subscribe and the read is lost.
         deferred_reconcile_ = true;
         ++stats_.connects;
+        return std::nullopt;
     } catch (const sdbus::Error& e) {
         last_error_ = e.getMessage().empty() ? e.getName() : e.getMessage();
         disconnect();
         if (bus_.bus == "user") {
-            if (auto missing = noUserManager(); !missing.empty())
-                throw core::Error(core::ExitCode::Bus, missing);
+            if (auto missing = noUserManager(); !missing.empty()) return missing;
         }
         std::string why = last_error_;
         if (e.getName() == "org.freedesktop.DBus.Error.ServiceUnknown" ||
             e.getName() == "org.freedesktop.DBus.Error.NameHasNoOwner")
             why = "systemd is not on that bus";
-        throw core::Error(core::ExitCode::Bus, "cannot follow systemd on the " + bus_.describe() +
-                                                   ": " + why +
-                                                   "; check that the bus is running or pass --bus");
+        return "cannot follow systemd on the " + bus_.describe() + ": " + why +
+               "; check that the bus is running or pass --bus";
     }
 }
 

@@ -50,9 +50,10 @@ public:
     SystemdSource& operator=(const SystemdSource&) = delete;
 
     // Connects, adds the matches and subscribes; the next process() reads every loaded unit
-    // and reconciles it against what was known. Throws core::Error(ExitCode::Bus) with one
-    // sentence when the bus or systemd is not there.
-    void connect();
+    // and reconciles it against what was known. nullopt once connected; else one sentence
+    // saying why not (the bus or systemd is not there), which start-up ends with
+    // ExitCode::Bus and the daemon's loop retries.
+    [[nodiscard]] std::optional<std::string> connect();
     // Snapshots persisted by an earlier run, for units not read on this connection yet:
     // reconcile measures what systemd reports against them. `manager` is the identity of
     // the manager they were read from (empty: not recorded). With nothing known, the units

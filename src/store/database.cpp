@@ -15,8 +15,6 @@
 
 namespace cerberus::store {
 
-using detail::Statement;
-
 namespace {
 
 constexpr int BUSY_TIMEOUT_MSEC = 5000;
@@ -47,7 +45,7 @@ struct VersionRead {
 // Reads PRAGMA user_version without throwing: the caller words the failure.
 VersionRead readUserVersion(sqlite3* db) {
     VersionRead read;
-    detail::StatementPtr stmt;
+    detail::Statement stmt;
     read.rc = detail::prepare(db, "PRAGMA user_version", stmt);
     if (read.rc == SQLITE_OK) {
         read.rc = sqlite3_step(stmt.get());
@@ -77,7 +75,7 @@ int checkSchema(sqlite3* db, const std::string& path) {
     const int version = *read.version;
     if (version > latestSchemaVersion()) failNewer(path, version);
     if (version == 0) {
-        Statement count(db, "SELECT count(*) FROM sqlite_master");
+        const auto count = detail::prepareOrThrow(db, "SELECT count(*) FROM sqlite_master");
         if (sqlite3_step(count.get()) != SQLITE_ROW)
             fail("cannot read database " + quoted(path) + ": " + sqliteMessage(db) +
                  "; check the file or pass --db");
@@ -101,12 +99,12 @@ void exec(sqlite3* db, const std::string& path, const char* sql, const char* wha
 }
 
 void switchToWal(sqlite3* db, const std::string& path) {
-    detail::StatementPtr stmt;
+    detail::Statement stmt;
     int rc = detail::prepare(db, "PRAGMA journal_mode=WAL", stmt);
     std::string mode;
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(stmt.get());
-        if (rc == SQLITE_ROW) mode = detail::columnText(stmt.get(), 0);
+        if (rc == SQLITE_ROW) mode = detail::Row(stmt.get()).text();
     }
     if (rc != SQLITE_ROW)
         fail("cannot switch database " + quoted(path) + " to WAL mode: " + sqliteMessage(db) +
@@ -396,31 +394,20 @@ int Database::schemaVersion() const {
 
 namespace detail {
 
-Statement::Statement(sqlite3* db, std::string_view sql) {
+Result<Statement> tryPrepare(sqlite3* db, std::string_view sql) {
+    sqlite3_stmt* raw = nullptr;
     const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
-                                      SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
-    if (rc != SQLITE_OK) {
-        const char* file = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
-        throw core::Error(core::ExitCode::Database,
-                          "cannot prepare a statement on database " +
-                              quoted(file != nullptr ? file : "") + ": " + sqliteMessage(db) +
-                              "; the file may come from another program, pass --db");
-    }
+                                      SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    Statement statement(raw);
+    if (rc == SQLITE_OK) return statement;
+    const char* file = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
+    return Failure{"cannot prepare a statement on database " + quoted(file != nullptr ? file : "") +
+                   ": " + sqliteMessage(db) +
+                   "; the file may come from another program, pass --db"};
 }
 
-Statement::Statement(Statement&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
-
-Statement& Statement::operator=(Statement&& other) noexcept {
-    if (this != &other) {
-        if (stmt_ != nullptr) sqlite3_finalize(stmt_);
-        stmt_ = std::exchange(other.stmt_, nullptr);
-    }
-    return *this;
-}
-
-Statement::~Statement() {
-    // finalize() repeats the last step's error, which its caller has already handled.
-    if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+Statement prepareOrThrow(sqlite3* db, std::string_view sql) {
+    return tryPrepare(db, sql).orThrow();
 }
 
 }  // namespace detail

@@ -13,11 +13,20 @@ using detail::Statement;
 
 namespace detail {
 
-void fail(const Database& db, const std::string& what) {
-    throw core::Error(core::ExitCode::Database, "cannot " + what + " in database '" + db.path() +
-                                                    "': " + sqlite3_errmsg(db.handle()) +
-                                                    "; check the file or pass --db");
+Failure failure(const Database& db, const std::string& what) {
+    return Failure{"cannot " + what + " in database '" + db.path() +
+                   "': " + sqlite3_errmsg(db.handle()) + "; check the file or pass --db"};
 }
+
+void fail(const Database& db, const std::string& what) {
+    throw core::Error(core::ExitCode::Database, failure(db, what).message);
+}
+
+Query::Query(const Database& db, std::string_view sql, std::string what)
+    : db_(db),
+      what_(std::move(what)),
+      statement_(tryPrepare(db.handle(), sql)),
+      binder_(statement_.ok() ? statement_.value().get() : nullptr) {}
 
 int run(sqlite3_stmt* stmt) {
     const int rc = sqlite3_step(stmt);
@@ -30,8 +39,8 @@ int run(sqlite3_stmt* stmt) {
 namespace {
 
 using detail::Binder;
-using detail::columnOptionalInt;
-using detail::columnText;
+using detail::Query;
+using detail::Row;
 
 constexpr std::string_view INSERT_TRANSITION_SQL =
     "INSERT INTO transitions (ts_usec, mono_usec, unit, event, active_state, sub_state, result,"
@@ -73,20 +82,9 @@ using detail::run;
 int insertTransition(sqlite3_stmt* stmt, const core::Transition& t) {
     detail::rewind(stmt);
     Binder bind(stmt);
-    bind.int64(t.ts_usec)
-        .int64(t.mono_usec)
-        .text(t.unit)
-        .text(core::toString(t.event))
-        .text(t.active_state)
-        .text(t.sub_state)
-        .text(t.result)
-        .text(t.exit_code)
-        .optionalInt(t.exit_status)
-        .optionalInt(t.n_restarts)
-        .text(t.invocation_id)
-        .optionalInt(t.main_pid)
-        .text(core::toString(t.source))
-        .optionalInt(t.unwatched_since_usec);
+    bind.values(t.ts_usec, t.mono_usec, t.unit, core::toString(t.event), t.active_state,
+                t.sub_state, t.result, t.exit_code, t.exit_status, t.n_restarts, t.invocation_id,
+                t.main_pid, core::toString(t.source), t.unwatched_since_usec);
     if (bind.rc() != SQLITE_OK) return bind.rc();
     return run(stmt);
 }
@@ -103,23 +101,10 @@ int runWithId(sqlite3_stmt* stmt, std::int64_t transition_id) {
 int upsertUnit(sqlite3_stmt* stmt, const core::UnitSnapshot& u) {
     detail::rewind(stmt);
     Binder bind(stmt);
-    bind.text(u.unit)
-        .text(u.active_state)
-        .text(u.sub_state)
-        .text(u.result)
-        .int64(u.exec_main_code)
-        .int64(u.exec_main_status)
-        .int64(u.exec_main_start_mono)
-        .int64(u.exec_main_exit_mono)
-        .int64(u.state_change_mono)
-        .int64(u.n_restarts)
-        .text(u.invocation_id)
-        .int64(u.main_pid)
-        .int64(u.reported_exit_mono)
-        .int64(u.run_ended ? 1 : 0)
-        .int64(u.in_restart_cycle ? 1 : 0)
-        .int64(u.gave_up ? 1 : 0)
-        .int64(u.awaiting_end ? 1 : 0);
+    bind.values(u.unit, u.active_state, u.sub_state, u.result, u.exec_main_code, u.exec_main_status,
+                u.exec_main_start_mono, u.exec_main_exit_mono, u.state_change_mono, u.n_restarts,
+                u.invocation_id, u.main_pid, u.reported_exit_mono, u.run_ended, u.in_restart_cycle,
+                u.gave_up, u.awaiting_end);
     if (bind.rc() != SQLITE_OK) return bind.rc();
     return run(stmt);
 }
@@ -131,7 +116,7 @@ int upsertManager(sqlite3* db, const std::string& identity) {
                            " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000)"
                            " ON CONFLICT (id) DO UPDATE SET identity = excluded.identity,"
                            " updated_usec = excluded.updated_usec",
-                           [&identity](Binder& bind) { bind.text(identity); });
+                           identity);
 }
 
 int recordHeartbeat(sqlite3* db) {
@@ -141,25 +126,12 @@ int recordHeartbeat(sqlite3* db) {
                         nullptr, nullptr, nullptr);
 }
 
-core::UnitSnapshot readUnit(sqlite3_stmt* stmt) {
+core::UnitSnapshot readUnit(Row& row) {
     core::UnitSnapshot u;
-    u.unit = columnText(stmt, 0);
-    u.active_state = columnText(stmt, 1);
-    u.sub_state = columnText(stmt, 2);
-    u.result = columnText(stmt, 3);
-    u.exec_main_code = sqlite3_column_int(stmt, 4);
-    u.exec_main_status = sqlite3_column_int(stmt, 5);
-    u.exec_main_start_mono = sqlite3_column_int64(stmt, 6);
-    u.exec_main_exit_mono = sqlite3_column_int64(stmt, 7);
-    u.state_change_mono = sqlite3_column_int64(stmt, 8);
-    u.n_restarts = sqlite3_column_int64(stmt, 9);
-    u.invocation_id = columnText(stmt, 10);
-    u.main_pid = sqlite3_column_int64(stmt, 11);
-    u.reported_exit_mono = sqlite3_column_int64(stmt, 12);
-    u.run_ended = sqlite3_column_int(stmt, 13) != 0;
-    u.in_restart_cycle = sqlite3_column_int(stmt, 14) != 0;
-    u.gave_up = sqlite3_column_int(stmt, 15) != 0;
-    u.awaiting_end = sqlite3_column_int(stmt, 16) != 0;
+    row.into(u.unit, u.active_state, u.sub_state, u.result, u.exec_main_code, u.exec_main_status,
+             u.exec_main_start_mono, u.exec_main_exit_mono, u.state_change_mono, u.n_restarts,
+             u.invocation_id, u.main_pid, u.reported_exit_mono, u.run_ended, u.in_restart_cycle,
+             u.gave_up, u.awaiting_end);
     return u;
 }
 
@@ -175,27 +147,22 @@ E knownName(const Database& db, std::optional<E> parsed, std::string_view what,
     return *parsed;
 }
 
-StoredTransition readTransition(const Database& db, sqlite3_stmt* stmt) {
-    StoredTransition row;
-    row.id = sqlite3_column_int64(stmt, 0);
-    auto& t = row.transition;
-    t.ts_usec = sqlite3_column_int64(stmt, 1);
-    t.mono_usec = sqlite3_column_int64(stmt, 2);
-    t.unit = columnText(stmt, 3);
-    const std::string event = columnText(stmt, 4);
-    t.event = knownName(db, core::parseEvent(event), "event", event, row.id);
-    t.active_state = columnText(stmt, 5);
-    t.sub_state = columnText(stmt, 6);
-    t.result = columnText(stmt, 7);
-    t.exit_code = columnText(stmt, 8);
-    if (auto status = columnOptionalInt(stmt, 9)) t.exit_status = static_cast<int>(*status);
-    t.n_restarts = columnOptionalInt(stmt, 10);
-    t.invocation_id = columnText(stmt, 11);
-    t.main_pid = columnOptionalInt(stmt, 12);
-    t.unwatched_since_usec = columnOptionalInt(stmt, 14);
-    const std::string source = columnText(stmt, 13);
-    t.source = knownName(db, core::parseSource(source), "source", source, row.id);
-    return row;
+StoredTransition readTransition(const Database& db, Row& row) {
+    StoredTransition stored;
+    auto& t = stored.transition;
+    std::string event;
+    std::string source;
+    row.into(stored.id, t.ts_usec, t.mono_usec, t.unit, event, t.active_state, t.sub_state,
+             t.result, t.exit_code, t.exit_status, t.n_restarts, t.invocation_id, t.main_pid,
+             source, t.unwatched_since_usec);
+    t.event = knownName(db, core::parseEvent(event), "event", event, stored.id);
+    t.source = knownName(db, core::parseSource(source), "source", source, stored.id);
+    return stored;
+}
+
+// readTransition for one database, as Query::all and Query::first take it.
+auto transitionsOf(const Database& db) {
+    return [&db](Row& row) { return readTransition(db, row); };
 }
 
 bool hasGlobMeta(std::string_view pattern) {
@@ -209,11 +176,12 @@ namespace detail {
 // The statements every flush runs, prepared on one connection.
 struct WriterStatements {
     explicit WriterStatements(sqlite3* db)
-        : begin(db, "BEGIN IMMEDIATE"),
-          commit(db, "COMMIT"),
-          insert_transition(db, INSERT_TRANSITION_SQL),
-          upsert_unit(db, UPSERT_UNIT_SQL),
-          delete_unevaluated(db, "DELETE FROM unevaluated WHERE transition_id = ?1") {}
+        : begin(prepareOrThrow(db, "BEGIN IMMEDIATE")),
+          commit(prepareOrThrow(db, "COMMIT")),
+          insert_transition(prepareOrThrow(db, INSERT_TRANSITION_SQL)),
+          upsert_unit(prepareOrThrow(db, UPSERT_UNIT_SQL)),
+          delete_unevaluated(
+              prepareOrThrow(db, "DELETE FROM unevaluated WHERE transition_id = ?1")) {}
     Statement begin;
     Statement commit;
     Statement insert_transition;
@@ -307,59 +275,49 @@ Result<Flushed> HistoryWriter::flush() {
 
 Result<std::int64_t> pruneTransitions(Database& db, core::Usec before_usec, int batch) {
     if (batch <= 0) return std::int64_t{0};
-    try {
-        Statement prune(db.handle(),
-                        "DELETE FROM transitions WHERE id IN (SELECT id FROM transitions"
-                        " WHERE ts_usec < ?1 ORDER BY ts_usec LIMIT ?2)");
-        Binder bind(prune.get());
-        bind.int64(before_usec).int64(batch);
-        if (bind.rc() != SQLITE_OK || run(prune.get()) != SQLITE_OK)
-            fail(db, "prune old transitions");
-    } catch (const core::Error& e) {
-        return Failure{e.what()};
-    }
+    auto prune =
+        detail::tryPrepare(db.handle(),
+                           "DELETE FROM transitions WHERE id IN (SELECT id FROM transitions"
+                           " WHERE ts_usec < ?1 ORDER BY ts_usec LIMIT ?2)");
+    if (!prune.ok()) return Failure{prune.error()};
+    Binder bind(prune.value().get());
+    bind.int64(before_usec).int64(batch);
+    if (bind.rc() != SQLITE_OK || run(prune.value().get()) != SQLITE_OK)
+        return detail::failure(db, "prune old transitions");
     return std::int64_t{sqlite3_changes64(db.handle())};
 }
 
 std::map<std::string, core::UnitSnapshot> loadUnits(Database& db) {
-    Statement select(db.handle(),
-                     "SELECT " + std::string(UNIT_COLUMNS) + " FROM units ORDER BY unit");
+    Query select(db, "SELECT " + std::string(UNIT_COLUMNS) + " FROM units ORDER BY unit",
+                 "read the unit snapshots");
     std::map<std::string, core::UnitSnapshot> units;
-    int rc = SQLITE_ROW;
-    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
-        auto unit = readUnit(select.get());
-        units.insert_or_assign(unit.unit, std::move(unit));
-    }
-    if (rc != SQLITE_DONE) fail(db, "read the unit snapshots");
+    select
+        .each([&units](Row& row) {
+            auto unit = readUnit(row);
+            units.insert_or_assign(unit.unit, std::move(unit));
+            return true;
+        })
+        .orThrow();
     return units;
 }
 
 std::optional<core::Usec> lastWatched(Database& db) {
-    Statement select(db.handle(), "SELECT updated_usec FROM manager WHERE id = 1");
-    const int rc = sqlite3_step(select.get());
-    if (rc == SQLITE_ROW) return sqlite3_column_int64(select.get(), 0);
-    if (rc != SQLITE_DONE) fail(db, "read when cerberus last watched");
-    return std::nullopt;
+    Query select(db, "SELECT updated_usec FROM manager WHERE id = 1",
+                 "read when cerberus last watched");
+    return select.first([](Row& row) { return row.int64(); }).orThrow();
 }
 
 std::string loadManager(Database& db) {
-    Statement select(db.handle(), "SELECT identity FROM manager WHERE id = 1");
-    const int rc = sqlite3_step(select.get());
-    if (rc == SQLITE_ROW) return columnText(select.get(), 0);
-    if (rc != SQLITE_DONE) fail(db, "read which manager the unit snapshots belong to");
-    return {};
+    Query select(db, "SELECT identity FROM manager WHERE id = 1",
+                 "read which manager the unit snapshots belong to");
+    return select.first([](Row& row) { return row.text(); }).orThrow().value_or("");
 }
 
 std::optional<core::UnitSnapshot> loadUnit(Database& db, const std::string& unit) {
-    Statement select(db.handle(),
-                     "SELECT " + std::string(UNIT_COLUMNS) + " FROM units WHERE unit = ?1");
-    Binder bind(select.get());
-    bind.text(unit);
-    if (bind.rc() != SQLITE_OK) fail(db, "read the snapshot of unit '" + unit + "'");
-    const int rc = sqlite3_step(select.get());
-    if (rc == SQLITE_DONE) return std::nullopt;
-    if (rc != SQLITE_ROW) fail(db, "read the snapshot of unit '" + unit + "'");
-    return readUnit(select.get());
+    Query select(db, "SELECT " + std::string(UNIT_COLUMNS) + " FROM units WHERE unit = ?1",
+                 "read the snapshot of unit '" + unit + "'");
+    select.bind().text(unit);
+    return select.first(readUnit).orThrow();
 }
 
 std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& query) {
@@ -379,8 +337,8 @@ std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& que
     if (query.through_id) sql += " AND id <= ?";
     sql += query.after_id ? " ORDER BY id LIMIT ?" : " ORDER BY ts_usec DESC, id DESC LIMIT ?";
 
-    Statement select(db.handle(), sql);
-    Binder bind(select.get());
+    Query select(db, sql, "query the history");
+    Binder& bind = select.bind();
     for (const auto& glob : query.unit_globs) bind.text(glob);
     for (const auto event : query.events) bind.text(core::toString(event));
     if (query.since_usec) bind.int64(*query.since_usec);
@@ -388,13 +346,7 @@ std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& que
     if (query.after_id) bind.int64(*query.after_id);
     if (query.through_id) bind.int64(*query.through_id);
     bind.int64(query.limit);
-    if (bind.rc() != SQLITE_OK) fail(db, "query the history");
-
-    std::vector<StoredTransition> rows;
-    int rc = SQLITE_ROW;
-    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW)
-        rows.push_back(readTransition(db, select.get()));
-    if (rc != SQLITE_DONE) fail(db, "query the history");
+    auto rows = select.all(transitionsOf(db)).orThrow();
     if (!query.after_id) std::reverse(rows.begin(), rows.end());
     return rows;
 }
@@ -402,9 +354,10 @@ std::vector<StoredTransition> queryHistory(Database& db, const HistoryQuery& que
 namespace {
 
 std::int64_t singleInteger(Database& db, const char* sql, const char* what) {
-    Statement select(db.handle(), sql);
-    if (sqlite3_step(select.get()) != SQLITE_ROW) fail(db, what);
-    return sqlite3_column_int64(select.get(), 0);
+    Query select(db, sql, what);
+    const auto value = select.first([](Row& row) { return row.int64(); }).orThrow();
+    if (!value) fail(db, what);
+    return *value;
 }
 
 }  // namespace
@@ -431,36 +384,30 @@ void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
     if (since_usec) sql += " AND ts_usec >= ?";
     if (until_usec) sql += " AND ts_usec < ?";
     sql += " ORDER BY ts_usec, id";
-    Statement select(db.handle(), sql);
-    Binder bind(select.get());
-    if (since_usec) bind.int64(*since_usec);
-    if (until_usec) bind.int64(*until_usec);
-    if (bind.rc() != SQLITE_OK) fail(db, "read the history");
-    int rc = SQLITE_ROW;
-    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW)
-        if (!visit(readTransition(db, select.get()).transition)) return;
-    if (rc != SQLITE_DONE) fail(db, "read the history");
+    Query select(db, sql, "read the history");
+    if (since_usec) select.bind().int64(*since_usec);
+    if (until_usec) select.bind().int64(*until_usec);
+    select.each([&](Row& row) { return visit(readTransition(db, row).transition); }).orThrow();
 }
 
 std::optional<core::Transition> lastTransition(Database& db, const std::string& unit) {
-    Statement select(db.handle(), "SELECT " + std::string(TRANSITION_COLUMNS) +
-                                      " FROM transitions WHERE unit = ?1"
-                                      " ORDER BY ts_usec DESC, id DESC LIMIT 1");
-    Binder bind(select.get());
-    bind.text(unit);
-    if (bind.rc() != SQLITE_OK) fail(db, "read the last transition of unit '" + unit + "'");
-    const int rc = sqlite3_step(select.get());
-    if (rc == SQLITE_DONE) return std::nullopt;
-    if (rc != SQLITE_ROW) fail(db, "read the last transition of unit '" + unit + "'");
-    return readTransition(db, select.get()).transition;
+    Query select(db,
+                 "SELECT " + std::string(TRANSITION_COLUMNS) +
+                     " FROM transitions WHERE unit = ?1 ORDER BY ts_usec DESC, id DESC LIMIT 1",
+                 "read the last transition of unit '" + unit + "'");
+    select.bind().text(unit);
+    const auto row = select.first(transitionsOf(db)).orThrow();
+    if (!row) return std::nullopt;
+    return row->transition;
 }
 
 void appendUnevaluated(Database& db, const std::vector<core::Transition>& transitions) {
-    Statement mark(db.handle(), "INSERT INTO unevaluated (transition_id) VALUES (?1)");
+    const auto mark =
+        detail::prepareOrThrow(db.handle(), "INSERT INTO unevaluated (transition_id) VALUES (?1)");
     sqlite3* handle = db.handle();
     if (sqlite3_exec(handle, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
         fail(db, "append transitions");
-    Statement insert(handle, INSERT_TRANSITION_SQL);
+    const auto insert = detail::prepareOrThrow(handle, INSERT_TRANSITION_SQL);
     int rc = SQLITE_OK;
     for (auto it = transitions.begin(); rc == SQLITE_OK && it != transitions.end(); ++it) {
         rc = insertTransition(insert.get(), *it);
@@ -479,15 +426,12 @@ void appendUnevaluated(Database& db, const std::vector<core::Transition>& transi
 }
 
 std::vector<StoredTransition> loadUnevaluated(Database& db) {
-    Statement select(db.handle(), "SELECT " + std::string(TRANSITION_COLUMNS) +
-                                      " FROM transitions WHERE id IN"
-                                      " (SELECT transition_id FROM unevaluated) ORDER BY id");
-    std::vector<StoredTransition> rows;
-    int rc = SQLITE_ROW;
-    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW)
-        rows.push_back(readTransition(db, select.get()));
-    if (rc != SQLITE_DONE) fail(db, "read the unevaluated transitions");
-    return rows;
+    Query select(db,
+                 "SELECT " + std::string(TRANSITION_COLUMNS) +
+                     " FROM transitions WHERE id IN (SELECT transition_id FROM unevaluated)"
+                     " ORDER BY id",
+                 "read the unevaluated transitions");
+    return select.all(transitionsOf(db)).orThrow();
 }
 
 }  // namespace cerberus::store

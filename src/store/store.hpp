@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/fd.hpp"
 #include "core/time.hpp"
 #include "core/transition.hpp"
@@ -36,8 +37,9 @@ struct Failure {
 // A value with nothing in it, for a Result that only says whether it worked.
 struct Done {};
 
-// What the store's writes at run time return (a flush, a prune, a restore): the value, or
-// the Failure. Opening a database and the reads throw core::Error instead.
+// What the store's calls the daemon makes at run time return (a flush, a prune, a restore,
+// the reads of the outbox and the silences): the value, or the Failure. Opening a database
+// and the reads only start-up and the cli make throw core::Error instead.
 template <typename T>
 class [[nodiscard]] Result {
 public:
@@ -45,7 +47,14 @@ public:
     Result(Failure failure) : outcome_(std::move(failure)) {}  // NOLINT: converts on return
     bool ok() const { return std::holds_alternative<T>(outcome_); }
     const T& value() const { return std::get<T>(outcome_); }
+    T& value() { return std::get<T>(outcome_); }
     const std::string& error() const { return std::get<Failure>(outcome_).message; }
+    // For a caller whose failure ends the program (the cli): the value, or
+    // core::Error(Database) with the Failure's sentence.
+    T orThrow() && {
+        if (!ok()) throw core::Error(core::ExitCode::Database, error());
+        return std::get<T>(std::move(outcome_));
+    }
 
 private:
     std::variant<T, Failure> outcome_;
@@ -318,14 +327,15 @@ struct PendingNotification {
 };
 
 // Pending outbox rows with an id above `after_id`, oldest first.
-std::vector<PendingNotification> loadPendingNotifications(Database& db, std::int64_t after_id = 0);
+Result<std::vector<PendingNotification>> loadPendingNotifications(Database& db,
+                                                                  std::int64_t after_id = 0);
 
 // For every alert still firing and told: the last trigger row per receiver (what an
 // Alertmanager must keep hearing about). Rows are PendingNotification shaped.
 std::vector<PendingNotification> firingTriggers(Database& db);
 
 // Outbox rows by status ("pending", "sent", "failed").
-std::map<std::string, std::int64_t> countNotifications(Database& db);
+Result<std::map<std::string, std::int64_t>> countNotifications(Database& db);
 
 struct Silence {
     std::int64_t id = 0;
@@ -338,7 +348,7 @@ struct Silence {
 
 std::int64_t addSilence(Database& db, const Silence& silence);
 // Active at `now_usec` (or all, newest first, when `active_only` is false).
-std::vector<Silence> listSilences(Database& db, bool active_only, core::Usec now_usec);
+Result<std::vector<Silence>> listSilences(Database& db, bool active_only, core::Usec now_usec);
 // Ends an active silence now; false when there is no active silence with that id.
 bool expireSilence(Database& db, std::int64_t id, core::Usec now_usec);
 

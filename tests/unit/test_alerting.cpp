@@ -2,10 +2,12 @@
 // restart, and alert rows written with the transitions that caused them.
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <string>
 
 #include "alerting_fixtures.hpp"
+#include "captured_stderr.hpp"
 #include "daemon/alerting.hpp"
 #include "rules/rules.hpp"
 #include "store/store.hpp"
@@ -67,6 +69,27 @@ TEST_CASE("a silenced alert is recorded silenced and unsilenced when its silence
     CHECK_FALSE(onlyAlert(db).silenced);
     CHECK(onlyAlert(db).state == "firing");
     CHECK_FALSE(alerting.nextDeadline());
+}
+
+TEST_CASE("a silence that cannot be read lets the alert through and says so once per read") {
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    store::addSilence(db, {0, "web*", "", T0, T0 + 30 * S, "deploy"});
+    REQUIRE(sqlite3_exec(db.handle(), "ALTER TABLE silences RENAME TO hidden", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+
+    test::CapturedStderr err;
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    REQUIRE(writer.flush().ok());
+    CHECK(onlyAlert(db).state == "firing");
+    CHECK_FALSE(onlyAlert(db).silenced);
+    CHECK(store::loadPendingNotifications(db).value().size() == 1);  // told to "log"
+    CHECK(err.count("no such table: silences") == 1);
+    CHECK(err.count("; telling the alert") == 1);
+    CHECK_FALSE(alerting.nextDeadline() == T0 + 30 * S);  // no silence's end to wait for
 }
 
 TEST_CASE("a silence of a bare name holds back NAME.service, as journalctl -u reads it") {
@@ -149,7 +172,7 @@ TEST_CASE("rows appended while no daemon ran fire their alert at start, and only
         CHECK(onlyAlert(db).state == "firing");
         CHECK(store::loadUnevaluated(db).empty());
         // The alert is told: its outbox row is pending.
-        CHECK(store::loadPendingNotifications(db).size() == 1);
+        CHECK(store::loadPendingNotifications(db).value().size() == 1);
     }
     store::HistoryWriter writer(db);
     daemon::Alerting again(crashloopRules(), db, writer, "host");
@@ -157,7 +180,7 @@ TEST_CASE("rows appended while no daemon ran fire their alert at start, and only
     REQUIRE(writer.flush().ok());
     CHECK(again.firing() == 1);
     CHECK(store::queryAlerts(db, "").size() == 1);
-    CHECK(store::loadPendingNotifications(db).size() == 1);
+    CHECK(store::loadPendingNotifications(db).value().size() == 1);
 }
 
 TEST_CASE("a start that cannot flush evaluates the appended rows again at the next start") {
@@ -196,12 +219,12 @@ TEST_CASE("a rule added by a reload fires and tells for a unit already looping")
     CHECK(alert.state == "firing");
     CHECK(alert.rule == "crashloop");
     CHECK(alert.started_usec == T0 + 3 * S);  // when the rule would have fired
-    CHECK(store::loadPendingNotifications(db).size() == 1);
+    CHECK(store::loadPendingNotifications(db).value().size() == 1);
     // Reloaded again with the same rules: recorded, so nothing is told twice.
     alerting.reload(crashloopRules(), T0 + 5 * S);
     REQUIRE(writer.flush().ok());
     CHECK(store::queryAlerts(db, "").size() == 1);
-    CHECK(store::loadPendingNotifications(db).size() == 1);
+    CHECK(store::loadPendingNotifications(db).value().size() == 1);
 }
 
 TEST_CASE("an alert whose rule a reload removed is resolved, not left firing") {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "alerting_fixtures.hpp"
+#include "captured_stderr.hpp"
 #include "core/fd.hpp"
 #include "daemon/alerting.hpp"
 #include "daemon/event_loop.hpp"
@@ -25,6 +26,9 @@
 #include "daemon/sources/store_sink.hpp"
 #include "fake_clock.hpp"
 #include "ingest/systemd_source.hpp"
+#include "notify/dispatcher.hpp"
+#include "notify/http.hpp"
+#include "notify/payload.hpp"
 #include "rules/rules.hpp"
 #include "store/checkpoint.hpp"
 #include "store/store.hpp"
@@ -415,6 +419,87 @@ TEST_CASE("the delivery log counts outcomes and reads the outbox again only afte
     CHECK(changes == 4);
     log.countOutbox();
     CHECK(changes == 5);
+}
+
+namespace {
+
+// Renames `table` while it lives, so that every read of it fails; then puts it back.
+class HiddenTable {
+public:
+    HiddenTable(store::Database& db, std::string table) : db_(db), table_(std::move(table)) {
+        REQUIRE(exec("ALTER TABLE " + table_ + " RENAME TO hidden_" + table_));
+    }
+    HiddenTable(const HiddenTable&) = delete;
+    HiddenTable& operator=(const HiddenTable&) = delete;
+    ~HiddenTable() { CHECK(exec("ALTER TABLE hidden_" + table_ + " RENAME TO " + table_)); }
+
+private:
+    bool exec(const std::string& sql) {
+        return sqlite3_exec(db_.handle(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+    }
+    store::Database& db_;
+    std::string table_;
+};
+
+// One alert with one row for the "log" receiver, committed.
+void commitOneNotification(store::HistoryWriter& writer) {
+    notify::Notification n;
+    n.rule = "crashloop";
+    n.unit = "job.service";
+    n.host = "host";
+    store::AlertWrite fire;
+    fire.rule = n.rule;
+    fire.unit = n.unit;
+    fire.host = n.host;
+    fire.severity = "critical";
+    fire.notifications = {{"log", "trigger", notify::encode(n)}};
+    writer.addAlert(fire);
+    REQUIRE(writer.flush().ok());
+}
+
+}  // namespace
+
+TEST_CASE("an outbox that cannot be read is logged once per attempt and read at the next wake") {
+    TempDir dir;
+    auto db = openQuickly(dir.file("c.db"));
+    store::HistoryWriter writer(db);
+    commitOneNotification(writer);
+    FakeClock clock;
+    notify::HttpClient http;
+    notify::Dispatcher dispatcher(http, clock, [](core::Priority, const std::string&) {});
+    DeliveryLog log(db, writer, [] {});
+    OutboxFeeder feeder(db, dispatcher, log, clock);
+    test::CapturedStderr err;
+    {
+        HiddenTable hidden(db, "notifications");
+        feeder.load();
+        CHECK(dispatcher.queued() == 0);
+        CHECK(err.count("no such table: notifications") == 1);
+        CHECK(err.count("; retrying") == 1);
+    }
+    feeder.load();  // the same rows, read again
+    CHECK(dispatcher.queued() == 1);
+    CHECK(err.count("; retrying") == 1);  // nothing more to say
+    feeder.load();                        // read already: nothing new committed since
+    CHECK(dispatcher.queued() == 1);
+}
+
+TEST_CASE("an outbox count that cannot be read is unknown, never empty, and read again") {
+    TempDir dir;
+    auto db = openQuickly(dir.file("c.db"));
+    store::HistoryWriter writer(db);
+    commitOneNotification(writer);
+    int changes = 0;
+    DeliveryLog log(db, writer, [&] { ++changes; });
+    {
+        HiddenTable hidden(db, "notifications");
+        log.countOutbox();
+        CHECK_FALSE(log.outboxPending().has_value());
+        CHECK(changes == 1);
+    }
+    log.countOutbox();  // still to be read: the failed count left it marked changed
+    CHECK(log.outboxPending() == 1);
+    CHECK(changes == 2);
 }
 
 TEST_CASE("STATUS= follows the firing alerts, and the alert timer resolves them when due") {

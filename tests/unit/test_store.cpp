@@ -732,14 +732,14 @@ TEST_CASE("an alert's outbox rows commit with it, load as pending, and take deli
     REQUIRE(flushed.ok());
     CHECK(flushed.value().notifications == 2);
 
-    const auto pending = store::loadPendingNotifications(db);
+    const auto pending = store::loadPendingNotifications(db).value();
     REQUIRE(pending.size() == 2);
     CHECK(pending[0].receiver == "hook");
     CHECK(pending[0].action == "trigger");
     CHECK(pending[0].payload == "{\"a\":1}");
     CHECK(pending[0].created_usec == 2000);
     CHECK(pending[0].alert_id == store::queryAlerts(db, "firing").at(0).id);
-    CHECK(store::loadPendingNotifications(db, pending[0].id).size() == 1);
+    CHECK(store::loadPendingNotifications(db, pending[0].id).value().size() == 1);
     CHECK(store::firingTriggers(db).size() == 2);
 
     store::OutboxUpdate sent;
@@ -755,13 +755,13 @@ TEST_CASE("an alert's outbox rows commit with it, load as pending, and take deli
     writer.addAlert(resolve);
     REQUIRE(writer.flush().ok());
 
-    const auto left = store::loadPendingNotifications(db);
+    const auto left = store::loadPendingNotifications(db).value();
     REQUIRE(left.size() == 2);
     CHECK(left[0].receiver == "log");
     CHECK(left[1].action == "resolve");
     CHECK(left[1].alert_id == pending[0].alert_id);
     CHECK(store::firingTriggers(db).empty());
-    const auto counts = store::countNotifications(db);
+    const auto counts = store::countNotifications(db).value();
     CHECK(counts.at("sent") == 1);
     CHECK(counts.at("pending") == 2);
 }
@@ -902,4 +902,36 @@ TEST_CASE("a second writer lock on a database is refused naming the holder's PID
     store::LockHolder holder;
     { CHECK(store::WriterLock::tryShared(path, holder).has_value()); }
     CHECK_NOTHROW(store::WriterLock::acquire(path));
+}
+
+TEST_CASE("a read the daemon makes at run time returns its failure, never an empty list") {
+    TempDir dir;
+    auto db = Database::open(dir.file("c.db"), OpenMode::ReadWrite);
+    store::addSilence(db, {0, "web*", "", 1000, 2000, "deploy"});
+    REQUIRE(store::listSilences(db, false, 1500).value().size() == 1);
+    REQUIRE(sqlite3_exec(db.handle(), "ALTER TABLE silences RENAME TO hidden", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+
+    const auto silences = store::listSilences(db, true, 1500);
+    REQUIRE_FALSE(silences.ok());
+    CHECK(silences.error() == "cannot prepare a statement on database '" + dir.file("c.db") +
+                                  "': no such table: silences; the file may come from another "
+                                  "program, pass --db");
+    // The cli turns the same failure into its exit code, with the same sentence.
+    try {
+        (void)store::listSilences(db, false, 1500).orThrow();
+        FAIL("listSilences did not throw");
+    } catch (const core::Error& e) {
+        CHECK(e.code() == core::ExitCode::Database);
+        CHECK(std::string(e.what()) == silences.error());
+    }
+
+    REQUIRE(sqlite3_exec(db.handle(), "ALTER TABLE notifications RENAME TO hidden_outbox", nullptr,
+                         nullptr, nullptr) == SQLITE_OK);
+    const auto pending = store::loadPendingNotifications(db);
+    REQUIRE_FALSE(pending.ok());
+    CHECK(pending.error().find("no such table: notifications") != std::string::npos);
+    const auto counts = store::countNotifications(db);
+    REQUIRE_FALSE(counts.ok());
+    CHECK(counts.error().find("no such table: notifications") != std::string::npos);
 }

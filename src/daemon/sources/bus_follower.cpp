@@ -1,6 +1,5 @@
 #include "daemon/sources/bus_follower.hpp"
 
-#include "core/error.hpp"
 #include "core/text.hpp"
 #include "daemon/log_line.hpp"
 #include "ingest/systemd_source.hpp"
@@ -13,16 +12,9 @@ using detail::logLine;
 
 bool SystemdBus::connected() const { return source_.connected(); }
 
-// connect() throws at start-up, where a bus that is not there ends the program; here the
-// same failure is one more attempt.
-std::optional<std::string> SystemdBus::connect() {
-    try {
-        source_.connect();
-        return std::nullopt;
-    } catch (const core::Error& e) {
-        return e.what();
-    }
-}
+// At start-up a bus that is not there ends the program; here the same failure is one more
+// attempt.
+std::optional<std::string> SystemdBus::connect() { return source_.connect(); }
 
 bool SystemdBus::process() { return source_.process(); }
 std::string SystemdBus::lastError() const { return source_.lastError(); }

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 
-#include "core/error.hpp"
 #include "daemon/log_line.hpp"
 #include "daemon/metrics.hpp"
 #include "notify/dispatcher.hpp"
@@ -49,15 +48,15 @@ void DeliveryLog::collect(notify::Dispatcher& dispatcher) {
     }
 }
 
-// Reads of the store throw core::Error; this one is retried after the next flush.
+// A count that cannot be read is tried again after the next flush.
 void DeliveryLog::countOutbox() {
     if (!outbox_changed_) return;
-    try {
-        const auto counts = store::countNotifications(db_);
-        const auto pending = counts.find("pending");
-        outbox_pending_ = pending == counts.end() ? 0 : pending->second;
+    const auto counts = store::countNotifications(db_);
+    if (counts.ok()) {
+        const auto pending = counts.value().find("pending");
+        outbox_pending_ = pending == counts.value().end() ? 0 : pending->second;
         outbox_changed_ = false;
-    } catch (const core::Error&) {
+    } else {
         outbox_pending_.reset();
     }
     on_change_();
@@ -96,31 +95,32 @@ void OutboxFeeder::onWake(Usec /*now*/) {
     log_.collect(dispatcher_);
 }
 
-// A read of the store that fails (core::Error) is tried again at the next wake.
+// A read of the outbox that fails is logged and tried again at the next wake.
 void OutboxFeeder::load() {
     if (!stale_) return;
-    try {
-        for (auto& row : store::loadPendingNotifications(db_, loaded_)) {
-            loaded_ = std::max(loaded_, row.id);
-            auto n = notify::decode(row.payload);
-            if (!n) {
-                failUnreadable(row);
-                continue;
-            }
-            notify::Delivery d;
-            d.id = row.id;
-            d.alert_id = row.alert_id;
-            d.receiver = row.receiver;
-            d.notification = std::move(*n);
-            d.attempts = row.attempts;
-            d.next_attempt_usec = row.next_attempt_usec;
-            d.created_usec = row.created_usec;
-            dispatcher_.add(std::move(d));
-        }
-        stale_ = false;
-    } catch (const core::Error& e) {
-        detail::logLine(core::Priority::Err, "%s; retrying", e.what());
+    auto rows = store::loadPendingNotifications(db_, loaded_);
+    if (!rows.ok()) {
+        detail::logLine(core::Priority::Err, "%s; retrying", rows.error().c_str());
+        return;
     }
+    for (auto& row : rows.value()) {
+        loaded_ = std::max(loaded_, row.id);
+        auto n = notify::decode(row.payload);
+        if (!n) {
+            failUnreadable(row);
+            continue;
+        }
+        notify::Delivery d;
+        d.id = row.id;
+        d.alert_id = row.alert_id;
+        d.receiver = row.receiver;
+        d.notification = std::move(*n);
+        d.attempts = row.attempts;
+        d.next_attempt_usec = row.next_attempt_usec;
+        d.created_usec = row.created_usec;
+        dispatcher_.add(std::move(d));
+    }
+    stale_ = false;
 }
 
 // A payload that cannot be read (an edited database) is marked failed rather than retried
