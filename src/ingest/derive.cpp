@@ -277,14 +277,27 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     // 2. Automatic restarts, one row per increment. Each one but the first followed a run we
     // did not see (states merged under load, or cerberus was not running); after a reset the
     // first one followed the run an operator started.
+    // A reload while a unit waits to be restarted can make systemd count that restart twice:
+    // the journal then names the same run before both, and no run ended between them.
+    std::string last_ended = open ? std::string() : b.invocation_id;
+    bool view_run_told = false;
     for (std::int64_t i = 0; i < restarts; ++i) {
-        if (i > 0 || reset || (awaiting && !open)) {
+        const auto logged = journal.find(first + i + 1);
+        const bool counted_again = logged != journal.end() && !last_ended.empty() &&
+                                   logged->second.invocation_id == last_ended;
+        if ((i > 0 || reset || (awaiting && !open)) && !counted_again) {
             Transition end = make(a, unseen, stamp);
             end.result.clear();
             end.invocation_id.clear();
             end.main_pid.reset();
             end.n_restarts = first + i;
-            if (explain(end, journal, first + i + 1, {})) told.insert(out.size());
+            if (explain(end, journal, first + i + 1, {})) {
+                told.insert(out.size());
+                // The run in view, its restart counted but not yet spawned: ended here.
+                if (end.invocation_id == a.invocation_id && exit_new && atRest(a))
+                    view_run_told = true;
+            }
+            last_ended = end.invocation_id;
             out.push_back(std::move(end));
         }
         Transition restart = make(a, Event::Restart, stamp);
@@ -297,8 +310,9 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     // 3. A new main process (or the new invocation that replaced the old run) started a run;
     // it may have ended already.
     if (spawned || (replaced && hasOpenRun(a))) open = true;
-    if (refused_last) {
-        // Its end was stored above, as the unseen end before the refused restart.
+    if (refused_last || view_run_told) {
+        // Its end was stored above, as the unseen end before the refused restart, or before
+        // the restart the manager counted and has not spawned yet.
         open = false;
         a.reported_exit_mono = a.exec_main_exit_mono;
     }

@@ -128,6 +128,8 @@ public:
         setState("active", "running");
         job();
     }
+    // RestartSec passed and the restart is counted (JobNew); its run is not spawned yet.
+    void restartPending() { restartCounted(); }
     // RestartSec passed but the start limit refuses the start: systemd 252 keeps a failed
     // Result, so start-limit-hit shows only after a successful run.
     void refusedRestart() {
@@ -994,6 +996,67 @@ TEST_CASE("an awaited run that ended unseen before the next restart is told by t
     refused.invocation_id = "inv2";
     const JournalEnds names_in_view{{2, JournalEnd{"inv2", "exit-code", "exited", 3}}};
     CHECK(countEvents(derive(before, refused, reconcile, names_in_view)).crashes == 1);
+}
+
+TEST_CASE("a restart systemd counted twice for one run end stores that end once") {
+    // Seen: inv1 killed, restart 1 counted. A daemon-reload during RestartSec makes systemd
+    // count the restart again (NRestarts 2) before one new run, inv2, starts; its journal
+    // names inv1 before both. Without it, restart 2 would seem to follow an unseen run.
+    Ingest in("app.service");
+    FakeService svc = runningService(in);
+    svc.exit(2, 9, "signal");
+    in.feed(svc);
+    svc.autoRestart();
+    auto signals = svc.take();
+    signals.resize(1);
+    in.feed(signals);
+    REQUIRE(in.count(Event::Crash) == 1);
+    const UnitSnapshot before = in.known;
+    REQUIRE(before.awaiting_end);
+    UnitSnapshot after = before;
+    apply(after, svc.getAll());
+    after.n_restarts = 2;
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    const JournalEnds journal{{1, JournalEnd{"inv1", "signal", "killed", 9}},
+                              {2, JournalEnd{"inv1", "signal", "killed", 9}}};
+    const auto rows = derive(before, after, reconcile, journal);
+    CAPTURE(rows.size());
+    const auto counts = countEvents(rows);
+    CHECK(counts.crashes == 0);  // inv1's crash was stored when it happened
+    CHECK(counts.restarts == range(2, 2));
+    CHECK(std::none_of(rows.begin(), rows.end(),
+                       [](const Transition& t) { return t.event == Event::Stop; }));
+}
+
+TEST_CASE("the run in view that ended before a counted restart is stored once") {
+    // Seen: inv1 running. Unseen: it crashed, restart 1 began inv2, inv2 crashed, and
+    // restart 2 is counted but not spawned yet: the GetAll shows inv2's exit and NRestarts 2.
+    // The journal names inv2 before restart 2; it is the run in view, not another one.
+    Ingest in("app.service");
+    FakeService svc = runningService(in);
+    const UnitSnapshot before = in.known;
+    svc.crash();
+    svc.wait(100'000);
+    svc.autoRestart();
+    svc.crash();
+    svc.wait(100'000);
+    svc.restartPending();
+    UnitSnapshot after = before;
+    apply(after, svc.getAll());
+    REQUIRE(after.invocation_id == "inv2");
+    REQUIRE(after.n_restarts == 2);
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    const JournalEnds journal{{1, JournalEnd{"inv1", "exit-code", "exited", 3}},
+                              {2, JournalEnd{"inv2", "exit-code", "exited", 3}}};
+    const auto rows = derive(before, after, reconcile, journal);
+    const auto counts = countEvents(rows);
+    CAPTURE(rows.size());
+    CHECK(counts.crashes == 2);
+    CHECK(counts.restarts == range(1, 2));
+    CHECK(after.awaiting_end);  // the run restart 2 begins is still to come
+    CHECK(after.reported_exit_mono == after.exec_main_exit_mono);  // inv2's exit stored
 }
 
 TEST_CASE("a loop that gave up while cerberus was away stores each crash once and a give_up") {
