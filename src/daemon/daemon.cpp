@@ -373,7 +373,8 @@ public:
 void warnUnreadableJournal(const Options& options) {
     if (options.bus == "system" && !notify::systemJournalReadable())
         logLine(Priority::Warning,
-                "cannot read the system journal: alerts will carry no journal lines; run cerberus "
+                "cannot read the system journal: alerts will carry no journal lines, and how runs "
+                "ended while cerberus was not watching will be guessed; run cerberus "
                 "in the systemd-journal group (SupplementaryGroups=systemd-journal in its unit) "
                 "or as root");
 }

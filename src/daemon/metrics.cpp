@@ -333,6 +333,14 @@ void writeDaemonState(TextWriter& out, const MetricsSnapshot& snapshot) {
                    seconds(*snapshot.last_reconcile_usec));
     }
 
+    out.family("cerberus_unseen_run_ends_total", "counter",
+               "Runs that ended while cerberus was not watching, found at reconciles: how each "
+               "ended was read from the manager's journal (how=\"journal\") or, not there, "
+               "guessed (how=\"guessed\").");
+    out.sample("cerberus_unseen_run_ends_total", {{"how", "journal"}}, snapshot.unseen_ends_told);
+    out.sample("cerberus_unseen_run_ends_total", {{"how", "guessed"}},
+               snapshot.unseen_ends_guessed);
+
     out.family("cerberus_rules_reload_success", "gauge",
                "1 if the last load of the rules (start-up or SIGHUP) was accepted, 0 if it was "
                "refused and the previous rules stay in force.");

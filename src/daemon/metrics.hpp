@@ -116,6 +116,10 @@ struct MetricsSnapshot {
     std::size_t units_tracked = 0;
     bool bus_connected = false;
     std::optional<core::Usec> last_reconcile_usec;  // wall clock
+    // Runs that ended while nobody watched: how each ended read from the manager's journal,
+    // or (not there) guessed.
+    std::uint64_t unseen_ends_told = 0;
+    std::uint64_t unseen_ends_guessed = 0;
     RulesReload rules_reload;
     std::string host;                                     // the unit series' host label
     std::shared_ptr<const UnitCountsByName> unit_counts;  // null: none yet

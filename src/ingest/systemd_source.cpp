@@ -9,6 +9,7 @@
 #include <systemd/sd-login.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -219,6 +220,7 @@ struct SystemdSource::Impl {
     void update(Tracked& tracked, core::UnitSnapshot after, core::Source source);
     void checkManager();
     pid_t managerPid();
+    void countUnseenEnds(const std::vector<core::Transition>& rows, const JournalEnds& logged);
     JournalEnds loggedEnds(const core::UnitSnapshot& before, const core::UnitSnapshot& after,
                            core::Source source);
     void unloaded(const std::string& name, Tracked& tracked);
@@ -455,6 +457,25 @@ JournalEnds SystemdSource::Impl::loggedEnds(const core::UnitSnapshot& before,
                                manager_pid_, unwatched_since_);
 }
 
+// A service's reconcile end without a Result is a guess (a seen end has its unit's Result);
+// one with the InvocationID and Result of a journal entry was told.
+void SystemdSource::Impl::countUnseenEnds(const std::vector<core::Transition>& rows,
+                                          const JournalEnds& logged) {
+    for (const auto& t : rows) {
+        if ((t.event != core::Event::Stop && t.event != core::Event::Crash) ||
+            !endsWith(t.unit, ".service"))
+            continue;
+        const bool told = std::any_of(logged.begin(), logged.end(), [&t](const auto& entry) {
+            return !t.invocation_id.empty() && entry.second.invocation_id == t.invocation_id &&
+                   entry.second.result == t.result;
+        });
+        if (told)
+            ++stats_.unseen_ends_told;
+        else if (t.result.empty())
+            ++stats_.unseen_ends_guessed;
+    }
+}
+
 // The unit is no longer loaded: when systemd loads it again, its counters start at zero.
 // Outside a reload only; a reload announces every unit as removed and then new again.
 void SystemdSource::Impl::unloaded(const std::string& name, Tracked& tracked) {
@@ -609,8 +630,9 @@ void SystemdSource::Impl::onManagerSignal(sdbus::Message& msg) {
 
 void SystemdSource::Impl::update(Tracked& tracked, core::UnitSnapshot after, core::Source source) {
     const Stamp stamp{clock_.realtime(), clock_.monotonic(), source, unwatched_since_};
-    auto transitions =
-        derive(tracked.snapshot, after, stamp, loggedEnds(tracked.snapshot, after, source));
+    const JournalEnds logged = loggedEnds(tracked.snapshot, after, source);
+    auto transitions = derive(tracked.snapshot, after, stamp, logged);
+    if (source == core::Source::Reconcile) countUnseenEnds(transitions, logged);
     for (auto& t : transitions) sink_.onTransition(std::move(t));
     if (!(after == tracked.snapshot)) {
         tracked.snapshot = std::move(after);

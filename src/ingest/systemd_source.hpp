@@ -40,6 +40,10 @@ struct SourceStats {
     std::uint64_t refreshes = 0;
     std::uint64_t reconciles = 0;  // full re-reads of every unit (start, reconnect, reload)
     std::uint64_t connects = 0;
+    // Runs of services that ended while nobody watched, found at reconciles: how each ended
+    // was read from the manager's journal, or (not there) guessed.
+    std::uint64_t unseen_ends_told = 0;
+    std::uint64_t unseen_ends_guessed = 0;
 };
 
 class SystemdSource {

@@ -6,6 +6,7 @@
 
 #include "core/text.hpp"
 #include "daemon/alerting.hpp"
+#include "daemon/log_line.hpp"
 #include "daemon/sources/deliveries.hpp"
 #include "daemon/sources/store_sink.hpp"
 #include "ingest/systemd_source.hpp"
@@ -13,7 +14,9 @@
 
 namespace cerberus::daemon {
 
+using core::Priority;
 using core::Usec;
+using detail::logLine;
 
 void sdNotify(const std::string& message) {
     // Below 0: systemd's socket went away; 0: no socket (not run by systemd). Either way
@@ -47,9 +50,11 @@ void Heartbeat::onWake(Usec now) {
 void StatusPublisher::onWake(Usec /*now*/) { publish(); }
 
 void StatusPublisher::publish() {
-    const Seen seen{in_.sink.transitions(), in_.writer.dropped(), in_.bus.stats().reconciles,
-                    in_.bus.unitsTracked(), in_.bus.connected()};
+    const auto& stats = in_.bus.stats();
+    const Seen seen{in_.sink.transitions(),    in_.writer.dropped(),   stats.reconciles,
+                    stats.unseen_ends_guessed, in_.bus.unitsTracked(), in_.bus.connected()};
     if (seen.reconciles != seen_.reconciles) last_reconcile_usec_ = clock_.realtime();
+    if (seen.ends_guessed != seen_.ends_guessed) warnGuessedEnds(seen_.ends_guessed);
     if (!changed_ && seen == seen_) return;
     seen_ = seen;
     changed_ = false;
@@ -58,6 +63,16 @@ void StatusPublisher::publish() {
     for (const auto& [rule, count] : firing) total += count;
     status(total);
     if (in_.metrics) in_.metrics->publish(snapshot(std::move(firing)));
+}
+
+// Said once per reconcile that had to guess: the history then says less than it could.
+void StatusPublisher::warnGuessedEnds(std::uint64_t guessed_before) const {
+    const std::uint64_t guessed = in_.bus.stats().unseen_ends_guessed - guessed_before;
+    logLine(Priority::Warning,
+            "%s ended while cerberus was not watching, and the manager's journal does not say how: "
+            "stored as crashes unless an exit in view says otherwise (make the journal readable "
+            "to cerberus: root, or the systemd-journal group)",
+            core::plural(guessed, "run").c_str());
 }
 
 void StatusPublisher::status(std::size_t firing) {
@@ -90,6 +105,8 @@ MetricsSnapshot StatusPublisher::snapshot(std::map<std::string, std::size_t> fir
     out.units_tracked = in_.bus.unitsTracked();
     out.bus_connected = in_.bus.connected();
     out.last_reconcile_usec = last_reconcile_usec_;
+    out.unseen_ends_told = in_.bus.stats().unseen_ends_told;
+    out.unseen_ends_guessed = in_.bus.stats().unseen_ends_guessed;
     out.rules_reload = rules_reload_;
     out.host = in_.alerting.host();
     out.unit_counts = in_.sink.units().counts();

@@ -98,11 +98,13 @@ private:
         std::uint64_t transitions = 0;
         std::uint64_t dropped = 0;
         std::uint64_t reconciles = 0;
+        std::uint64_t ends_guessed = 0;
         std::size_t units = 0;
         bool connected = false;
         bool operator==(const Seen&) const = default;
     };
     void status(std::size_t firing);
+    void warnGuessedEnds(std::uint64_t guessed_before) const;
     MetricsSnapshot snapshot(std::map<std::string, std::size_t> firing) const;
 
     Sources in_;
