@@ -3,6 +3,7 @@
 #include <systemd/sd-journal.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <set>
@@ -25,6 +26,8 @@ constexpr std::int64_t ENTRIES_SLACK = 64;
 // The journal's timestamps and `since` come from the same clock; this covers a heartbeat
 // recorded a little after the last state that was stored.
 constexpr core::Usec SINCE_SLACK_USEC = 10 * core::USEC_PER_SEC;
+// How long one reconcile may wait, in all, for journald to store what the manager just sent.
+constexpr core::Usec LAG_WAIT_MAX_USEC = 500 * core::USEC_PER_MSEC;
 
 sd_journal* handle(void* p) { return static_cast<sd_journal*>(p); }
 
@@ -110,7 +113,12 @@ JournalEnds endsFromMessages(const std::vector<ManagerMessage>& newest_first, st
                 end.restarted_mono = end.ended_mono = m.at_mono;
             }
             break;
-        case ManagerMessage::Kind::Failed: failed.emplace(m.invocation_id, &m); break;
+        case ManagerMessage::Kind::Failed:
+            // A start the start limit refused is logged as failed with the last run's
+            // invocation: start-limit-hit says nothing of how that run ended (a failed run's
+            // own result is logged again, which changes nothing).
+            if (m.result != "start-limit-hit") failed.emplace(m.invocation_id, &m);
+            break;
         case ManagerMessage::Kind::ProcessExited: exited.emplace(m.invocation_id, &m); break;
         }
     }
@@ -139,49 +147,74 @@ JournalEnds ManagerJournal::endsBefore(const std::string& unit, std::int64_t fir
                                        std::optional<core::Usec> since_usec) {
     if (manager_pid <= 0 || last < first) return {};
     if (last - first >= RESTARTS_READ_MAX) first = last - RESTARTS_READ_MAX + 1;
+    const Query query{unit, first, last, manager_pid, since_usec};
+    auto read = readBack(query);
+    // journald stores what the manager sent a moment ago a little later: while the newest
+    // restart wanted is missing from a journal that holds this manager's messages, wait for
+    // it, within the reconcile's budget.
+    if (!read.messages.empty()) logging_manager_ = manager_pid;
+    while (read.open && !read.newest_found && logging_manager_ == manager_pid &&
+           wait_left_usec_ > 0) {
+        const auto before = std::chrono::steady_clock::now();
+        const int woke =
+            sd_journal_wait(handle(journal_), static_cast<std::uint64_t>(wait_left_usec_));
+        wait_left_usec_ -= std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now() - before)
+                               .count();
+        if (woke < 0) break;
+        read = readBack(query);
+    }
+    return endsFromMessages(read.messages, first, last);
+}
+
+void ManagerJournal::newReconcile() { wait_left_usec_ = LAG_WAIT_MAX_USEC; }
+
+ManagerJournal::ReadBack ManagerJournal::readBack(const Query& q) {
+    ReadBack out;
     if (journal_ == nullptr) {
         sd_journal* j = nullptr;
         // Tried again at the next reconcile: a failure may pass (out of file descriptors).
-        if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) < 0) return {};
+        if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) < 0) return out;
         journal_ = j;
     }
     sd_journal* j = handle(journal_);
     // Picks up journal files created since the last call.
     (void)sd_journal_process(j);  // what changed is not needed: the read starts at the tail
     sd_journal_flush_matches(j);
-    const bool system = manager_pid == 1;
+    const bool system = q.manager_pid == 1;
     int rc = 0;
     // One field's matches are alternatives; different fields must all hold.
     for (const auto id : {RESTART_SCHEDULED, UNIT_FAILED, PROCESS_EXITED})
         if (rc >= 0) rc = addMatch(j, "MESSAGE_ID=" + std::string(id));
-    if (rc >= 0) rc = addMatch(j, (system ? "UNIT=" : "USER_UNIT=") + unit);
-    if (rc >= 0) rc = addMatch(j, "_PID=" + std::to_string(manager_pid));
+    if (rc >= 0) rc = addMatch(j, (system ? "UNIT=" : "USER_UNIT=") + q.unit);
+    if (rc >= 0) rc = addMatch(j, "_PID=" + std::to_string(q.manager_pid));
     if (rc < 0 || sd_journal_seek_tail(j) < 0) {
         sd_journal_close(j);
         journal_ = nullptr;
-        return {};
+        return out;
     }
+    out.open = true;
     const char* invocation_field = system ? "INVOCATION_ID" : "USER_INVOCATION_ID";
     std::set<std::int64_t> missing;
-    for (std::int64_t n = first; n <= last; ++n) missing.insert(n);
+    for (std::int64_t n = q.first; n <= q.last; ++n) missing.insert(n);
     std::set<std::string> runs;  // whose end is wanted
-    std::vector<ManagerMessage> newest_first;
-    const std::int64_t budget = (last - first + 1) * ENTRIES_PER_RESTART + ENTRIES_SLACK;
+    const std::int64_t budget = (q.last - q.first + 1) * ENTRIES_PER_RESTART + ENTRIES_SLACK;
     for (std::int64_t read = 0; read < budget && sd_journal_previous(j) > 0; ++read) {
         std::uint64_t at = 0;
-        if (since_usec && sd_journal_get_realtime_usec(j, &at) >= 0 &&
-            static_cast<core::Usec>(at) + SINCE_SLACK_USEC < *since_usec)
+        if (q.since_usec && sd_journal_get_realtime_usec(j, &at) >= 0 &&
+            static_cast<core::Usec>(at) + SINCE_SLACK_USEC < *q.since_usec)
             break;
         auto m = readMessage(j, invocation_field);
         if (!m) continue;
         if (m->kind == ManagerMessage::Kind::RestartScheduled) {
             // The restart that began the oldest run wanted: its end was read already.
             if (missing.empty() && !runs.count(m->invocation_id)) break;
+            if (m->n_restarts == q.last) out.newest_found = true;
             if (missing.erase(m->n_restarts) > 0) runs.insert(m->invocation_id);
         }
-        newest_first.push_back(std::move(*m));
+        out.messages.push_back(std::move(*m));
     }
-    return endsFromMessages(newest_first, first, last);
+    return out;
 }
 
 }  // namespace cerberus::ingest

@@ -51,11 +51,31 @@ public:
     // manager with PID `manager_pid` (1: the system manager, which names units UNIT=; any
     // other a user manager, USER_UNIT=), read back from the newest to `since_usec` (wall
     // clock) at the most. Empty when the journal cannot be read or holds none of them.
+    // journald stores what the manager sent a moment ago a little later: when the newest
+    // restart wanted is not there yet, endsBefore waits for it, at most half a second in all
+    // per reconcile (from here to the next call).
     JournalEnds endsBefore(const std::string& unit, std::int64_t first, std::int64_t last,
                            pid_t manager_pid, std::optional<core::Usec> since_usec);
+    void newReconcile();
 
 private:
-    void* journal_ = nullptr;  // sd_journal*, opened on first use and after a failure
+    struct Query {
+        const std::string& unit;
+        std::int64_t first = 0;
+        std::int64_t last = 0;
+        pid_t manager_pid = 0;
+        std::optional<core::Usec> since_usec;
+    };
+    struct ReadBack {
+        bool open = false;                     // the journal could be read
+        bool newest_found = false;             // restart `last` is there
+        std::vector<ManagerMessage> messages;  // newest first
+    };
+    ReadBack readBack(const Query& query);
+
+    void* journal_ = nullptr;    // sd_journal*, opened on first use and after a failure
+    pid_t logging_manager_ = 0;  // a manager whose messages were found: it logs to the journal
+    core::Usec wait_left_usec_ = 0;
 };
 
 }  // namespace cerberus::ingest

@@ -383,6 +383,7 @@ void SystemdSource::Impl::reconcileAll(core::Source source) {
                       sdbus::ObjectPath, std::uint32_t, std::string, sdbus::ObjectPath>;
     checkManager();
     manager_pid_ = managerPid();
+    journal_.newReconcile();
     std::vector<UnitRow> rows;
     manager_->callMethod("ListUnits").onInterface(MANAGER_IFACE).storeResultsTo(rows);
     std::set<std::string> listed;

@@ -87,3 +87,12 @@ TEST_CASE("an end is timed by its exit, a clean one by the restart that followed
     CHECK(ends.at(2).restarted_usec == 5'000);
     CHECK(ends.at(2).restarted_mono == 500);
 }
+
+TEST_CASE("a start the start limit refused says nothing of how the run before it ended") {
+    // A clean run, restart 4 counted, its start refused: systemd logs the refusal as the last
+    // run's failure with result start-limit-hit.
+    const auto ends =
+        endsFromMessages({failed("a", "start-limit-hit"), restart(4, "a"), restart(3, "z")}, 4, 4);
+    REQUIRE(ends.size() == 1);
+    CHECK(ends.at(4).result == "success");
+}
