@@ -285,7 +285,10 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
         const auto logged = journal.find(first + i + 1);
         const bool counted_again = logged != journal.end() && !last_ended.empty() &&
                                    logged->second.invocation_id == last_ended;
-        if ((i > 0 || reset || (awaiting && !open)) && !counted_again) {
+        // The journal names another run than the last one ended: it began and ended unseen
+        // (its start came while cerberus was going, or merged away).
+        const bool other_run = logged != journal.end() && !last_ended.empty() && !counted_again;
+        if ((i > 0 || reset || (awaiting && !open) || other_run) && !counted_again) {
             Transition end = make(a, unseen, stamp);
             end.result.clear();
             end.invocation_id.clear();

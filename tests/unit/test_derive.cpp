@@ -1059,6 +1059,32 @@ TEST_CASE("the run in view that ended before a counted restart is stored once") 
     CHECK(after.reported_exit_mono == after.exec_main_exit_mono);  // inv2's exit stored
 }
 
+TEST_CASE("a run that began and ended unseen before the first restart is told by the journal") {
+    // Seen: the unit stopped by hand (inv1), then its manual start reset NRestarts to 0 and
+    // cerberus was killed before the new run's start came. Unseen: that run (inv2) crashed,
+    // restart 1 began inv3, which runs. The counters alone show one restart and no end.
+    UnitSnapshot before = serviceSnapshot("inactive", "dead", "success", 0, 100, "inv1");
+    before.run_ended = true;
+    UnitSnapshot after = serviceSnapshot("active", "running", "success", 1, 900, "inv3");
+    after.main_pid = 40;
+    after.state_change_mono = 900;
+    Stamp reconcile;
+    reconcile.source = Source::Reconcile;
+    UnitSnapshot guessed_after = after;
+    CHECK(countEvents(derive(before, guessed_after, reconcile)).crashes == 0);
+    const JournalEnds journal{{1, JournalEnd{"inv2", "exit-code", "exited", 3}}};
+    const auto rows = derive(before, after, reconcile, journal);
+    const auto counts = countEvents(rows);
+    CHECK(counts.crashes == 1);
+    CHECK(counts.restarts == range(1, 1));
+    REQUIRE_FALSE(rows.empty());
+    CHECK(rows[0].invocation_id == "inv2");
+    // The journal naming the run already ended adds nothing.
+    const JournalEnds same{{1, JournalEnd{"inv1", "exit-code", "exited", 3}}};
+    UnitSnapshot same_after = guessed_after;
+    CHECK(countEvents(derive(before, same_after, reconcile, same)).crashes == 0);
+}
+
 TEST_CASE("a loop that gave up while cerberus was away stores each crash once and a give_up") {
     Ingest in("app.service");
     FakeService svc = runningService(in);
