@@ -355,7 +355,8 @@ std::vector<Transition> derive(const UnitSnapshot& b, UnitSnapshot& a, const Sta
     }
 
     if (new_invocation) a.in_restart_cycle = false;
-    if (refused_last) a.in_restart_cycle = true;
+    // The restart stored last has not begun its run: a refusal of it is a give-up.
+    if (refused_last || view_run_told) a.in_restart_cycle = true;
     if (spawned || new_invocation || isActive(a.active_state)) a.gave_up = false;
 
     // 6. The manager stopped restarting. systemd 252 keeps Result=exit-code when the previous

@@ -134,6 +134,10 @@ public:
     // Result, so start-limit-hit shows only after a successful run.
     void refusedRestart() {
         restartCounted();
+        refusePending();
+    }
+    // The counted restart's start is refused by the start limit.
+    void refusePending() {
         if (s_.result == "success") s_.result = "start-limit-hit";
         setState("inactive", "dead");
         setState("failed", "failed");
@@ -1057,6 +1061,16 @@ TEST_CASE("the run in view that ended before a counted restart is stored once") 
     CHECK(counts.restarts == range(1, 2));
     CHECK(after.awaiting_end);  // the run restart 2 begins is still to come
     CHECK(after.reported_exit_mono == after.exec_main_exit_mono);  // inv2's exit stored
+    // Then, live, the start limit refuses restart 2: a give-up, not an operator's stop.
+    Ingest live("app.service");
+    live.known = after;
+    svc.take();
+    svc.refusePending();
+    live.feed(svc);
+    CAPTURE(live.events());
+    CHECK(live.count(Event::GiveUp) == 1);
+    CHECK(live.count(Event::Stop) == 0);
+    CHECK(live.count(Event::Crash) == 0);
 }
 
 TEST_CASE("a run that began and ended unseen before the first restart is told by the journal") {
