@@ -113,13 +113,12 @@ std::vector<store::OutboxWrite> Alerting::outbox(const rules::AlertChange& chang
     return rows;
 }
 
-void Alerting::rebuild(core::Usec now_usec) {
-    replay(now_usec);
-    tick(now_usec);
+store::Result<store::Done> Alerting::rebuild(core::Usec now_usec) {
+    return reload(evaluator_.ruleSet(), now_usec);
 }
 
 void Alerting::start(core::Usec now_usec) {
-    replay(now_usec);
+    adopt(replay(evaluator_.ruleSet(), now_usec).orThrow(), now_usec);
     for (const auto& row : store::loadUnevaluated(db_)) {
         observe(row.transition);
         writer_.markEvaluated(row.id);
@@ -127,26 +126,37 @@ void Alerting::start(core::Usec now_usec) {
     tick(now_usec);
 }
 
-void Alerting::replay(core::Usec now_usec) {
-    const core::Usec since = now_usec - replayHorizon(evaluator_.ruleSet());
+store::Result<Alerting::Replayed> Alerting::replay(rules::RuleSet rules,
+                                                   core::Usec now_usec) const {
+    const core::Usec since = now_usec - replayHorizon(rules);
+    Replayed out{rules::Evaluator(std::move(rules), evaluatorOptions()), {}};
     // What the replay decides was already decided (and recorded) when it happened.
-    store::forEachTransition(
+    std::vector<rules::AlertChange> decided;
+    const auto read = store::tryForEachTransition(
         db_, since, std::nullopt,
-        [this](const core::Transition& t) {
-            scratch_.clear();
-            evaluator_.observe(t, t.ts_usec, scratch_);
+        [&out, &decided](const core::Transition& t) {
+            decided.clear();
+            out.evaluator.observe(t, t.ts_usec, decided);
             return true;
         },
         true);
+    if (!read.ok()) return store::Failure{read.error()};
+    auto recorded = store::tryQueryAlerts(db_, "firing");
+    if (!recorded.ok()) return store::Failure{recorded.error()};
+    out.recorded = std::move(recorded.value());
+    return out;
+}
+
+void Alerting::adopt(Replayed replayed, core::Usec now_usec) {
+    evaluator_ = std::move(replayed.evaluator);
     // Alerts a silence held back before cerberus stopped are told when it ends.
     silenced_.clear();
-    const auto recorded = store::queryAlerts(db_, "firing");
-    for (const auto& alert : recorded) {
+    for (const auto& alert : replayed.recorded) {
         if (alert.silenced)
             silenced_[{alert.rule, alert.unit}] =
                 silencedUntil(alert.rule, alert.unit, now_usec).value_or(now_usec);
     }
-    settle(recorded, now_usec);
+    settle(replayed.recorded, now_usec);
 }
 
 // The replay decides with the rules now in force; the alerts table holds what earlier rules
@@ -256,9 +266,12 @@ void Alerting::tick(core::Usec now_usec) {
     endSilences(now_usec);
 }
 
-void Alerting::reload(rules::RuleSet rules, core::Usec now_usec) {
-    evaluator_ = rules::Evaluator(std::move(rules), evaluatorOptions());
-    rebuild(now_usec);
+store::Result<store::Done> Alerting::reload(rules::RuleSet rules, core::Usec now_usec) {
+    auto replayed = replay(std::move(rules), now_usec);
+    if (!replayed.ok()) return store::Failure{replayed.error()};
+    adopt(std::move(replayed.value()), now_usec);
+    tick(now_usec);
+    return store::Done{};
 }
 
 std::map<std::string, std::size_t> Alerting::firingByRule() const {

@@ -33,17 +33,21 @@ public:
              std::string host, notify::JournalReader* journal = nullptr);
 
     // Rebuilds every window from the stored history (nothing is told again), then applies
-    // what fell due while cerberus was not running.
-    void rebuild(core::Usec now_usec);
+    // what fell due while cerberus was not running. A history that cannot be read is the
+    // Failure, and the windows in force stay as they were.
+    store::Result<store::Done> rebuild(core::Usec now_usec);
     // rebuild() at start-up: the transitions `cerberus emit` stored while no daemon
     // listened are evaluated as if seen live (their alerts are told), and their marks are
-    // cleared in the flush that records what they caused, so each is evaluated once.
+    // cleared in the flush that records what they caused, so each is evaluated once. A
+    // history that cannot be read stops the start-up: core::Error(Database).
     void start(core::Usec now_usec);
     void observe(const core::Transition& transition);
     std::optional<core::Usec> nextDeadline() const;  // wall clock
     void tick(core::Usec now_usec);
-    // Replaces the rules (already validated) and rebuilds the windows from history.
-    void reload(rules::RuleSet rules, core::Usec now_usec);
+    // Replaces the rules (already validated) and rebuilds the windows from history. The new
+    // windows are built in full before they replace the old: a history that cannot be read
+    // is the Failure, and the rules and windows in force stay.
+    store::Result<store::Done> reload(rules::RuleSet rules, core::Usec now_usec);
 
     std::size_t firing() const { return evaluator_.firing().size(); }
     // Every rule, with the number of its alerts firing now (silenced ones included).
@@ -53,8 +57,16 @@ public:
     const std::string& host() const { return host_; }
 
 private:
-    // Replays the evaluated history into the windows and restores the silenced alerts.
-    void replay(core::Usec now_usec);
+    // What replaying the stored history with a rule set makes: its windows, and the alerts
+    // recorded as firing.
+    struct Replayed {
+        rules::Evaluator evaluator;
+        std::vector<store::StoredAlert> recorded;
+    };
+    // Replays the evaluated history into new windows for `rules`; reads only.
+    store::Result<Replayed> replay(rules::RuleSet rules, core::Usec now_usec) const;
+    // Puts the replayed windows in force and restores the silenced alerts.
+    void adopt(Replayed replayed, core::Usec now_usec);
     // Brings the alerts table in line with what the replay found (see alerting.cpp).
     void settle(const std::vector<store::StoredAlert>& recorded, core::Usec now_usec);
     void handle(const std::vector<rules::AlertChange>& changes);

@@ -98,7 +98,13 @@ bool reloadRules(const Options& options, Alerting& alerting, notify::Dispatcher&
         return false;
     }
     auto& [rule_set, targets] = std::get<RulesInForce>(read);
-    alerting.reload(std::move(rule_set), clock.realtime());
+    // The new windows replay the stored history: one it cannot read refuses them too.
+    const auto rebuilt = alerting.reload(std::move(rule_set), clock.realtime());
+    if (!rebuilt.ok()) {
+        logLine(Priority::Err, "reload refused, the current rules stay in force: %s",
+                rebuilt.error().c_str());
+        return false;
+    }
     dispatcher.setTargets(std::move(targets));
     logLine(Priority::Info, "rules reloaded: %s, %s firing",
             core::plural(alerting.ruleCount(), "rule").c_str(),

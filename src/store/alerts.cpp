@@ -96,7 +96,7 @@ Silence readSilence(Row& row) {
 
 }  // namespace
 
-std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int limit) {
+Result<std::vector<StoredAlert>> tryQueryAlerts(Database& db, const std::string& state, int limit) {
     std::string sql =
         "SELECT id, rule, unit, host, dedup_key, state, severity, count, started_usec, "
         "resolved_usec, last_notified_usec, silenced FROM alerts";
@@ -105,7 +105,11 @@ std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int
     Query select(db, sql, "read the alerts");
     if (!state.empty()) select.bind().text(state);
     select.bind().int64(limit);
-    return select.all(readAlert).orThrow();
+    return select.all(readAlert);
+}
+
+std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int limit) {
+    return tryQueryAlerts(db, state, limit).orThrow();
 }
 
 std::int64_t addSilence(Database& db, const Silence& silence) {

@@ -375,10 +375,10 @@ std::int64_t dataVersion(Database& db) {
 
 namespace cerberus::store {
 
-void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
-                       std::optional<core::Usec> until_usec,
-                       const std::function<bool(const core::Transition&)>& visit,
-                       bool evaluated_only) {
+Result<Done> tryForEachTransition(Database& db, std::optional<core::Usec> since_usec,
+                                  std::optional<core::Usec> until_usec,
+                                  const std::function<bool(const core::Transition&)>& visit,
+                                  bool evaluated_only) {
     std::string sql = "SELECT " + std::string(TRANSITION_COLUMNS) + " FROM transitions WHERE 1";
     if (evaluated_only) sql += " AND id NOT IN (SELECT transition_id FROM unevaluated)";
     if (since_usec) sql += " AND ts_usec >= ?";
@@ -387,7 +387,14 @@ void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
     Query select(db, sql, "read the history");
     if (since_usec) select.bind().int64(*since_usec);
     if (until_usec) select.bind().int64(*until_usec);
-    select.each([&](Row& row) { return visit(readTransition(db, row).transition); }).orThrow();
+    return select.each([&](Row& row) { return visit(readTransition(db, row).transition); });
+}
+
+void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
+                       std::optional<core::Usec> until_usec,
+                       const std::function<bool(const core::Transition&)>& visit,
+                       bool evaluated_only) {
+    (void)tryForEachTransition(db, since_usec, until_usec, visit, evaluated_only).orThrow();
 }
 
 std::optional<core::Transition> lastTransition(Database& db, const std::string& unit) {

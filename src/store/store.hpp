@@ -38,8 +38,8 @@ struct Failure {
 struct Done {};
 
 // What the store's calls the daemon makes at run time return (a flush, a prune, a restore,
-// the reads of the outbox and the silences): the value, or the Failure. Opening a database
-// and the reads only start-up and the cli make throw core::Error instead.
+// the reads of the outbox, the silences and a reload's replay): the value, or the Failure.
+// Opening a database and the reads only start-up and the cli make throw core::Error instead.
 template <typename T>
 class [[nodiscard]] Result {
 public:
@@ -280,7 +280,13 @@ std::int64_t dataVersion(Database& db);
 
 // Transitions in stored order with ts_usec in [since, until), for replaying them through the
 // rules; `visit` returns false to stop early. `evaluated_only` leaves out the transitions
-// still marked unevaluated (appendUnevaluated).
+// still marked unevaluated (appendUnevaluated). The daemon's reload replays at run time:
+// a history it cannot read is a Failure, and the rules in force stay.
+Result<Done> tryForEachTransition(Database& db, std::optional<core::Usec> since_usec,
+                                  std::optional<core::Usec> until_usec,
+                                  const std::function<bool(const core::Transition&)>& visit,
+                                  bool evaluated_only = false);
+// The same for the cli: tryForEachTransition(...).orThrow().
 void forEachTransition(Database& db, std::optional<core::Usec> since_usec,
                        std::optional<core::Usec> until_usec,
                        const std::function<bool(const core::Transition&)>& visit,
@@ -311,7 +317,11 @@ struct StoredAlert {
     bool silenced = false;
 };
 
-// Alerts, newest first; `state` "firing", "resolved" or empty for all.
+// Alerts, newest first; `state` "firing", "resolved" or empty for all. A Failure when they
+// cannot be read (the daemon's reload).
+Result<std::vector<StoredAlert>> tryQueryAlerts(Database& db, const std::string& state,
+                                                int limit = 1000);
+// The same for the cli: tryQueryAlerts(...).orThrow().
 std::vector<StoredAlert> queryAlerts(Database& db, const std::string& state, int limit = 1000);
 
 // An outbox row still to deliver.

@@ -145,7 +145,7 @@ TEST_CASE("after a restart the windows are rebuilt and a firing alert is not fir
     }
     store::HistoryWriter writer(db);
     daemon::Alerting alerting(crashloopRules(), db, writer, "host");
-    alerting.rebuild(T0 + 5 * S);
+    REQUIRE(alerting.rebuild(T0 + 5 * S).ok());
     CHECK(alerting.firing() == 1);
     feed(alerting, writer, event("web.service", core::Event::Crash, T0 + 6 * S));
     REQUIRE(writer.flush().ok());
@@ -155,7 +155,7 @@ TEST_CASE("after a restart the windows are rebuilt and a firing alert is not fir
     REQUIRE(writer.flush().ok());
     store::HistoryWriter writer2(db);
     daemon::Alerting restarted(crashloopRules(), db, writer2, "host");
-    restarted.rebuild(T0 + 60 * S);
+    REQUIRE(restarted.rebuild(T0 + 60 * S).ok());
     REQUIRE(writer2.flush().ok());
     CHECK(onlyAlert(db).state == "resolved");
 }
@@ -213,7 +213,7 @@ TEST_CASE("a rule added by a reload fires and tells for a unit already looping")
         feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
     REQUIRE(writer.flush().ok());
     CHECK(store::queryAlerts(db, "").empty());
-    alerting.reload(crashloopRules(), T0 + 4 * S);
+    REQUIRE(alerting.reload(crashloopRules(), T0 + 4 * S).ok());
     REQUIRE(writer.flush().ok());
     const auto alert = onlyAlert(db);
     CHECK(alert.state == "firing");
@@ -221,7 +221,7 @@ TEST_CASE("a rule added by a reload fires and tells for a unit already looping")
     CHECK(alert.started_usec == T0 + 3 * S);  // when the rule would have fired
     CHECK(store::loadPendingNotifications(db).value().size() == 1);
     // Reloaded again with the same rules: recorded, so nothing is told twice.
-    alerting.reload(crashloopRules(), T0 + 5 * S);
+    REQUIRE(alerting.reload(crashloopRules(), T0 + 5 * S).ok());
     REQUIRE(writer.flush().ok());
     CHECK(store::queryAlerts(db, "").size() == 1);
     CHECK(store::loadPendingNotifications(db).value().size() == 1);
@@ -239,10 +239,79 @@ TEST_CASE("an alert whose rule a reload removed is resolved, not left firing") {
     auto none =
         rules::parseRules(R"({"receivers": {"log": {"type": "log"}}, "rules": []})", "empty.json");
     REQUIRE(none.ok());
-    alerting.reload(none.rules, T0 + 4 * S);
+    REQUIRE(alerting.reload(none.rules, T0 + 4 * S).ok());
     REQUIRE(writer.flush().ok());
     const auto alert = onlyAlert(db);
     CHECK(alert.state == "resolved");
     CHECK(alert.resolved_usec == T0 + 4 * S);
     CHECK(alerting.firing() == 0);
+}
+
+namespace {
+
+// An empty rule set: what a reload would put in force instead of the crash-loop rule.
+rules::RuleSet noRules() {
+    auto none =
+        rules::parseRules(R"({"receivers": {"log": {"type": "log"}}, "rules": []})", "empty.json");
+    REQUIRE(none.ok());
+    return none.rules;
+}
+
+void hideTable(store::Database& db, const std::string& from, const std::string& to) {
+    const std::string sql = "ALTER TABLE " + from + " RENAME TO " + to;
+    REQUIRE(sqlite3_exec(db.handle(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+}
+
+}  // namespace
+
+TEST_CASE("a reload whose history cannot be read is refused and the rules in force stay") {
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    REQUIRE(writer.flush().ok());
+    REQUIRE(onlyAlert(db).state == "firing");
+
+    // Either read of the replay: the history, then the alerts recorded as firing.
+    for (const std::string table : {"transitions", "alerts"}) {
+        CAPTURE(table);
+        hideTable(db, table, "hidden");
+        const auto reloaded = alerting.reload(noRules(), T0 + 4 * S);
+        REQUIRE_FALSE(reloaded.ok());
+        CHECK(reloaded.error().find("database '" + tmp.file("history.db") + "'") !=
+              std::string::npos);
+        CHECK(reloaded.error().find("no such table: " + table) != std::string::npos);
+        // Nothing changed: the old rule and its windows, nothing queued to resolve.
+        CHECK(alerting.ruleCount() == 1);
+        CHECK(alerting.firing() == 1);
+        CHECK(writer.pending() == 0);
+        hideTable(db, "hidden", table);
+    }
+    // The windows in force still count: a fourth crash of the loop is counted, not fired anew.
+    feed(alerting, writer, event("web.service", core::Event::Crash, T0 + 5 * S));
+    REQUIRE(writer.flush().ok());
+    CHECK(onlyAlert(db).state == "firing");
+    CHECK(onlyAlert(db).count == 4);
+    // Once the history can be read, the same reload is taken.
+    REQUIRE(alerting.reload(noRules(), T0 + 6 * S).ok());
+    REQUIRE(writer.flush().ok());
+    CHECK(onlyAlert(db).state == "resolved");
+    CHECK(alerting.ruleCount() == 0);
+}
+
+TEST_CASE("a start whose history cannot be read stops with the database's sentence") {
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    hideTable(db, "transitions", "hidden");
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    try {
+        alerting.start(T0);
+        FAIL("start did not throw");
+    } catch (const core::Error& e) {
+        CHECK(e.code() == core::ExitCode::Database);
+        CHECK(std::string(e.what()).find("no such table: transitions") != std::string::npos);
+    }
 }
