@@ -26,8 +26,6 @@ constexpr std::int64_t ENTRIES_SLACK = 64;
 // recorded a little after the last state that was stored.
 constexpr core::Usec SINCE_SLACK_USEC = 10 * core::USEC_PER_SEC;
 
-sd_journal* handle(void* p) { return static_cast<sd_journal*>(p); }
-
 // The value of field `name` of the current entry ("NAME=value", not NUL-terminated).
 std::optional<std::string_view> value(sd_journal* j, const char* name) {
     const void* data = nullptr;
@@ -130,22 +128,20 @@ JournalEnds endsFromMessages(const std::vector<ManagerMessage>& newest_first, st
     return out;
 }
 
-ManagerJournal::~ManagerJournal() {
-    if (journal_) sd_journal_close(handle(journal_));
-}
+void ManagerJournal::Closer::operator()(sd_journal* j) const { sd_journal_close(j); }
 
 JournalEnds ManagerJournal::endsBefore(const std::string& unit, std::int64_t first,
                                        std::int64_t last, pid_t manager_pid,
                                        std::optional<core::Usec> since_usec) {
     if (manager_pid <= 0 || last < first) return {};
     if (last - first >= RESTARTS_READ_MAX) first = last - RESTARTS_READ_MAX + 1;
-    if (journal_ == nullptr) {
+    if (!journal_) {
         sd_journal* j = nullptr;
         // Tried again at the next reconcile: a failure may pass (out of file descriptors).
         if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) < 0) return {};
-        journal_ = j;
+        journal_.reset(j);
     }
-    sd_journal* j = handle(journal_);
+    sd_journal* j = journal_.get();
     // Picks up journal files created since the last call.
     (void)sd_journal_process(j);  // what changed is not needed: the read starts at the tail
     sd_journal_flush_matches(j);
@@ -157,8 +153,7 @@ JournalEnds ManagerJournal::endsBefore(const std::string& unit, std::int64_t fir
     if (rc >= 0) rc = addMatch(j, (system ? "UNIT=" : "USER_UNIT=") + unit);
     if (rc >= 0) rc = addMatch(j, "_PID=" + std::to_string(manager_pid));
     if (rc < 0 || sd_journal_seek_tail(j) < 0) {
-        sd_journal_close(j);
-        journal_ = nullptr;
+        journal_.reset();
         return {};
     }
     const char* invocation_field = system ? "INVOCATION_ID" : "USER_INVOCATION_ID";
