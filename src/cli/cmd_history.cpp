@@ -43,6 +43,8 @@ struct HistoryOptions {
     bool timeline = false;
 };
 
+constexpr CommandHelp HISTORY_HELP{"history", "Show stored transitions, oldest first"};
+
 std::string orDash(const std::string& text) { return text.empty() ? "-" : text; }
 
 std::string stateCell(const core::Transition& t) {
@@ -204,8 +206,7 @@ int runHistory(const HistoryOptions& options) {
 }  // namespace
 
 void addHistoryCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] =
-        addCommand<HistoryOptions>(app, "history", "Show stored transitions, oldest first");
+    const auto [cmd, options] = addCommand<HistoryOptions>(app, HISTORY_HELP);
     addDbOption(cmd, options->db);
     cmd->add_option("-u,--unit", options->units,
                     "Only units matching this glob; repeatable. A name without a unit type "

@@ -46,6 +46,17 @@ struct ReportOptions {
     std::optional<std::string> until;
 };
 
+constexpr CommandHelp REPORT_HELP{
+    .name = "report",
+    .description = "Write a self-contained HTML report: a timeline per unit, alerts, rankings",
+    .footer =
+        "One HTML file with inline SVG and CSS: no script, nothing fetched, opens from a "
+        "file:// URL and prints. Per unit a lane: runs as bars, crashes coloured by result, "
+        "restarts, operator stops and starts, give-ups, alert bands from fire to resolve and "
+        "silences; hover a mark for its time, exit status and InvocationID. Tables rank units "
+        "by crashes and list every alert with its time to fire and to resolve.",
+};
+
 bool selected(const std::vector<std::string>& patterns, const std::string& unit) {
     if (patterns.empty()) return true;
     return std::any_of(patterns.begin(), patterns.end(),
@@ -214,14 +225,7 @@ int runReport(const ReportOptions& options) {
 }  // namespace
 
 void addReportCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] = addCommand<ReportOptions>(
-        app, "report", "Write a self-contained HTML report: a timeline per unit, alerts, rankings");
-    cmd->footer(
-        "One HTML file with inline SVG and CSS: no script, nothing fetched, opens from a "
-        "file:// URL and prints. Per unit a lane: runs as bars, crashes coloured by result, "
-        "restarts, operator stops and starts, give-ups, alert bands from fire to resolve and "
-        "silences; hover a mark for its time, exit status and InvocationID. Tables rank units "
-        "by crashes and list every alert with its time to fire and to resolve.");
+    const auto [cmd, options] = addCommand<ReportOptions>(app, REPORT_HELP);
     addDbOption(cmd, options->db);
     cmd->add_option("-o,--output", options->output, "Write the report to FILE (default: stdout)")
         ->type_name("FILE");

@@ -27,10 +27,19 @@ struct Command {
     std::shared_ptr<Options> options;
 };
 
+// What `cerberus NAME --help` says of a subcommand: one line under its name, and the
+// paragraph after its options (none when empty).
+struct CommandHelp {
+    std::string_view name;
+    std::string_view description;
+    std::string_view footer = {};
+};
+
 template <typename Options>
-Command<Options> addCommand(CLI::App& parent, std::string name, std::string description) {
-    return {parent.add_subcommand(std::move(name), std::move(description)),
-            std::make_shared<Options>()};
+Command<Options> addCommand(CLI::App& parent, const CommandHelp& help) {
+    CLI::App* cmd = parent.add_subcommand(std::string(help.name), std::string(help.description));
+    if (!help.footer.empty()) cmd->footer(std::string(help.footer));
+    return {cmd, std::make_shared<Options>()};
 }
 
 // When `cmd` is the command given, the action becomes run(*options).
