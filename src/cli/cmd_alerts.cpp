@@ -96,8 +96,7 @@ int runAlerts(const AlertsOptions& options) {
 }  // namespace
 
 void addAlertsCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] = addCommand<AlertsOptions>(app, ALERTS_HELP);
-    addDbOption(cmd, options->db);
+    const auto [cmd, options] = addDbCommand<AlertsOptions>(app, ALERTS_HELP);
     cmd->add_option("--state", options->state, "Which alerts: firing, resolved or all")
         ->type_name("STATE")
         ->check(CLI::IsMember({"firing", "resolved", "all"}))

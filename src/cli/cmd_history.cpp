@@ -206,8 +206,7 @@ int runHistory(const HistoryOptions& options) {
 }  // namespace
 
 void addHistoryCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] = addCommand<HistoryOptions>(app, HISTORY_HELP);
-    addDbOption(cmd, options->db);
+    const auto [cmd, options] = addDbCommand<HistoryOptions>(app, HISTORY_HELP);
     cmd->add_option("-u,--unit", options->units,
                     "Only units matching this glob; repeatable. A name without a unit type "
                     "also matches NAME.service (as journalctl -u)")

@@ -225,8 +225,7 @@ int runReport(const ReportOptions& options) {
 }  // namespace
 
 void addReportCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] = addCommand<ReportOptions>(app, REPORT_HELP);
-    addDbOption(cmd, options->db);
+    const auto [cmd, options] = addDbCommand<ReportOptions>(app, REPORT_HELP);
     cmd->add_option("-o,--output", options->output, "Write the report to FILE (default: stdout)")
         ->type_name("FILE");
     cmd->add_option("-u,--unit", options->units,

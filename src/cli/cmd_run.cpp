@@ -48,8 +48,7 @@ int runDaemon(const RunArgs& args) {
 }  // namespace
 
 void addRunCommand(CLI::App& app, Action& action) {
-    const auto [cmd, args] = addCommand<RunArgs>(app, RUN_HELP);
-    addDbOption(cmd, args->db);
+    const auto [cmd, args] = addDbCommand<RunArgs>(app, RUN_HELP);
     cmd->add_option("--bus", args->bus,
                     "system, user, or a D-Bus address such as unix:path=/run/user/1000/bus "
                     "(default: system for root, else user)");

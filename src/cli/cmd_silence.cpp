@@ -107,12 +107,11 @@ int expire(const SilenceArgs& args) {
 }  // namespace
 
 void addSilenceCommand(CLI::App& app, Action& action) {
-    const auto silence = addCommand<SilenceArgs>(app, SILENCE_HELP);
+    const auto silence = addDbCommand<SilenceArgs>(app, SILENCE_HELP);
     // Not a structured binding: the callback of `add` captures them, which clang rejects.
     CLI::App* cmd = silence.cmd;
     const auto args = silence.options;
     cmd->require_subcommand(1);
-    addDbOption(cmd, args->db);
     addUtcFlag(cmd, args->utc);
 
     auto* add_cmd = cmd->add_subcommand("add", "Silence alerts of units matching a glob");

@@ -82,6 +82,15 @@ std::string defaultDbPath();
 // `--db FILE`, defaulting to defaultDbPath() (shown in --help).
 void addDbOption(CLI::App* cmd, std::string& db);
 
+// A command on the history database: addCommand(), with `--db FILE` (addDbOption) into
+// `options->db` as its first option.
+template <typename Options>
+Command<Options> addDbCommand(CLI::App& parent, const CommandHelp& help) {
+    Command<Options> command = addCommand<Options>(parent, help);
+    addDbOption(command.cmd, command.options->db);
+    return command;
+}
+
 // Flushes standard output; a failed write (a full disk, a closed pipe) is an error, not a
 // silent truncation. `what` names what was being written.
 void finishOutput(const std::string& what);
