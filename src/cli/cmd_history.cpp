@@ -207,10 +207,9 @@ int runHistory(const HistoryOptions& options) {
 
 void addHistoryCommand(CLI::App& app, Action& action) {
     const auto [cmd, options] = addDbCommand<HistoryOptions>(app, HISTORY_HELP);
-    cmd->add_option("-u,--unit", options->units,
-                    "Only units matching this glob; repeatable. A name without a unit type "
-                    "also matches NAME.service (as journalctl -u)")
-        ->type_name("GLOB");
+    addUnitOption(cmd, options->units,
+                  "Only units matching this glob; repeatable. A name without a unit type "
+                  "also matches NAME.service (as journalctl -u)");
     cmd->add_option("--event", options->events,
                     "Only these events (start, stop, crash, restart, fail, give_up): a comma "
                     "list, repeatable")

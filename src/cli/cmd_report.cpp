@@ -228,9 +228,8 @@ void addReportCommand(CLI::App& app, Action& action) {
     const auto [cmd, options] = addDbCommand<ReportOptions>(app, REPORT_HELP);
     cmd->add_option("-o,--output", options->output, "Write the report to FILE (default: stdout)")
         ->type_name("FILE");
-    cmd->add_option("-u,--unit", options->units,
-                    "Only units matching this glob; a bare name means NAME.service; repeatable")
-        ->type_name("GLOB");
+    addUnitOption(cmd, options->units,
+                  "Only units matching this glob; a bare name means NAME.service; repeatable");
     addTimeRangeOptions(cmd, options->since, options->until,
                         "From this time, as journalctl reads it (default: the first thing "
                         "recorded)",

@@ -117,6 +117,8 @@ core::Usec durationOption(std::string_view flag, const std::string& text);
 void addTimeRangeOptions(CLI::App* cmd, std::optional<std::string>& since,
                          std::optional<std::string>& until, const std::string& since_help,
                          const std::string& until_help);
+// `-u/--unit GLOB`, repeatable, as journalctl spells it.
+void addUnitOption(CLI::App* cmd, std::vector<std::string>& units, const std::string& help);
 // `--utc`: tables print times in UTC rather than in the local time zone.
 void addUtcFlag(CLI::App* cmd, bool& utc);
 
