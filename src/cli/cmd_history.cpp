@@ -220,8 +220,9 @@ void addHistoryCommand(CLI::App& app, Action& action) {
                         "From this time: 'today', '-2h', '1 hour ago', '2026-12-01 14:00' (local "
                         "time), ISO 8601 with an offset, @EPOCH",
                         "Before this time, written as for --since");
-    cmd->add_option("-n,--limit", options->limit,
-                    "Show the newest N matching transitions (with --follow: 10)")
+    cmd->add_option(
+           "-n,--limit", options->limit,
+           fmt::format("Show the newest N matching transitions (with --follow: {})", FOLLOW_LIMIT))
         ->type_name("N")
         ->check(CLI::Range(0, LIMIT_MAX))
         ->default_str(std::to_string(LIMIT_DEFAULT));
