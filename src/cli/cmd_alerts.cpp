@@ -26,6 +26,8 @@ struct AlertsOptions {
     bool utc = false;
 };
 
+constexpr CommandHelp ALERTS_HELP{"alerts", "Show recorded alerts, newest first"};
+
 void printTable(const std::vector<store::StoredAlert>& alerts, bool utc) {
     Table cells;
     cells.reserve(alerts.size() + 1);
@@ -94,9 +96,7 @@ int runAlerts(const AlertsOptions& options) {
 }  // namespace
 
 void addAlertsCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] =
-        addCommand<AlertsOptions>(app, "alerts", "Show recorded alerts, newest first");
-    addDbOption(cmd, options->db);
+    const auto [cmd, options] = addDbCommand<AlertsOptions>(app, ALERTS_HELP);
     cmd->add_option("--state", options->state, "Which alerts: firing, resolved or all")
         ->type_name("STATE")
         ->check(CLI::IsMember({"firing", "resolved", "all"}))

@@ -62,6 +62,11 @@ struct CheckArgs {
     std::vector<std::string> rules;
 };
 
+constexpr CommandHelp CHECK_HELP{
+    "check",
+    "Validate rule files: print the rules and receivers (secrets redacted) and exit 0, or "
+    "print every error and exit 1"};
+
 int runCheck(const CheckArgs& args) {
     const auto paths = rulesPaths(args.rules);
     const rules::RuleSet set = loadRulesOrReport(paths);
@@ -103,10 +108,7 @@ rules::RuleSet loadRulesOrReport(const std::vector<std::string>& paths) {
 }
 
 void addCheckCommand(CLI::App& app, Action& action) {
-    const auto [cmd, args] = addCommand<CheckArgs>(
-        app, "check",
-        "Validate rule files: print the rules and receivers (secrets redacted) and exit 0, or "
-        "print every error and exit 1");
+    const auto [cmd, args] = addCommand<CheckArgs>(app, CHECK_HELP);
     addRulesOption(cmd, args->rules)->type_name("PATH");
     setAction(cmd, action, args, runCheck);
 }

@@ -29,6 +29,13 @@ struct EmitArgs {
     bool failed = false;
 };
 
+constexpr CommandHelp EMIT_HELP{
+    "emit",
+    "Record a start or stop reported by another init system (Upstart, runit, s6, ...). "
+    "Exit 0 once stored, 1 when the daemon refuses it or does not answer, 2 for bad "
+    "arguments, 3 when no daemon listens and the database is missing or not writable, 5 when "
+    "a daemon holds the database but takes no events on the socket"};
+
 [[noreturn]] void usage(const std::string& message) {
     throw core::Error(core::ExitCode::Usage, message);
 }
@@ -158,12 +165,7 @@ std::optional<std::string> storeEvent(const ingest::EmitRequest& request,
 }
 
 void addEmitCommand(CLI::App& app, Action& action) {
-    const auto [cmd, args] = addCommand<EmitArgs>(
-        app, "emit",
-        "Record a start or stop reported by another init system (Upstart, runit, s6, ...). "
-        "Exit 0 once stored, 1 when the daemon refuses it or does not answer, 2 for bad "
-        "arguments, 3 when no daemon listens and the database is missing or not writable, 5 when "
-        "a daemon holds the database but takes no events on the socket");
+    const auto [cmd, args] = addCommand<EmitArgs>(app, EMIT_HELP);
     cmd->add_option("--unit", args->unit, "The job or service name")->required();
     cmd->add_option("--event", args->event,
                     "starting, started, stopping, stopped, or gave_up (the init stopped "

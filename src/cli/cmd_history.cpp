@@ -43,6 +43,8 @@ struct HistoryOptions {
     bool timeline = false;
 };
 
+constexpr CommandHelp HISTORY_HELP{"history", "Show stored transitions, oldest first"};
+
 std::string orDash(const std::string& text) { return text.empty() ? "-" : text; }
 
 std::string stateCell(const core::Transition& t) {
@@ -204,13 +206,10 @@ int runHistory(const HistoryOptions& options) {
 }  // namespace
 
 void addHistoryCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] =
-        addCommand<HistoryOptions>(app, "history", "Show stored transitions, oldest first");
-    addDbOption(cmd, options->db);
-    cmd->add_option("-u,--unit", options->units,
-                    "Only units matching this glob; repeatable. A name without a unit type "
-                    "also matches NAME.service (as journalctl -u)")
-        ->type_name("GLOB");
+    const auto [cmd, options] = addDbCommand<HistoryOptions>(app, HISTORY_HELP);
+    addUnitOption(cmd, options->units,
+                  "Only units matching this glob; repeatable. A name without a unit type "
+                  "also matches NAME.service (as journalctl -u)");
     cmd->add_option("--event", options->events,
                     "Only these events (start, stop, crash, restart, fail, give_up): a comma "
                     "list, repeatable")
@@ -221,8 +220,9 @@ void addHistoryCommand(CLI::App& app, Action& action) {
                         "From this time: 'today', '-2h', '1 hour ago', '2026-12-01 14:00' (local "
                         "time), ISO 8601 with an offset, @EPOCH",
                         "Before this time, written as for --since");
-    cmd->add_option("-n,--limit", options->limit,
-                    "Show the newest N matching transitions (with --follow: 10)")
+    cmd->add_option(
+           "-n,--limit", options->limit,
+           fmt::format("Show the newest N matching transitions (with --follow: {})", FOLLOW_LIMIT))
         ->type_name("N")
         ->check(CLI::Range(0, LIMIT_MAX))
         ->default_str(std::to_string(LIMIT_DEFAULT));

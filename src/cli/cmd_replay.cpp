@@ -41,6 +41,17 @@ struct ReplayOptions {
     bool utc = false;
 };
 
+constexpr CommandHelp REPLAY_HELP{
+    .name = "replay",
+    .description = "Backtest rules on a history database (read-only) with a virtual clock",
+    .footer =
+        "Prints every alert change the rules would have made and, per rule: alerts fired, "
+        "distinct units, median time to fire, repeats, resolves, alerts firing at the end.\n"
+        "Time to fire: from the earliest event of the rule's when.event type for that unit "
+        "within the rule's 'within' before the fire (filters not applied, nothing from before "
+        "the rule last fired or resolved for that unit), to the fire.",
+};
+
 // One alert change, kept small: a replay over months of history can make many.
 struct Record {
     Usec at_usec = 0;
@@ -313,14 +324,7 @@ int runReplay(const ReplayOptions& options) {
 }  // namespace
 
 void addReplayCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] = addCommand<ReplayOptions>(
-        app, "replay", "Backtest rules on a history database (read-only) with a virtual clock");
-    cmd->footer(
-        "Prints every alert change the rules would have made and, per rule: alerts fired, "
-        "distinct units, median time to fire, repeats, resolves, alerts firing at the end.\n"
-        "Time to fire: from the earliest event of the rule's when.event type for that unit "
-        "within the rule's 'within' before the fire (filters not applied, nothing from before "
-        "the rule last fired or resolved for that unit), to the fire.");
+    const auto [cmd, options] = addCommand<ReplayOptions>(app, REPLAY_HELP);
     cmd->add_option("--db", options->db, "The history database to replay")
         ->type_name("FILE")
         ->required();

@@ -46,6 +46,17 @@ struct ReportOptions {
     std::optional<std::string> until;
 };
 
+constexpr CommandHelp REPORT_HELP{
+    .name = "report",
+    .description = "Write a self-contained HTML report: a timeline per unit, alerts, rankings",
+    .footer =
+        "One HTML file with inline SVG and CSS: no script, nothing fetched, opens from a "
+        "file:// URL and prints. Per unit a lane: runs as bars, crashes coloured by result, "
+        "restarts, operator stops and starts, give-ups, alert bands from fire to resolve and "
+        "silences; hover a mark for its time, exit status and InvocationID. Tables rank units "
+        "by crashes and list every alert with its time to fire and to resolve.",
+};
+
 bool selected(const std::vector<std::string>& patterns, const std::string& unit) {
     if (patterns.empty()) return true;
     return std::any_of(patterns.begin(), patterns.end(),
@@ -214,20 +225,11 @@ int runReport(const ReportOptions& options) {
 }  // namespace
 
 void addReportCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] = addCommand<ReportOptions>(
-        app, "report", "Write a self-contained HTML report: a timeline per unit, alerts, rankings");
-    cmd->footer(
-        "One HTML file with inline SVG and CSS: no script, nothing fetched, opens from a "
-        "file:// URL and prints. Per unit a lane: runs as bars, crashes coloured by result, "
-        "restarts, operator stops and starts, give-ups, alert bands from fire to resolve and "
-        "silences; hover a mark for its time, exit status and InvocationID. Tables rank units "
-        "by crashes and list every alert with its time to fire and to resolve.");
-    addDbOption(cmd, options->db);
+    const auto [cmd, options] = addDbCommand<ReportOptions>(app, REPORT_HELP);
     cmd->add_option("-o,--output", options->output, "Write the report to FILE (default: stdout)")
         ->type_name("FILE");
-    cmd->add_option("-u,--unit", options->units,
-                    "Only units matching this glob; a bare name means NAME.service; repeatable")
-        ->type_name("GLOB");
+    addUnitOption(cmd, options->units,
+                  "Only units matching this glob; a bare name means NAME.service; repeatable");
     addTimeRangeOptions(cmd, options->since, options->until,
                         "From this time, as journalctl reads it (default: the first thing "
                         "recorded)",

@@ -21,6 +21,11 @@ struct RunArgs {
     std::string emit_group;
 };
 
+constexpr CommandHelp RUN_HELP{
+    "run",
+    "Follow every unit of systemd (and what cerberus emit reports), record each transition "
+    "in the history database, evaluate the rules and deliver their alerts"};
+
 int runDaemon(const RunArgs& args) {
     daemon::Options options;
     options.db_path = args.db;
@@ -43,11 +48,7 @@ int runDaemon(const RunArgs& args) {
 }  // namespace
 
 void addRunCommand(CLI::App& app, Action& action) {
-    const auto [cmd, args] = addCommand<RunArgs>(
-        app, "run",
-        "Follow every unit of systemd (and what cerberus emit reports), record each transition "
-        "in the history database, evaluate the rules and deliver their alerts");
-    addDbOption(cmd, args->db);
+    const auto [cmd, args] = addDbCommand<RunArgs>(app, RUN_HELP);
     cmd->add_option("--bus", args->bus,
                     "system, user, or a D-Bus address such as unix:path=/run/user/1000/bus "
                     "(default: system for root, else user)");

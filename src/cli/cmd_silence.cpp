@@ -27,6 +27,9 @@ struct SilenceArgs {
     std::int64_t id = 0;
 };
 
+constexpr CommandHelp SILENCE_HELP{
+    "silence", "Hold back alerts of matching units for a while (they are still recorded)"};
+
 int add(const SilenceArgs& args) {
     const core::Usec now = core::SystemClock{}.realtime();
     core::Usec ends_usec = 0;
@@ -104,13 +107,11 @@ int expire(const SilenceArgs& args) {
 }  // namespace
 
 void addSilenceCommand(CLI::App& app, Action& action) {
-    const auto silence = addCommand<SilenceArgs>(
-        app, "silence", "Hold back alerts of matching units for a while (they are still recorded)");
+    const auto silence = addDbCommand<SilenceArgs>(app, SILENCE_HELP);
     // Not a structured binding: the callback of `add` captures them, which clang rejects.
     CLI::App* cmd = silence.cmd;
     const auto args = silence.options;
     cmd->require_subcommand(1);
-    addDbOption(cmd, args->db);
     addUtcFlag(cmd, args->utc);
 
     auto* add_cmd = cmd->add_subcommand("add", "Silence alerts of units matching a glob");

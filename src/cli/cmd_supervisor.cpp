@@ -39,6 +39,11 @@ struct ListenerArgs {
     std::string db;
 };
 
+constexpr CommandHelp SUPERVISOR_LISTENER_HELP{
+    "supervisor-listener",
+    "Run as a supervisord [eventlistener] (events=PROCESS_STATE) and record its programs' "
+    "starts, exits and give-ups as units 'supervisor:NAME'"};
+
 // One READY/event/RESULT round of supervisord's event listener protocol. Returns false at
 // the end of input. Only the protocol goes to stdout; everything else to stderr.
 bool serveOne(const ListenerArgs& args, const core::Clock& clock, const std::string& self,
@@ -100,10 +105,7 @@ int runListener(const ListenerArgs& args) {
 }  // namespace
 
 void addSupervisorListenerCommand(CLI::App& app, Action& action) {
-    const auto [cmd, args] = addCommand<ListenerArgs>(
-        app, "supervisor-listener",
-        "Run as a supervisord [eventlistener] (events=PROCESS_STATE) and record its programs' "
-        "starts, exits and give-ups as units 'supervisor:NAME'");
+    const auto [cmd, args] = addCommand<ListenerArgs>(app, SUPERVISOR_LISTENER_HELP);
     addEmitTargetOptions(cmd, args->socket, args->db);
     setAction(cmd, action, args, runListener);
 }

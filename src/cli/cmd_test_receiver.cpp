@@ -46,6 +46,9 @@ struct TestReceiverArgs {
     std::vector<std::string> rules;
 };
 
+constexpr CommandHelp TEST_RECEIVER_HELP{
+    "test-receiver", "Send one clearly marked test alert to a receiver and show its answer"};
+
 int runTestReceiver(const TestReceiverArgs& args) {
     const std::string& name = args.name;
     const rules::RuleSet set = loadRulesOrReport(rulesPaths(args.rules));
@@ -114,9 +117,7 @@ int runTestReceiver(const TestReceiverArgs& args) {
 }  // namespace
 
 void addTestReceiverCommand(CLI::App& app, Action& action) {
-    const auto [cmd, args] = addCommand<TestReceiverArgs>(
-        app, "test-receiver",
-        "Send one clearly marked test alert to a receiver and show its answer");
+    const auto [cmd, args] = addCommand<TestReceiverArgs>(app, TEST_RECEIVER_HELP);
     cmd->add_option("name", args->name, "The receiver's name in the rules")->required();
     cmd->add_option("--rules", args->rules,
                     "Rule file or directory of *.json (repeatable; default: /etc/cerberus/rules "

@@ -27,10 +27,19 @@ struct Command {
     std::shared_ptr<Options> options;
 };
 
+// What `cerberus NAME --help` says of a subcommand: one line under its name, and the
+// paragraph after its options (none when empty).
+struct CommandHelp {
+    std::string_view name;
+    std::string_view description;
+    std::string_view footer = {};
+};
+
 template <typename Options>
-Command<Options> addCommand(CLI::App& parent, std::string name, std::string description) {
-    return {parent.add_subcommand(std::move(name), std::move(description)),
-            std::make_shared<Options>()};
+Command<Options> addCommand(CLI::App& parent, const CommandHelp& help) {
+    CLI::App* cmd = parent.add_subcommand(std::string(help.name), std::string(help.description));
+    if (!help.footer.empty()) cmd->footer(std::string(help.footer));
+    return {cmd, std::make_shared<Options>()};
 }
 
 // When `cmd` is the command given, the action becomes run(*options).
@@ -73,6 +82,15 @@ std::string defaultDbPath();
 // `--db FILE`, defaulting to defaultDbPath() (shown in --help).
 void addDbOption(CLI::App* cmd, std::string& db);
 
+// A command on the history database: addCommand(), with `--db FILE` (addDbOption) into
+// `options->db` as its first option.
+template <typename Options>
+Command<Options> addDbCommand(CLI::App& parent, const CommandHelp& help) {
+    Command<Options> command = addCommand<Options>(parent, help);
+    addDbOption(command.cmd, command.options->db);
+    return command;
+}
+
 // Flushes standard output; a failed write (a full disk, a closed pipe) is an error, not a
 // silent truncation. `what` names what was being written.
 void finishOutput(const std::string& what);
@@ -99,6 +117,8 @@ core::Usec durationOption(std::string_view flag, const std::string& text);
 void addTimeRangeOptions(CLI::App* cmd, std::optional<std::string>& since,
                          std::optional<std::string>& until, const std::string& since_help,
                          const std::string& until_help);
+// `-u/--unit GLOB`, repeatable, as journalctl spells it.
+void addUnitOption(CLI::App* cmd, std::vector<std::string>& units, const std::string& help);
 // `--utc`: tables print times in UTC rather than in the local time zone.
 void addUtcFlag(CLI::App* cmd, bool& utc);
 

@@ -44,6 +44,10 @@ void addTimeRangeOptions(CLI::App* cmd, std::optional<std::string>& since,
     cmd->add_option("-U,--until", until, until_help)->type_name("T");
 }
 
+void addUnitOption(CLI::App* cmd, std::vector<std::string>& units, const std::string& help) {
+    cmd->add_option("-u,--unit", units, help)->type_name("GLOB");
+}
+
 void addUtcFlag(CLI::App* cmd, bool& utc) {
     cmd->add_flag("--utc", utc, "Print times in UTC instead of the local time zone (TZ)");
 }

@@ -105,27 +105,28 @@ struct KindInfo {
     std::string_view sub;    // data-sub
     std::string_view noun;   // "crash", for counts in titles
     std::string_view plural;
+    std::string_view legend = {};  // its label in the legend; empty: noun
 };
 
 // Every crash is a "crash"; only its class (data-sub) tells them apart.
-constexpr KindInfo crash(MarkKind kind, std::string_view sub) {
-    return {kind, "crash", sub, "crash", "crashes"};
+constexpr KindInfo crash(MarkKind kind, std::string_view sub, std::string_view legend) {
+    return {kind, "crash", sub, "crash", "crashes", legend};
 }
 
 // One row per MarkKind, in its order.
 constexpr KindInfo KIND_INFO[] = {
-    crash(MarkKind::CrashExitCode, "exit-code"),
-    crash(MarkKind::CrashSignal, "signal"),
-    crash(MarkKind::CrashCoreDump, "core-dump"),
-    crash(MarkKind::CrashOom, "oom-kill"),
-    crash(MarkKind::CrashOther, "other"),
+    crash(MarkKind::CrashExitCode, "exit-code", "crash: exit code"),
+    crash(MarkKind::CrashSignal, "signal", "crash: signal"),
+    crash(MarkKind::CrashCoreDump, "core-dump", "crash: core dump"),
+    crash(MarkKind::CrashOom, "oom-kill", "crash: OOM kill"),
+    crash(MarkKind::CrashOther, "other", "crash: other (watchdog, timeout, …)"),
     {MarkKind::Restart, "restart", "automatic", "automatic restart", ""},
     {MarkKind::OperatorStart, "start", "operator", "operator start", ""},
     {MarkKind::AutoStart, "start", "automatic", "start after a restart", ""},
     {MarkKind::CleanExit, "stop", "clean-exit", "clean exit", ""},
     {MarkKind::OperatorStop, "stop", "operator", "operator stop", ""},
     {MarkKind::Fail, "fail", "failed", "entered failed", "times entered failed"},
-    {MarkKind::GiveUp, "give_up", "start-limit", "give-up", ""},
+    {MarkKind::GiveUp, "give_up", "start-limit", "give-up", "", "give-up (start limit)"},
 };
 
 constexpr bool rowPerKind() {
@@ -307,8 +308,16 @@ rect.agg.k-give_up { fill: #000; }
 @page { size: A4 landscape; margin: 12mm; }
 )";
 
-// A small sample of each mark for the legend.
-void legendItem(Out& out, MarkKind kind, std::string_view label) {
+// The marks in the legend: crashes first, then how a unit comes and goes.
+constexpr MarkKind LEGEND[] = {
+    MarkKind::CrashExitCode, MarkKind::CrashSignal,   MarkKind::CrashCoreDump,
+    MarkKind::CrashOom,      MarkKind::CrashOther,    MarkKind::Restart,
+    MarkKind::CleanExit,     MarkKind::OperatorStart, MarkKind::OperatorStop,
+    MarkKind::AutoStart,     MarkKind::Fail,          MarkKind::GiveUp,
+};
+
+// A small sample of a mark for the legend.
+void legendItem(Out& out, MarkKind kind) {
     const KindInfo& k = info(kind);
     putf(out,
          "<span><svg width=\"22\" height=\"30\" viewBox=\"-11 0 22 30\" aria-hidden=\"true\">");
@@ -317,7 +326,8 @@ void legendItem(Out& out, MarkKind kind, std::string_view label) {
                       : kind == MarkKind::AutoStart || kind == MarkKind::Fail ? -10
                                                                               : 0;
     drawShape(out, kind, 0, shift);
-    putf(out, " class=\"k-{} c-{} s-{}\"/></svg> {}</span>", k.event, k.sub, k.sub, label);
+    putf(out, " class=\"k-{} c-{} s-{}\"/></svg> {}</span>", k.event, k.sub, k.sub,
+         k.legend.empty() ? k.noun : k.legend);
 }
 
 void renderLegend(Out& out) {
@@ -325,18 +335,7 @@ void renderLegend(Out& out) {
     put(out,
         "<span><svg width=\"22\" height=\"30\" aria-hidden=\"true\"><rect class=\"run\" x=\"0\" "
         "y=\"11\" width=\"22\" height=\"8\"/></svg> up (a run)</span>");
-    legendItem(out, MarkKind::CrashExitCode, "crash: exit code");
-    legendItem(out, MarkKind::CrashSignal, "crash: signal");
-    legendItem(out, MarkKind::CrashCoreDump, "crash: core dump");
-    legendItem(out, MarkKind::CrashOom, "crash: OOM kill");
-    legendItem(out, MarkKind::CrashOther, "crash: other (watchdog, timeout, …)");
-    legendItem(out, MarkKind::Restart, "automatic restart");
-    legendItem(out, MarkKind::CleanExit, "clean exit");
-    legendItem(out, MarkKind::OperatorStart, "operator start");
-    legendItem(out, MarkKind::OperatorStop, "operator stop");
-    legendItem(out, MarkKind::AutoStart, "start after a restart");
-    legendItem(out, MarkKind::Fail, "entered failed");
-    legendItem(out, MarkKind::GiveUp, "give-up (start limit)");
+    for (const MarkKind kind : LEGEND) legendItem(out, kind);
     put(out,
         "<span><svg width=\"30\" height=\"12\" aria-hidden=\"true\"><rect class=\"alert "
         "sev-critical\" x=\"0\" y=\"2\" width=\"30\" height=\"8\"/></svg> alert, fire to "

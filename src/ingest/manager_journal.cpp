@@ -29,8 +29,6 @@ constexpr core::Usec SINCE_SLACK_USEC = 10 * core::USEC_PER_SEC;
 // How long one reconcile may wait, in all, for journald to store what the manager just sent.
 constexpr core::Usec LAG_WAIT_MAX_USEC = 500 * core::USEC_PER_MSEC;
 
-sd_journal* handle(void* p) { return static_cast<sd_journal*>(p); }
-
 // The value of field `name` of the current entry ("NAME=value", not NUL-terminated).
 std::optional<std::string_view> value(sd_journal* j, const char* name) {
     const void* data = nullptr;
@@ -138,9 +136,7 @@ JournalEnds endsFromMessages(const std::vector<ManagerMessage>& newest_first, st
     return out;
 }
 
-ManagerJournal::~ManagerJournal() {
-    if (journal_) sd_journal_close(handle(journal_));
-}
+void ManagerJournal::Closer::operator()(sd_journal* j) const { sd_journal_close(j); }
 
 JournalEnds ManagerJournal::endsBefore(const std::string& unit, std::int64_t first,
                                        std::int64_t last, pid_t manager_pid,
@@ -157,7 +153,7 @@ JournalEnds ManagerJournal::endsBefore(const std::string& unit, std::int64_t fir
            wait_left_usec_ > 0) {
         const auto before = std::chrono::steady_clock::now();
         const int woke =
-            sd_journal_wait(handle(journal_), static_cast<std::uint64_t>(wait_left_usec_));
+            sd_journal_wait(journal_.get(), static_cast<std::uint64_t>(wait_left_usec_));
         wait_left_usec_ -= std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now() - before)
                                .count();
@@ -171,13 +167,13 @@ void ManagerJournal::newReconcile() { wait_left_usec_ = LAG_WAIT_MAX_USEC; }
 
 ManagerJournal::ReadBack ManagerJournal::readBack(const Query& q) {
     ReadBack out;
-    if (journal_ == nullptr) {
+    if (!journal_) {
         sd_journal* j = nullptr;
         // Tried again at the next reconcile: a failure may pass (out of file descriptors).
         if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) < 0) return out;
-        journal_ = j;
+        journal_.reset(j);
     }
-    sd_journal* j = handle(journal_);
+    sd_journal* j = journal_.get();
     // Picks up journal files created since the last call.
     (void)sd_journal_process(j);  // what changed is not needed: the read starts at the tail
     sd_journal_flush_matches(j);
@@ -189,8 +185,7 @@ ManagerJournal::ReadBack ManagerJournal::readBack(const Query& q) {
     if (rc >= 0) rc = addMatch(j, (system ? "UNIT=" : "USER_UNIT=") + q.unit);
     if (rc >= 0) rc = addMatch(j, "_PID=" + std::to_string(q.manager_pid));
     if (rc < 0 || sd_journal_seek_tail(j) < 0) {
-        sd_journal_close(j);
-        journal_ = nullptr;
+        journal_.reset();
         return out;
     }
     out.open = true;

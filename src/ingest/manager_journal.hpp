@@ -12,12 +12,15 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/time.hpp"
 #include "ingest/derive.hpp"
+
+struct sd_journal;
 
 namespace cerberus::ingest {
 
@@ -42,11 +45,6 @@ JournalEnds endsFromMessages(const std::vector<ManagerMessage>& newest_first, st
 
 class ManagerJournal {
 public:
-    ManagerJournal() = default;
-    ~ManagerJournal();
-    ManagerJournal(const ManagerJournal&) = delete;
-    ManagerJournal& operator=(const ManagerJournal&) = delete;
-
     // How the runs of `unit` before restarts `first`..`last` ended, from the messages of the
     // manager with PID `manager_pid` (1: the system manager, which names units UNIT=; any
     // other a user manager, USER_UNIT=), read back from the newest to `since_usec` (wall
@@ -73,7 +71,10 @@ private:
     };
     ReadBack readBack(const Query& query);
 
-    void* journal_ = nullptr;    // sd_journal*, opened on first use and after a failure
+    struct Closer {
+        void operator()(sd_journal* j) const;
+    };
+    std::unique_ptr<sd_journal, Closer> journal_;  // opened on first use and after a failure
     pid_t logging_manager_ = 0;  // a manager whose messages were found: it logs to the journal
     core::Usec wait_left_usec_ = 0;
 };

@@ -12,8 +12,6 @@ namespace cerberus::notify {
 
 namespace {
 
-sd_journal* handle(void* p) { return static_cast<sd_journal*>(p); }
-
 std::string field(sd_journal* j, const char* name) {
     const void* data = nullptr;
     size_t length = 0;
@@ -26,21 +24,19 @@ std::string field(sd_journal* j, const char* name) {
 
 }  // namespace
 
-JournalReader::~JournalReader() {
-    if (journal_) sd_journal_close(handle(journal_));
-}
+void JournalReader::Closer::operator()(sd_journal* j) const { sd_journal_close(j); }
 
 std::vector<std::string> JournalReader::lastLines(const std::string& unit,
                                                   const std::string& invocation_id, int lines) {
     std::vector<std::string> out;
     if (lines <= 0) return out;
-    if (journal_ == nullptr) {
+    if (!journal_) {
         sd_journal* j = nullptr;
         // Tried again at the next alert: a failure may pass (out of file descriptors).
         if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) < 0) return out;
-        journal_ = j;
+        journal_.reset(j);
     }
-    sd_journal* j = handle(journal_);
+    sd_journal* j = journal_.get();
     // Picks up journal files created since the last call.
     sd_journal_process(j);
     sd_journal_flush_matches(j);
@@ -57,8 +53,7 @@ std::vector<std::string> JournalReader::lastLines(const std::string& unit,
         if (rc >= 0) rc = sd_journal_add_match(j, user.data(), user.size());
     }
     if (rc < 0 || sd_journal_seek_tail(j) < 0) {
-        sd_journal_close(j);
-        journal_ = nullptr;
+        journal_.reset();
         return out;
     }
     const int wanted = std::min(lines, static_cast<int>(JOURNAL_LINES_MAX));
@@ -68,8 +63,7 @@ std::vector<std::string> JournalReader::lastLines(const std::string& unit,
     if (out.empty()) {
         // An open that ran short of file descriptors succeeds without some journal files and
         // never adds them later: a journal that found nothing is opened afresh next time.
-        sd_journal_close(j);
-        journal_ = nullptr;
+        journal_.reset();
     }
     return out;
 }

@@ -576,25 +576,26 @@ std::string stableId(const Notification& n, core::Usec decided_usec) {
 std::string_view toString(Change change) { return core::nameOf(CHANGES, change); }
 
 std::string encode(const Notification& n) {
+    // In the order dump() writes the keys (json sorts them), as the outbox row reads.
     json j = {
         {"action", toString(n.action)},
         {"change", toString(n.change)},
-        {"reason", n.reason},
-        {"id", n.id},
-        {"rule", n.rule},
-        {"unit", n.unit},
-        {"host", n.host},
-        {"severity", rules::toString(n.severity)},
-        {"event", eventJson(n)},
         {"count", n.count},
-        {"within_usec", n.within_usec},
-        {"started_usec", n.started_usec},
-        {"resolved_usec", n.resolved_usec ? json(*n.resolved_usec) : json()},
-        {"summary", n.summary},
+        {"event", eventJson(n)},
+        {"host", n.host},
+        {"id", n.id},
+        {"journal", n.journal},
         {"labels", n.labels},
         {"last_exit", lastExitJson(n)},
-        {"journal", n.journal},
+        {"reason", n.reason},
+        {"resolved_usec", n.resolved_usec ? json(*n.resolved_usec) : json()},
+        {"rule", n.rule},
+        {"severity", rules::toString(n.severity)},
         {"sources", n.sources},
+        {"started_usec", n.started_usec},
+        {"summary", n.summary},
+        {"unit", n.unit},
+        {"within_usec", n.within_usec},
     };
     return dump(j);
 }
