@@ -76,19 +76,17 @@ void printJson(const std::vector<store::StoredAlert>& alerts) {
 }
 
 int runAlerts(const AlertsOptions& options) {
+    const std::string state = options.state == "all" ? "" : options.state;  // "": any state
     auto db = store::Database::open(options.db, store::OpenMode::ReadOnly);
-    const auto alerts =
-        store::queryAlerts(db, options.state == "all" ? "" : options.state, ALERTS_MAX);
+    const auto alerts = store::queryAlerts(db, state, ALERTS_MAX);
     if (alerts.size() == static_cast<std::size_t>(ALERTS_MAX))
         std::fprintf(stderr, "cerberus: showing the newest %d alerts only\n", ALERTS_MAX);
-    if (options.json) {
+    if (options.json)
         printJson(alerts);
-    } else if (alerts.empty()) {
-        std::fprintf(stderr, "no %salerts\n",
-                     options.state == "all" ? "" : (options.state + " ").c_str());
-    } else {
+    else if (alerts.empty())
+        std::fprintf(stderr, "no %salerts\n", state.empty() ? "" : (state + " ").c_str());
+    else
         printTable(alerts, options.utc);
-    }
     finishOutput("the alerts");
     return 0;
 }
