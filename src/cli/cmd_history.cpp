@@ -121,9 +121,10 @@ store::HistoryQuery queryOf(const HistoryOptions& options) {
 // Blocks SIGINT and SIGTERM so that --follow takes them with sigtimedwait() and ends cleanly.
 sigset_t blockStopSignals() {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    // These fail only for a null set or an invalid signal number, neither possible here.
+    (void)sigemptyset(&set);
+    (void)sigaddset(&set, SIGINT);
+    (void)sigaddset(&set, SIGTERM);
     if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0)
         throw core::Error(core::ExitCode::Failure, "cannot block SIGINT and SIGTERM to follow");
     return set;

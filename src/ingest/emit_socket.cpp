@@ -74,7 +74,7 @@ void removeStale(const std::string& path, const sockaddr_un& address) {
         errno = EADDRINUSE;
         fail(path, "listen on (another cerberus does)");
     }
-    unlink(path.c_str());
+    (void)unlink(path.c_str());  // a stale file that cannot be removed fails bind() next
 }
 
 bool inGroup(uid_t uid, gid_t gid, gid_t group) {
@@ -141,7 +141,7 @@ EmitServer::EmitServer(EmitSocketOptions options, Deliver deliver, LastTransitio
         if (!watchListening()) fail(path, "watch the");
     } catch (...) {
         // A bound file nobody will listen on would only be removed by the next start.
-        unlink(path.c_str());
+        (void)unlink(path.c_str());  // best effort: the error being thrown is the one to tell
         throw;
     }
 }
@@ -220,7 +220,8 @@ void EmitServer::accept(core::Usec now_mono) {
                          std::strerror(errno) + "; retrying every " +
                          core::formatDuration(ACCEPT_PAUSE_USEC) + ", logged once");
                 accept_failure_logged_ = true;
-                epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listen_.get(), nullptr);
+                // Removing a watched fd fails only if it is not watched: nothing to undo.
+                (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listen_.get(), nullptr);
                 accept_paused_until_ = now_mono + ACCEPT_PAUSE_USEC;
             }
             return;  // EAGAIN, or a connection already gone
@@ -267,8 +268,9 @@ void EmitServer::read(Connection& connection, core::Usec now_usec, core::Usec no
                                  " bytes or has no newline"});
         return;
     }
-    // One request per connection: nothing more is read from it.
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    // One request per connection: nothing more is read from it. (Removing a watched fd fails
+    // only if it is not watched: nothing to undo.)
+    (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
     const std::string line = connection.buffer.substr(0, newline);
     handle(connection, line, now_usec, now_mono);
 }
@@ -317,7 +319,7 @@ void EmitServer::finish(int fd, const Reply& reply) {
     // The reply is the only write on this socket and fits its buffer; a client that has
     // gone away simply misses it.
     [[maybe_unused]] const auto written = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL);
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);  // closed next: leaves the set
     connections_.erase(fd);
 }
 
@@ -374,7 +376,11 @@ SendResult sendEvent(const std::string& path, const EmitRequest& request, core::
     const core::Usec give_up_at = clock.monotonic() + timeout_usec;
     const timeval send_timeout{static_cast<time_t>(timeout_usec / core::USEC_PER_SEC),
                                static_cast<suseconds_t>(timeout_usec % core::USEC_PER_SEC)};
-    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+    if (setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout) < 0) {
+        result.message =
+            std::string("cannot bound the wait for the daemon: ") + std::strerror(errno);
+        return result;
+    }
     if (connectTo(fd.get(), *address) < 0) {
         result.status =
             errno == ENOENT || errno == ECONNREFUSED ? SendStatus::NoDaemon : SendStatus::Failed;

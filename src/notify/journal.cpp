@@ -38,7 +38,7 @@ std::vector<std::string> JournalReader::lastLines(const std::string& unit,
     }
     sd_journal* j = journal_.get();
     // Picks up journal files created since the last call.
-    sd_journal_process(j);
+    (void)sd_journal_process(j);  // what changed is not needed: the read starts at the tail
     sd_journal_flush_matches(j);
     int rc = 0;
     if (!invocation_id.empty()) {
@@ -87,13 +87,15 @@ void journalAlert(const Notification& n) {
     const std::string id(messageId(n.change));
     const std::string key = alertKey(n);
     const std::string severity(rules::toString(n.severity));
-    // The fields are sent as given ("%s"): a unit or rule name is never a format.
-    sd_journal_send("MESSAGE=%s", message.c_str(), "MESSAGE_ID=%s", id.c_str(), "PRIORITY=%d",
-                    static_cast<int>(logPriority(n)), "UNIT=%s", n.unit.c_str(), "CERBERUS_RULE=%s",
-                    n.rule.c_str(), "CERBERUS_ALERT_ID=%s", key.c_str(), "CERBERUS_CHANGE=%s",
-                    std::string(toString(n.change)).c_str(), "CERBERUS_SEVERITY=%s",
-                    severity.c_str(), "CERBERUS_COUNT=%zu", n.count, "CERBERUS_NOTIFICATION_ID=%s",
-                    n.id.c_str(), "SYSLOG_IDENTIFIER=cerberus", nullptr);
+    // The fields are sent as given ("%s"): a unit or rule name is never a format. An entry
+    // journald refuses is not retried: the receivers and the history hold the alert anyway.
+    (void)sd_journal_send("MESSAGE=%s", message.c_str(), "MESSAGE_ID=%s", id.c_str(), "PRIORITY=%d",
+                          static_cast<int>(logPriority(n)), "UNIT=%s", n.unit.c_str(),
+                          "CERBERUS_RULE=%s", n.rule.c_str(), "CERBERUS_ALERT_ID=%s", key.c_str(),
+                          "CERBERUS_CHANGE=%s", std::string(toString(n.change)).c_str(),
+                          "CERBERUS_SEVERITY=%s", severity.c_str(), "CERBERUS_COUNT=%zu", n.count,
+                          "CERBERUS_NOTIFICATION_ID=%s", n.id.c_str(), "SYSLOG_IDENTIFIER=cerberus",
+                          nullptr);
 }
 
 bool systemJournalReadable() {

@@ -198,9 +198,10 @@ private:
 
 // Resets a statement and drops its bindings so it holds no read transaction open.
 inline void rewind(sqlite3_stmt* stmt) {
-    // reset() repeats the last step's error, which the caller has already handled.
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
+    // reset() repeats the last step's error, which the caller has already handled;
+    // clear_bindings() cannot fail on a valid statement.
+    (void)sqlite3_reset(stmt);
+    (void)sqlite3_clear_bindings(stmt);
 }
 
 // The database's directory must be there and writable: WAL keeps two files (and the
