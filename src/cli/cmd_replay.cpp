@@ -324,10 +324,7 @@ int runReplay(const ReplayOptions& options) {
 }  // namespace
 
 void addReplayCommand(CLI::App& app, Action& action) {
-    const auto [cmd, options] = addCommand<ReplayOptions>(app, REPLAY_HELP);
-    cmd->add_option("--db", options->db, "The history database to replay")
-        ->type_name("FILE")
-        ->required();
+    const auto [cmd, options] = addDbCommand<ReplayOptions>(app, REPLAY_HELP);
     addRulesOption(cmd, options->rules)->type_name("PATH");
     addTimeRangeOptions(cmd, options->since, options->until,
                         "From this time (windows start empty): 'yesterday', '-2h', "
