@@ -68,6 +68,7 @@ int main() {
     ingest::JournalEnds ends;
     for (int tries = 0; tries < 200 && ends.size() != static_cast<std::size_t>(RESTARTS); ++tries) {
         usleep(50'000);
+        journal.beginReconcile();
         ends = journal.endsBefore(unit, 1, RESTARTS, getpid(), since);
     }
     if (ends.size() != static_cast<std::size_t>(RESTARTS)) {
@@ -76,7 +77,9 @@ int main() {
         return 1;
     }
     const auto start = std::chrono::steady_clock::now();
+    journal.beginReconcile();  // as a reconcile does: the journal opened afresh
     ends = journal.endsBefore(unit, 1, RESTARTS, getpid(), since);
+    journal.endReconcile();
     const double took =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const bool all_told = ends.size() == static_cast<std::size_t>(RESTARTS) &&

@@ -163,19 +163,20 @@ JournalEnds ManagerJournal::endsBefore(const std::string& unit, std::int64_t fir
     return endsFromMessages(read.messages, first, last);
 }
 
-void ManagerJournal::newReconcile() { wait_left_usec_ = LAG_WAIT_MAX_USEC; }
+void ManagerJournal::beginReconcile() {
+    // Opened afresh, it holds every journal file there is now (a failure, such as running out
+    // of file descriptors, leaves this reconcile to the guess).
+    sd_journal* j = nullptr;
+    journal_.reset(sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) >= 0 ? j : nullptr);
+    wait_left_usec_ = LAG_WAIT_MAX_USEC;
+}
+
+void ManagerJournal::endReconcile() { journal_.reset(); }
 
 ManagerJournal::ReadBack ManagerJournal::readBack(const Query& q) {
     ReadBack out;
-    if (!journal_) {
-        sd_journal* j = nullptr;
-        // Tried again at the next reconcile: a failure may pass (out of file descriptors).
-        if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) < 0) return out;
-        journal_.reset(j);
-    }
+    if (!journal_) return out;
     sd_journal* j = journal_.get();
-    // Picks up journal files created since the last call.
-    (void)sd_journal_process(j);  // what changed is not needed: the read starts at the tail
     sd_journal_flush_matches(j);
     const bool system = q.manager_pid == 1;
     int rc = 0;

@@ -51,10 +51,12 @@ public:
     // clock) at the most. Empty when the journal cannot be read or holds none of them.
     // journald stores what the manager sent a moment ago a little later: when the newest
     // restart wanted is not there yet, endsBefore waits for it, at most half a second in all
-    // per reconcile (from here to the next call).
+    // per reconcile. Only between beginReconcile() and endReconcile(), which open the journal
+    // and close it again (nothing is held open between reconciles).
     JournalEnds endsBefore(const std::string& unit, std::int64_t first, std::int64_t last,
                            pid_t manager_pid, std::optional<core::Usec> since_usec);
-    void newReconcile();
+    void beginReconcile();
+    void endReconcile();
 
 private:
     struct Query {
@@ -74,7 +76,7 @@ private:
     struct Closer {
         void operator()(sd_journal* j) const;
     };
-    std::unique_ptr<sd_journal, Closer> journal_;  // opened on first use and after a failure
+    std::unique_ptr<sd_journal, Closer> journal_;  // open during a reconcile
     pid_t logging_manager_ = 0;  // a manager whose messages were found: it logs to the journal
     core::Usec wait_left_usec_ = 0;
 };

@@ -383,7 +383,7 @@ void SystemdSource::Impl::reconcileAll(core::Source source) {
                       sdbus::ObjectPath, std::uint32_t, std::string, sdbus::ObjectPath>;
     checkManager();
     manager_pid_ = managerPid();
-    journal_.newReconcile();
+    journal_.beginReconcile();
     std::vector<UnitRow> rows;
     manager_->callMethod("ListUnits").onInterface(MANAGER_IFACE).storeResultsTo(rows);
     std::set<std::string> listed;
@@ -396,6 +396,7 @@ void SystemdSource::Impl::reconcileAll(core::Source source) {
         if (name == own_unit_) continue;
         refresh(name, source);
     }
+    journal_.endReconcile();
     watched_before_ = true;
     if (!reloading_) unwatched_since_.reset();
     ++stats_.reconciles;
