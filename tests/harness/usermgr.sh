@@ -13,22 +13,30 @@ die() { echo "usermgr: $*" >&2; exit 1; }
 # that wants one starts it, the last that stops stops it. A journald this script did not
 # start (the host's own) is left alone.
 JOURNALD_DIR=/run/cerberus-test-journald
+# True when a journald takes entries on its socket: not just a process by that name (one may
+# linger as a zombie) or a socket file (a stopped journald's stays behind).
+journal_listens() {
+    printf 'MESSAGE=cerberus test harness: is journald listening?\nPRIORITY=7\n' |
+        logger --journald 2>/dev/null
+}
 journal_ref() {
     mkdir -p "$JOURNALD_DIR/refs"
+    # Under the lock until it listens: the next manager must not start a second one. The
+    # manager picks its log target when it starts: journald must listen by then.
     (
         flock 9
-        if ! pgrep -x systemd-journal >/dev/null; then
+        if ! journal_listens; then
+            rm -f /run/systemd/journal/socket
             /usr/lib/systemd/systemd-journald >/dev/null 2>&1 9>&- &
             echo $! > "$JOURNALD_DIR/pid"
+            for _ in $(seq 100); do
+                journal_listens && break
+                sleep 0.05
+            done
         fi
         touch "$JOURNALD_DIR/refs/$(basename "$1")"
     ) 9>"$JOURNALD_DIR/lock"
-    # The manager picks its log target when it starts: journald must listen by then.
-    for _ in $(seq 100); do
-        [ -S /run/systemd/journal/socket ] && return 0
-        sleep 0.05
-    done
-    die "journald did not open /run/systemd/journal/socket"
+    journal_listens || die "journald does not take entries on /run/systemd/journal/socket"
 }
 journal_unref() {
     [ -e "$JOURNALD_DIR/refs/$(basename "$1")" ] || return 0
