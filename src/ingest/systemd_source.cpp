@@ -504,8 +504,17 @@ void SystemdSource::Impl::refresh(const std::string& name, core::Source source) 
             readProperties(props, delta);
             mark_out = ReadMark{reply.getSender(), cookieOf(reply)};
         };
-        read(UNIT_IFACE, unit_mark);
-        if (endsWith(name, ".service")) read(SERVICE_IFACE, service_mark);
+        if (endsWith(name, ".service")) {
+            // Both interfaces in one reply (GetAll of ""), so both show the same moment. Read
+            // one after the other, a run that started and crashed between the two replies
+            // showed its exit with the previous run's InvocationID, and the live signals of
+            // that same run were then stored again.
+            read("", unit_mark);
+            service_mark = unit_mark;
+        } else {
+            // Only the Unit interface: the Result of a socket, mount or timer is not a run's.
+            read(UNIT_IFACE, unit_mark);
+        }
     } catch (const sdbus::Error& e) {
         if (!isGoneError(e)) throw;
         // Unloaded between the signal and our question: nothing to read, nothing lost,
