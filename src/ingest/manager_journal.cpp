@@ -164,10 +164,8 @@ JournalEnds ManagerJournal::endsBefore(const std::string& unit, std::int64_t fir
 }
 
 void ManagerJournal::beginReconcile() {
-    // Opened afresh, it holds every journal file there is now (a failure, such as running out
-    // of file descriptors, leaves this reconcile to the guess).
-    sd_journal* j = nullptr;
-    journal_.reset(sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) >= 0 ? j : nullptr);
+    journal_.reset();
+    tried_open_ = false;
     wait_left_usec_ = LAG_WAIT_MAX_USEC;
 }
 
@@ -175,6 +173,14 @@ void ManagerJournal::endReconcile() { journal_.reset(); }
 
 ManagerJournal::ReadBack ManagerJournal::readBack(const Query& q) {
     ReadBack out;
+    if (!tried_open_) {
+        // Once per reconcile, and only when a unit restarted unseen (a daemon-reload where
+        // nothing did leaves the journal alone). Opened afresh, it holds every journal file
+        // there is now; a failure (out of file descriptors) leaves this reconcile to guess.
+        tried_open_ = true;
+        sd_journal* j = nullptr;
+        if (sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY) >= 0) journal_.reset(j);
+    }
     if (!journal_) return out;
     sd_journal* j = journal_.get();
     sd_journal_flush_matches(j);

@@ -51,8 +51,8 @@ public:
     // clock) at the most. Empty when the journal cannot be read or holds none of them.
     // journald stores what the manager sent a moment ago a little later: when the newest
     // restart wanted is not there yet, endsBefore waits for it, at most half a second in all
-    // per reconcile. Only between beginReconcile() and endReconcile(), which open the journal
-    // and close it again (nothing is held open between reconciles).
+    // per reconcile. Only between beginReconcile() and endReconcile(): the first call opens
+    // the journal, endReconcile() closes it (nothing is held open between reconciles).
     JournalEnds endsBefore(const std::string& unit, std::int64_t first, std::int64_t last,
                            pid_t manager_pid, std::optional<core::Usec> since_usec);
     void beginReconcile();
@@ -76,7 +76,8 @@ private:
     struct Closer {
         void operator()(sd_journal* j) const;
     };
-    std::unique_ptr<sd_journal, Closer> journal_;  // open during a reconcile
+    std::unique_ptr<sd_journal, Closer> journal_;  // open during a reconcile that needs it
+    bool tried_open_ = false;                      // in this reconcile
     pid_t logging_manager_ = 0;  // a manager whose messages were found: it logs to the journal
     core::Usec wait_left_usec_ = 0;
 };
