@@ -332,6 +332,26 @@ void checkNoDuplicates(const Ingest& in) {
 }
 
 // A unit that cerberus first saw running, before any of the scenario happened.
+// A service seen running as `run` (pid 10) after `n_restarts` restarts.
+UnitSnapshot seenRunning(std::int64_t n_restarts, const std::string& run) {
+    UnitSnapshot s = serviceSnapshot("active", "running", "success", n_restarts, 100, run);
+    s.main_pid = 10;
+    return s;
+}
+
+// `seen`, read again running another process (`run`, pid 40) at NRestarts `n_restarts`:
+// whatever happened between the two readings went unseen.
+UnitSnapshot runningAgain(const UnitSnapshot& seen, std::int64_t n_restarts,
+                          const std::string& run) {
+    UnitSnapshot s = seen;
+    s.exec_main_start_mono = 900;
+    s.state_change_mono = 900;
+    s.n_restarts = n_restarts;
+    s.invocation_id = run;
+    s.main_pid = 40;
+    return s;
+}
+
 FakeService runningService(Ingest& in, const std::string& unit = "app.service") {
     FakeService svc(unit);
     svc.startByHand();
@@ -749,14 +769,8 @@ TEST_CASE("merged respawns of a unit seen exiting 0 are stored as stops") {
 
 TEST_CASE("a single snapshot jumping NRestarts by 3 stores 3 restarts and inferred crashes") {
     Ingest in("app.service");
-    UnitSnapshot before = serviceSnapshot("active", "running", "success", 2, 100, "aaaa");
-    before.main_pid = 10;
-    UnitSnapshot after = before;
-    after.exec_main_start_mono = 900;
-    after.state_change_mono = 900;
-    after.n_restarts = 5;
-    after.invocation_id = "dddd";
-    after.main_pid = 40;
+    const UnitSnapshot before = seenRunning(2, "aaaa");
+    UnitSnapshot after = runningAgain(before, 5, "dddd");
     const auto rows = derive(before, after, Stamp{});
     const auto counts = countEvents(rows);
     CHECK(counts.restarts == range(3, 5));
@@ -768,14 +782,8 @@ TEST_CASE("a single snapshot jumping NRestarts by 3 stores 3 restarts and inferr
 TEST_CASE("runs that ended unwatched are stored as the manager's journal tells") {
     // Seen running as aaaa after restart 2; read again at NRestarts 5: aaaa, bbbb and cccc
     // ended unseen. The journal says two exited cleanly and the last exited 3.
-    UnitSnapshot before = serviceSnapshot("active", "running", "success", 2, 100, "aaaa");
-    before.main_pid = 10;
-    UnitSnapshot after = before;
-    after.exec_main_start_mono = 900;
-    after.state_change_mono = 900;
-    after.n_restarts = 5;
-    after.invocation_id = "dddd";
-    after.main_pid = 40;
+    const UnitSnapshot before = seenRunning(2, "aaaa");
+    UnitSnapshot after = runningAgain(before, 5, "dddd");
     Stamp reconcile;
     reconcile.source = Source::Reconcile;
     UnitSnapshot guessed_after = after;
@@ -803,14 +811,8 @@ TEST_CASE("runs that ended unwatched are stored as the manager's journal tells")
 }
 
 TEST_CASE("rows the journal told carry the times the manager logged them at") {
-    UnitSnapshot before = serviceSnapshot("active", "running", "success", 2, 100, "aaaa");
-    before.main_pid = 10;
-    UnitSnapshot after = before;
-    after.exec_main_start_mono = 900;
-    after.state_change_mono = 900;
-    after.n_restarts = 4;
-    after.invocation_id = "cccc";
-    after.main_pid = 40;
+    const UnitSnapshot before = seenRunning(2, "aaaa");
+    UnitSnapshot after = runningAgain(before, 4, "cccc");
     Stamp reconcile;
     reconcile.source = Source::Reconcile;
     reconcile.ts_usec = 50'000;
@@ -852,14 +854,8 @@ TEST_CASE("rows the journal told carry the times the manager logged them at") {
 TEST_CASE("a journal entry of another run does not explain the run cerberus saw") {
     // NRestarts was reset (a manual start) and counted again to 1 since aaaa was seen: the
     // journal's restart 1 followed another run, not aaaa.
-    UnitSnapshot before = serviceSnapshot("active", "running", "success", 4, 100, "aaaa");
-    before.main_pid = 10;
-    UnitSnapshot after = before;
-    after.exec_main_start_mono = 900;
-    after.state_change_mono = 900;
-    after.n_restarts = 1;
-    after.invocation_id = "cccc";
-    after.main_pid = 40;
+    const UnitSnapshot before = seenRunning(4, "aaaa");
+    UnitSnapshot after = runningAgain(before, 1, "cccc");
     Stamp reconcile;
     reconcile.source = Source::Reconcile;
     const JournalEnds journal{{1, JournalEnd{"bbbb", "success", "", std::nullopt}}};
