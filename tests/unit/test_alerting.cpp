@@ -227,26 +227,6 @@ TEST_CASE("a rule added by a reload fires and tells for a unit already looping")
     CHECK(store::loadPendingNotifications(db).value().size() == 1);
 }
 
-TEST_CASE("an alert whose rule a reload removed is resolved, not left firing") {
-    test::TempDir tmp;
-    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
-    store::HistoryWriter writer(db);
-    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
-    for (int i = 1; i <= 3; ++i)
-        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
-    REQUIRE(writer.flush().ok());
-    REQUIRE(onlyAlert(db).state == "firing");
-    auto none =
-        rules::parseRules(R"({"receivers": {"log": {"type": "log"}}, "rules": []})", "empty.json");
-    REQUIRE(none.ok());
-    REQUIRE(alerting.reload(none.rules, T0 + 4 * S).ok());
-    REQUIRE(writer.flush().ok());
-    const auto alert = onlyAlert(db);
-    CHECK(alert.state == "resolved");
-    CHECK(alert.resolved_usec == T0 + 4 * S);
-    CHECK(alerting.firing() == 0);
-}
-
 namespace {
 
 // An empty rule set: what a reload would put in force instead of the crash-loop rule.
@@ -263,6 +243,23 @@ void hideTable(store::Database& db, const std::string& from, const std::string& 
 }
 
 }  // namespace
+
+TEST_CASE("an alert whose rule a reload removed is resolved, not left firing") {
+    test::TempDir tmp;
+    auto db = store::Database::open(tmp.file("history.db"), store::OpenMode::ReadWrite);
+    store::HistoryWriter writer(db);
+    daemon::Alerting alerting(crashloopRules(), db, writer, "host");
+    for (int i = 1; i <= 3; ++i)
+        feed(alerting, writer, event("web.service", core::Event::Crash, T0 + i * S));
+    REQUIRE(writer.flush().ok());
+    REQUIRE(onlyAlert(db).state == "firing");
+    REQUIRE(alerting.reload(noRules(), T0 + 4 * S).ok());
+    REQUIRE(writer.flush().ok());
+    const auto alert = onlyAlert(db);
+    CHECK(alert.state == "resolved");
+    CHECK(alert.resolved_usec == T0 + 4 * S);
+    CHECK(alerting.firing() == 0);
+}
 
 TEST_CASE("a reload whose history cannot be read is refused and the rules in force stay") {
     test::TempDir tmp;
